@@ -1,0 +1,113 @@
+"""Carry out a plan's operations against JetStream, in order, stopping at the first failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .client import JetStreamAPIError, JetStreamClient
+from .errors import TopologyError
+from .ops import CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource
+
+# What the server's error codes mean for a person running apply.
+EXPLANATIONS = {
+    10065: "the subjects overlap with another stream's",
+    10058: "a stream with that name already exists with a different configuration",
+    10059: "the stream does not exist",
+    10014: "the consumer does not exist",
+    10013: "a consumer with that name already exists with a different configuration",
+    10052: "the configuration is invalid",
+    10012: "the consumer configuration cannot be updated this way",
+    10101: "the consumer name does not match its durable name",
+    10047: "the server has no room for this many resources or this much storage",
+}
+
+
+@dataclass
+class Outcome:
+    """What happened to one operation: done, failed (with the server's error) or not attempted."""
+
+    operation: Operation
+    status: str
+    error: str | None = None
+    err_code: int | None = None
+
+
+@dataclass
+class ApplyResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> Outcome | None:
+        return next((o for o in self.outcomes if o.status == "failed"), None)
+
+
+async def apply_plan(
+    client: JetStreamClient, plan: Plan, on_done: Callable[[Outcome], None] = lambda outcome: None
+) -> ApplyResult:
+    """Run each operation; after a failure the rest are reported as not attempted."""
+    if plan.errors:
+        raise TopologyError("the plan has errors; nothing was applied")
+    result = ApplyResult()
+    for op in plan.operations:
+        if result.failed:
+            result.outcomes.append(Outcome(op, "not attempted"))
+            continue
+        try:
+            await _execute(client, op)
+            outcome = Outcome(op, "done")
+        except JetStreamAPIError as exc:
+            outcome = Outcome(op, "failed", await _explain(client, op, exc), exc.err_code)
+        except TopologyError as exc:
+            outcome = Outcome(op, "failed", str(exc))
+        result.outcomes.append(outcome)
+        on_done(outcome)
+    return result
+
+
+async def _execute(client: JetStreamClient, op: Operation) -> None:
+    ref = op.ref
+    if isinstance(op, (DeleteResource, ReplaceResource)):
+        await client.request(_api("DELETE", ref), None)
+    if isinstance(op, (CreateResource, ReplaceResource)):
+        config = op.config if isinstance(op, CreateResource) else op.after
+        await client.request(_api("CREATE", ref), _body(ref, config, "create"))
+    elif isinstance(op, UpdateResource):
+        # The full config: the server resets any field an update omits.
+        verb = "UPDATE" if ref.kind != "consumer" else "CREATE"
+        await client.request(_api(verb, ref), _body(ref, op.after, "update"))
+
+
+def _api(verb: str, ref) -> str:
+    if ref.kind == "consumer":
+        return f"CONSUMER.{verb}.{ref.stream}.{ref.name}"
+    return f"STREAM.{verb}.{ref.name}"
+
+
+def _body(ref, config: dict, action: str) -> dict:
+    # pedantic: the server refuses what it would otherwise silently rewrite, so what we planned is what we get.
+    if ref.kind == "consumer":
+        return {"stream_name": ref.stream, "config": config, "action": action, "pedantic": True}
+    return {**config, "pedantic": True}
+
+
+async def _explain(client: JetStreamClient, op: Operation, exc: JetStreamAPIError) -> str:
+    text = f"{exc.description} (err_code {exc.err_code})"
+    meaning = EXPLANATIONS.get(exc.err_code)
+    if exc.err_code == 10065:
+        others = await _overlapping_streams(client, op)
+        if others:
+            meaning = f"its subjects overlap with stream {', '.join(others)}"
+    return f"{text}: {meaning}" if meaning else text
+
+
+async def _overlapping_streams(client: JetStreamClient, op: Operation) -> list[str]:
+    config = getattr(op, "config", None) or getattr(op, "after", {})
+    names: set[str] = set()
+    for subject in config.get("subjects") or []:
+        try:
+            reply = await client.request("STREAM.NAMES", {"subject": subject})
+        except TopologyError:
+            continue
+        names.update(n for n in reply.get("streams") or [] if n != op.ref.name)
+    return sorted(names)

@@ -1,0 +1,182 @@
+"""Talk to JetStream in its own JSON API over one nats-py connection.
+
+We do not use nats-py's JetStream dataclasses: they drop consumer fields the server has
+(max_batch, max_expires, max_bytes, priority_*) and truncate opt_start_time, so a diff or an
+update built on them would silently lose settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+from .errors import TopologyError
+
+PAGE = 256  # the server's page size for STREAM.LIST and CONSUMER.LIST
+CONCURRENT_REQUESTS = 64
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    server: str = "nats://127.0.0.1:4222"
+    user: str | None = None
+    password: str | None = None
+    timeout: float = 5.0
+    api_prefix: str = "$JS.API"
+
+    def display_server(self) -> str:
+        return redact_url(self.server)
+
+
+class ConnectError(TopologyError):
+    """The server could not be reached or refused us."""
+
+
+class JetStreamAPIError(TopologyError):
+    """The server answered a JetStream API request with an error."""
+
+    def __init__(self, subject: str, code: int, err_code: int, description: str):
+        self.subject, self.code, self.err_code, self.description = subject, code, err_code, description
+        super().__init__(f"{description} (err_code {err_code})")
+
+
+def redact_url(url: str) -> str:
+    """A server URL fit to print: any password (or token) in it replaced by ***."""
+    shown = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        if parts.username or parts.password:
+            host = parts.hostname or ""
+            if parts.port:
+                host += f":{parts.port}"
+            user = parts.username if parts.password else "***"  # user-only URLs carry a token
+            netloc = f"{user}:***@{host}" if parts.password else f"{user}@{host}"
+            one = urlunsplit(parts._replace(netloc=netloc))
+        shown.append(one.strip())
+    return ",".join(shown)
+
+
+@dataclass
+class LiveStream:
+    """A stream as the server reports it: its config, its state and its consumers' configs."""
+
+    config: dict
+    state: dict
+    consumers: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass
+class LiveState:
+    server_version: str
+    streams: dict[str, LiveStream]
+
+
+class JetStreamClient:
+    """One connection, raw JetStream API requests."""
+
+    def __init__(self, options: ConnectOptions):
+        self.options = options
+        self.nc = None
+
+    async def __aenter__(self) -> "JetStreamClient":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        errors: list[Exception] = []
+
+        async def remember(exc: Exception) -> None:
+            errors.append(exc)
+
+        try:
+            self.nc = await nats.connect(
+                servers=[s.strip() for s in self.options.server.split(",")],
+                user=self.options.user,
+                password=self.options.password,
+                connect_timeout=self.options.timeout,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                error_cb=remember,
+                name="medisync-topology",
+            )
+        except Exception as exc:  # nats-py raises several unrelated types here
+            cause = errors[-1] if errors else exc
+            raise ConnectError(f"cannot connect to {self.options.display_server()}: {describe_connect_error(cause)}") from None
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+    @property
+    def server_version(self) -> str:
+        v = self.nc.connected_server_version
+        return f"{v.major}.{v.minor}.{v.patch}"
+
+    async def request(self, subject: str, body: dict | None = None) -> dict:
+        """One API request; subject is relative to the API prefix, e.g. ``STREAM.INFO.EVENTS``."""
+        full = f"{self.options.api_prefix}.{subject}"
+        payload = json.dumps(body).encode() if body is not None else b""
+        try:
+            msg = await self.nc.request(full, payload, timeout=self.options.timeout)
+        except NoRespondersError:
+            raise TopologyError(
+                f"no JetStream responded on {full}: JetStream is not enabled for this account, or the server is not reachable"
+            ) from None
+        except NatsTimeout:
+            raise TopologyError(f"JetStream did not answer {full} within {self.options.timeout:g}s") from None
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise TopologyError(f"no JetStream responded on {full}: JetStream is not enabled for this account")
+        reply = json.loads(msg.data or b"{}")
+        error = reply.get("error")
+        if error:
+            raise JetStreamAPIError(full, error.get("code", 0), error.get("err_code", 0), error.get("description", ""))
+        return reply
+
+    async def _paged(self, subject: str, key: str) -> list[dict]:
+        items: list[dict] = []
+        while True:
+            reply = await self.request(subject, {"offset": len(items)})
+            page = reply.get(key) or []
+            items += page
+            if not page or len(items) >= reply.get("total", 0):
+                return items
+
+    async def read_live(self) -> LiveState:
+        """Every stream and consumer in the account: paged LISTs, consumer lists fetched concurrently."""
+        infos = await self._paged("STREAM.LIST", "streams")
+        limit = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+        async def consumers_of(name: str) -> list[dict]:
+            async with limit:
+                return await self._paged(f"CONSUMER.LIST.{name}", "consumers")
+
+        consumer_lists = await asyncio.gather(*(consumers_of(i["config"]["name"]) for i in infos))
+        streams = {}
+        for info, consumers in zip(infos, consumer_lists):
+            name = info["config"]["name"]
+            streams[name] = LiveStream(
+                config=info["config"],
+                state=info.get("state", {}),
+                consumers={c["name"]: c["config"] for c in consumers},
+            )
+        return LiveState(server_version=self.server_version, streams=streams)
+
+
+def describe_connect_error(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    lowered = text.lower()
+    if "authorization" in lowered or "authentication" in lowered:
+        return "authentication failed"
+    if isinstance(exc, (ConnectionRefusedError, OSError)) and "refused" in lowered or "refused" in lowered:
+        return "connection refused"
+    if isinstance(exc, asyncio.TimeoutError) or "timeout" in lowered or "timed out" in lowered:
+        return "timed out"
+    return text

@@ -1,0 +1,143 @@
+"""Read topology YAML into plain data, remembering where every value came from.
+
+PyYAML's own loaders keep the last of two duplicate keys and forget line numbers, so we
+compose the node tree and build the data ourselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import TopologyError
+
+Path_ = tuple  # a path into the document: ("streams", "EVENTS", "max_age")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a topology file, printed as FILE:LINE:COL: path: message."""
+
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class InvalidTopology(TopologyError):
+    """Every problem found in a topology, not only the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Document:
+    """A loaded YAML file: its data and the (line, column) of every key and value, 1-based."""
+
+    file: str
+    data: Any
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_) -> tuple[int, int]:
+        """The position of ``path``, or of its nearest ancestor that is in the file."""
+        path = tuple(path)
+        while path not in self.positions and path:
+            path = path[:-1]
+        return self.positions.get(path, (0, 0))
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        line, col = self.position(path)
+        return Problem(self.file, line, col, dotted(path), message)
+
+
+def dotted(path: Path_) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+
+
+def load_document(path: str | Path) -> Document:
+    """Read one YAML file; raises InvalidTopology with the file, line and column of a syntax error."""
+    name = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise TopologyError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise TopologyError(f"{name}: is a directory, not a topology file") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidTopology([Problem(name, 0, 0, "", f"not a text file (not UTF-8 at byte {exc.start})")]) from None
+    except OSError as exc:
+        raise TopologyError(f"{name}: cannot read: {exc.strerror}") from None
+    return parse_document(text, name)
+
+
+def parse_document(text: str, name: str = "<string>") -> Document:
+    doc = Document(name, None)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        message = exc.problem or str(exc)
+        if "\t" in text and "tab" in message.lower() or "found character '\\t'" in message:
+            message += " (YAML does not allow tabs for indentation; use spaces)"
+        raise InvalidTopology([Problem(name, line, col, "", f"YAML syntax error: {message}")]) from None
+    except yaml.YAMLError as exc:
+        raise InvalidTopology([Problem(name, 0, 0, "", f"YAML error: {exc}")]) from None
+    if node is None:
+        raise InvalidTopology([Problem(name, 1, 1, "", "the file is empty: expected a mapping with version, owner and streams")])
+    problems: list[Problem] = []
+    doc.data = _build(node, (), doc, problems)
+    if problems:
+        raise InvalidTopology(problems)
+    return doc
+
+
+_constructor = yaml.SafeConstructor()
+
+
+def _build(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem]) -> Any:
+    doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        result: dict = {}
+        seen: dict = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(doc.problem(path, "mapping keys must be plain strings"))
+                continue
+            # The key's own text: a stream named `yes` or `1` stays a string, as written.
+            key = key_node.value
+            if key == "<<":
+                problems.append(doc.problem(path, "YAML merge keys (<<) are not supported; use `defaults:`"))
+                continue
+            key_path = path + (key,)
+            here = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key in seen:
+                first = seen[key]
+                problems.append(
+                    Problem(doc.file, *here, dotted(key_path), f"duplicate key (first defined on line {first[0]})")
+                )
+                continue
+            seen[key] = here
+            doc.positions[key_path] = here
+            result[key] = _build(value_node, key_path, doc, problems)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), doc, problems) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    # Timestamps (opt_start_time, pause_until) stay the RFC 3339 strings the JetStream API takes.
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        return node.value
+    return _constructor.construct_object(node)

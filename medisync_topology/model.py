@@ -1,0 +1,105 @@
+"""The desired topology as typed data: YAML (human units, defaults section) -> API JSON configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import rules, units
+from .loader import Document, Problem
+
+# Keys that belong to this tool, not to the JetStream API.
+STREAM_TOOL_KEYS = ("consumers", "protect")
+CONSUMER_TOOL_KEYS = ("protect",)
+
+
+@dataclass
+class ConsumerSpec:
+    stream: str
+    name: str
+    config: dict
+    protect: bool = False
+
+
+@dataclass
+class StreamSpec:
+    name: str
+    config: dict
+    consumers: dict[str, ConsumerSpec] = field(default_factory=dict)
+    protect: bool = False
+
+
+@dataclass
+class Topology:
+    owner: str
+    streams: dict[str, StreamSpec]
+    key_value: dict = field(default_factory=dict)
+    object_stores: dict = field(default_factory=dict)
+    audit: dict | None = None
+    sources: list[str] = field(default_factory=list)
+    environment: str | None = None
+
+    def consumer_count(self) -> int:
+        return sum(len(s.consumers) for s in self.streams.values())
+
+
+def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
+    """Turn schema-valid data into API configs; unit errors come back as problems."""
+    data = doc.data
+    problems: list[Problem] = []
+    defaults = data.get("defaults") or {}
+    stream_defaults = defaults.get("stream") or {}
+    consumer_defaults = defaults.get("consumer") or {}
+    streams: dict[str, StreamSpec] = {}
+    for name, raw in (data.get("streams") or {}).items():
+        raw = raw or {}
+        here = ("streams", name)
+        config = _api_config(raw, STREAM_TOOL_KEYS, stream_defaults, here, ("defaults", "stream"), doc, problems)
+        config["name"] = name
+        stream = StreamSpec(name, config, protect=bool(raw.get("protect", False)))
+        for cname, craw in (raw.get("consumers") or {}).items():
+            craw = craw or {}
+            chere = here + ("consumers", cname)
+            cconfig = _api_config(craw, CONSUMER_TOOL_KEYS, consumer_defaults, chere, ("defaults", "consumer"), doc, problems)
+            cconfig["durable_name"] = cname
+            cconfig["name"] = cname
+            stream.consumers[cname] = ConsumerSpec(name, cname, cconfig, bool(craw.get("protect", False)))
+        streams[name] = stream
+    topology = Topology(
+        owner=data.get("owner", ""),
+        streams=streams,
+        key_value=data.get("key_value") or {},
+        object_stores=data.get("object_stores") or {},
+        audit=data.get("audit"),
+        sources=[doc.file],
+    )
+    return topology, problems
+
+
+def _api_config(raw, tool_keys, defaults, here, defaults_here, doc, problems) -> dict:
+    """Defaults merged under the resource's own fields, human units turned into API units."""
+    config: dict = {}
+    for source, where in ((defaults, defaults_here), (raw, here)):
+        for key, value in source.items():
+            if key in tool_keys:
+                continue
+            config[key] = to_api_value(key, value, where + (key,), doc, problems)
+    return config
+
+
+def to_api_value(key: str, value: Any, path: tuple, doc: Document, problems: list[Problem]) -> Any:
+    """Durations -> nanoseconds and sizes -> bytes, by field name, at any depth."""
+    if key in rules.DURATION_FIELDS or key in rules.SIZE_FIELDS:
+        parse = units.parse_duration if key in rules.DURATION_FIELDS else units.parse_size
+        try:
+            if isinstance(value, list):
+                return [parse(v) for v in value]
+            return parse(value)
+        except ValueError as exc:
+            problems.append(doc.problem(path, str(exc)))
+            return value
+    if isinstance(value, dict):
+        return {k: to_api_value(k, v, path + (k,), doc, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_api_value(key, v, path + (i,), doc, problems) if isinstance(v, dict) else v for i, v in enumerate(value)]
+    return value

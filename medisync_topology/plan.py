@@ -1,0 +1,225 @@
+"""Compare the desired topology with live JetStream and decide what to do.
+
+Key-set arithmetic, as alembic's autogenerate does it: desired minus live is create, live minus
+desired is delete (only with prune, only what we own), the sorted overlap is compared field by
+field on complete, normalised configs. Pure: no I/O, so every rule here is tested without a server.
+"""
+
+from __future__ import annotations
+
+from deepdiff import DeepDiff
+
+from . import rules
+from .client import LiveState, LiveStream
+from .model import ConsumerSpec, StreamSpec, Topology
+from .ops import (
+    CreateResource,
+    DataAtRisk,
+    DeleteResource,
+    FieldChange,
+    Finding,
+    Plan,
+    Ref,
+    ReplaceResource,
+    UpdateResource,
+)
+
+OWNER_KEY = "medisync-topology.owner"
+# Order never matters to the server for these lists, so they compare as sets.
+UNORDERED_FIELDS = ("subjects", "filter_subjects")
+
+
+def owner_of(config: dict) -> str | None:
+    return (config.get("metadata") or {}).get(OWNER_KEY)
+
+
+def with_owner(config: dict, owner: str) -> dict:
+    return {**config, "metadata": {**(config.get("metadata") or {}), OWNER_KEY: owner}}
+
+
+def comparable(config: dict) -> dict:
+    return {k: sorted(v) if k in UNORDERED_FIELDS and isinstance(v, list) else v for k, v in config.items()}
+
+
+def field_changes(before: dict, after: dict, forcing: list[str] = ()) -> tuple[FieldChange, ...]:
+    """The top-level fields that differ, old and new value each, sorted by name."""
+    diff = DeepDiff(comparable(before), comparable(after), ignore_numeric_type_changes=True)
+    keys = sorted(str(k) for k in diff.affected_root_keys)
+    return tuple(FieldChange(k, before.get(k), after.get(k), k in forcing) for k in keys)
+
+
+def make_plan(topology: Topology, live: LiveState, *, prune: bool = False, adopt: bool = False) -> Plan:
+    """The ordered operations that make live JetStream match the topology, and what stands in the way."""
+    planner = _Planner(topology, live, prune=prune, adopt=adopt)
+    planner.run()
+    return planner.plan
+
+
+class _Planner:
+    def __init__(self, topology: Topology, live: LiveState, *, prune: bool, adopt: bool):
+        self.topology, self.live, self.prune, self.adopt = topology, live, prune, adopt
+        self.version = rules.parse_version(live.server_version) if live.server_version else None
+        self.plan = Plan(
+            owner=topology.owner,
+            sources=list(topology.sources),
+            environment=topology.environment,
+            server={"version": live.server_version},
+        )
+        # Execution phases: deletes free subjects and names before anything is changed or created.
+        self.phases: dict[str, list] = {p: [] for p in ("consumer_delete", "stream_delete", "stream", "consumer")}
+
+    def run(self) -> None:
+        desired, live = self.topology.streams, self.live.streams
+        for name in sorted(desired.keys() | live.keys()):
+            if name not in live:
+                self._create_stream(desired[name])
+            elif name not in desired:
+                self._live_only_stream(live[name])
+            else:
+                self._compare_stream(desired[name], live[name])
+        for phase in self.phases.values():
+            self.plan.operations += phase
+
+    # -- streams ---------------------------------------------------------
+
+    def _desired_stream(self, spec: StreamSpec) -> dict:
+        return rules.complete_stream(with_owner(spec.config, self.topology.owner))
+
+    def _supported(self, ref: Ref, kind: str, config: dict) -> bool:
+        if self.version is None:
+            return True
+        messages = rules.unsupported_fields(kind, config, self.version)
+        for message in messages:
+            self._error(ref, "unsupported", message)
+        return not messages
+
+    def _create_stream(self, spec: StreamSpec) -> None:
+        ref = Ref("stream", spec.name)
+        config = self._desired_stream(spec)
+        if not self._supported(ref, "stream", config):
+            return
+        self.phases["stream"].append(CreateResource(ref, config))
+        for consumer in spec.consumers.values():
+            self._create_consumer(consumer, config)
+
+    def _live_only_stream(self, stream: LiveStream) -> None:
+        name = stream.config["name"]
+        ref = Ref("stream", name)
+        owner = owner_of(stream.config)
+        if owner is None:
+            self._note(ref, "unmanaged", f"{ref} is not managed by this tool (no owner metadata); left alone")
+        elif owner == self.topology.owner:
+            if self.prune:
+                for cname, consumer in sorted(stream.consumers.items()):
+                    if owner_of(consumer) == self.topology.owner:
+                        self.phases["consumer_delete"].append(
+                            DeleteResource(Ref("consumer", cname, name), rules.strip_live(consumer, "consumer"))
+                        )
+                self.phases["stream_delete"].append(
+                    DeleteResource(ref, rules.strip_live(stream.config, "stream"), self._data_at_risk(stream))
+                )
+            else:
+                self._note(ref, "needs_prune", f"{ref} is owned by {owner} but not in the topology; --prune deletes it")
+        # Streams of other owners belong to another topology: not ours to mention.
+
+    def _compare_stream(self, spec: StreamSpec, stream: LiveStream) -> None:
+        ref = Ref("stream", spec.name)
+        if not self._may_manage(ref, stream.config):
+            return
+        adopting = owner_of(stream.config) is None
+        before = rules.strip_live(stream.config, "stream")
+        after = self._desired_stream(spec)
+        if not self._supported(ref, "stream", after):
+            return
+        replaced = self._compare(ref, "stream", before, after, spec.protect, adopting, self._data_at_risk(stream), "stream")
+        if replaced:
+            for consumer in spec.consumers.values():
+                self._create_consumer(consumer, after)
+            return
+        self._compare_consumers(spec, stream, after)
+
+    def _may_manage(self, ref: Ref, live_config: dict) -> bool:
+        owner = owner_of(live_config)
+        if owner not in (None, self.topology.owner):
+            self._error(ref, "conflict", f"{ref} is owned by {owner!r}, not {self.topology.owner!r}; it is left alone")
+            return False
+        if owner is None and not self.adopt:
+            self._error(
+                ref, "needs_adopt", f"{ref} already exists and is not managed by this tool; --adopt takes it over"
+            )
+            return False
+        return True
+
+    def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase) -> bool:
+        """Plan an update or a replace of one resource; True when it is replaced."""
+        changes = field_changes(before, after)
+        if not changes:
+            return False
+        forcing, impossible = rules.blocked_changes(kind, before, after, self.version)
+        for message in impossible:
+            self._error(ref, "impossible", message)
+        if impossible:
+            return False
+        if forcing:
+            changes = field_changes(before, after, forcing)
+            if protect:
+                self._error(
+                    ref, "protected",
+                    f"{ref} is protect: true, but changing {', '.join(forcing)} would replace it; "
+                    "revert the change or remove protect",
+                )
+                return False
+            self.phases[phase].append(ReplaceResource(ref, before, after, changes, at_risk))
+            return True
+        self.phases[phase].append(UpdateResource(ref, before, after, changes, adopt=adopting))
+        return False
+
+    @staticmethod
+    def _data_at_risk(stream: LiveStream) -> DataAtRisk:
+        state = stream.state or {}
+        return DataAtRisk(state.get("messages", 0), state.get("bytes", 0), len(stream.consumers))
+
+    # -- consumers -------------------------------------------------------
+
+    def _desired_consumer(self, spec: ConsumerSpec, stream_config: dict) -> dict:
+        return rules.complete_consumer(with_owner(spec.config, self.topology.owner), stream_config)
+
+    def _create_consumer(self, spec: ConsumerSpec, stream_config: dict) -> None:
+        ref = Ref("consumer", spec.name, spec.stream)
+        config = self._desired_consumer(spec, stream_config)
+        if self._supported(ref, "consumer", config):
+            self.phases["consumer"].append(CreateResource(ref, config))
+
+    def _compare_consumers(self, spec: StreamSpec, stream: LiveStream, stream_config: dict) -> None:
+        live = {n: c for n, c in stream.consumers.items() if c.get("durable_name")}  # ephemerals are runtime state
+        for name in sorted(spec.consumers.keys() | live.keys()):
+            ref = Ref("consumer", name, spec.name)
+            if name not in live:
+                self._create_consumer(spec.consumers[name], stream_config)
+                continue
+            if name not in spec.consumers:
+                owner = owner_of(live[name])
+                if owner is None:
+                    self._note(ref, "unmanaged", f"{ref} is not managed by this tool (no owner metadata); left alone")
+                elif owner == self.topology.owner and self.prune:
+                    self.phases["consumer_delete"].append(DeleteResource(ref, rules.strip_live(live[name], "consumer")))
+                elif owner == self.topology.owner:
+                    self._note(ref, "needs_prune", f"{ref} is owned by {owner} but not in the topology; --prune deletes it")
+                continue
+            if not self._may_manage(ref, live[name]):
+                continue
+            desired = spec.consumers[name]
+            after = self._desired_consumer(desired, stream_config)
+            if not self._supported(ref, "consumer", after):
+                continue
+            before = rules.strip_live(live[name], "consumer")
+            adopting = owner_of(live[name]) is None
+            self._compare(ref, "consumer", before, after, desired.protect, adopting, None, "consumer")
+
+    # -- findings --------------------------------------------------------
+
+    def _error(self, ref: Ref, reason: str, message: str) -> None:
+        self.plan.findings.append(Finding(ref, "error", reason, message))
+
+    def _note(self, ref: Ref, reason: str, message: str) -> None:
+        self.plan.findings.append(Finding(ref, "note", reason, message))

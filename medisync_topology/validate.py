@@ -1,0 +1,196 @@
+"""Offline validation: the JSON Schema, then the rules a schema cannot express.
+
+Every problem is collected (not just the first) and located in the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from . import subjects
+from .loader import Document, InvalidTopology, Problem, load_document
+from .model import StreamSpec, Topology, build_topology
+
+# The push-only and pull-only consumer fields (a consumer is push when it has a deliver_subject).
+PUSH_ONLY = ("deliver_group", "flow_control", "idle_heartbeat")
+PULL_ONLY = ("max_waiting", "max_batch", "max_expires", "max_bytes", "priority_groups", "priority_policy", "priority_timeout")
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    """The schema from the source tree when run from a checkout, else the copy inside the wheel."""
+    in_checkout = Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json"
+    if in_checkout.is_file():
+        return json.loads(in_checkout.read_text())
+    return json.loads(resources.files(__package__).joinpath("topology.schema.json").read_text())
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Load and fully validate one topology file; raises InvalidTopology listing every problem."""
+    doc = load_document(path)
+    if not isinstance(doc.data, dict):
+        kind = type(doc.data).__name__ if doc.data is not None else "nothing"
+        raise InvalidTopology([doc.problem((), f"expected a mapping with version, owner and streams at the top level, found {kind}")])
+    problems = schema_problems(doc)
+    if problems:
+        raise InvalidTopology(problems)
+    topology, problems = build_topology(doc)
+    problems += semantic_problems(topology, doc)
+    if problems:
+        raise InvalidTopology(sorted(problems, key=lambda p: (p.line, p.col, p.path)))
+    return topology
+
+
+def schema_problems(doc: Document) -> list[Problem]:
+    validator = jsonschema.Draft202012Validator(load_schema())
+    problems = []
+    for error in validator.iter_errors(doc.data):
+        problems.extend(_describe(error, doc))
+    return sorted(set(problems), key=lambda p: (p.line, p.col, p.path, p.message))
+
+
+def _describe(error: ValidationError, doc: Document) -> list[Problem]:
+    if error.context:  # anyOf / oneOf: the branch that got furthest says what is wrong
+        return _describe(best_match(error.context), doc)
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        problems = []
+        for key in error.instance:
+            if key in allowed:
+                continue
+            hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            message = f"unknown field '{key}'" + (f": did you mean '{hint[0]}'?" if hint else "")
+            problems.append(doc.problem(path + (key,), message))
+        return problems
+    if error.validator == "required":
+        return [doc.problem(path, error.message.replace("is a required property", "is required"))]
+    if error.validator == "enum":
+        choices = ", ".join(json.dumps(c) for c in error.validator_value)
+        return [doc.problem(path, f"{json.dumps(error.instance)} is not one of {choices}")]
+    return [doc.problem(path, error.message)]
+
+
+def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
+    """Rules the schema cannot express, each naming the field at fault."""
+    problems: list[Problem] = []
+    for name, stream in topology.streams.items():
+        here = ("streams", name)
+        problems += _name_problems(doc, here, name, "stream")
+        problems += _stream_subject_problems(doc, here, stream)
+        for cname, consumer in stream.consumers.items():
+            problems += _name_problems(doc, here + ("consumers", cname), cname, "consumer")
+            problems += _consumer_problems(doc, here + ("consumers", cname), stream, consumer.config)
+        problems += _workqueue_problems(doc, here, stream)
+    problems += _overlap_problems(doc, topology)
+    return problems
+
+
+def _name_problems(doc, path, name, what):
+    message = subjects.name_problem(name, what)
+    return [doc.problem(path, message)] if message else []
+
+
+def _stream_subject_problems(doc, here, stream: StreamSpec):
+    problems = []
+    subject_list = stream.config.get("subjects") or []
+    for i, subject in enumerate(subject_list):
+        message = subjects.subject_problem(subject)
+        if message:
+            problems.append(doc.problem(here + ("subjects", i), message))
+        for j in range(i):
+            other = subject_list[j]
+            if subjects.subjects_overlap(subject, other):
+                problems.append(
+                    doc.problem(here + ("subjects", i), f"subject '{subject}' overlaps '{other}' in the same stream")
+                )
+    if ">" in subject_list and not stream.config.get("no_ack"):
+        problems.append(
+            doc.problem(
+                here + ("subjects",),
+                "a stream capturing '>' would also capture its own acks and the JetStream API; set no_ack: true",
+            )
+        )
+    return problems
+
+
+def _filters(config: dict) -> list[str]:
+    if config.get("filter_subject"):
+        return [config["filter_subject"]]
+    return list(config.get("filter_subjects") or [])
+
+
+def _consumer_problems(doc, here, stream: StreamSpec, config: dict):
+    problems = []
+    stream_subjects = stream.config.get("subjects") or []
+    if config.get("filter_subject") and config.get("filter_subjects"):
+        problems.append(doc.problem(here + ("filter_subjects",), "set filter_subject or filter_subjects, not both"))
+    field = "filter_subject" if config.get("filter_subject") else "filter_subjects"
+    for i, subject in enumerate(_filters(config)):
+        path = here + ((field,) if field == "filter_subject" else (field, i))
+        message = subjects.subject_problem(subject)
+        if message:
+            problems.append(doc.problem(path, message))
+        elif stream_subjects and not any(subjects.subject_is_subset(subject, s) for s in stream_subjects):
+            problems.append(
+                doc.problem(path, f"filter '{subject}' matches none of stream {stream.name}'s subjects: {', '.join(stream_subjects)}")
+            )
+    backoff = config.get("backoff") or []
+    max_deliver = config.get("max_deliver", -1)
+    if backoff and max_deliver not in (None, -1) and len(backoff) > max_deliver:
+        problems.append(
+            doc.problem(here + ("backoff",), f"backoff has {len(backoff)} steps but max_deliver is {max_deliver}: a message is never delivered more than max_deliver times")
+        )
+    push = bool(config.get("deliver_subject"))
+    for field_name in PULL_ONLY if push else PUSH_ONLY:
+        if config.get(field_name) not in (None, False, 0, [], ""):
+            kind = "push consumers (with deliver_subject)" if not push else "pull consumers (without deliver_subject)"
+            hint = "" if push else "; add deliver_subject to make it a push consumer"
+            problems.append(doc.problem(here + (field_name,), f"{field_name} applies only to {kind}{hint}"))
+    return problems
+
+
+def _workqueue_problems(doc, here, stream: StreamSpec):
+    if stream.config.get("retention") != "workqueue":
+        return []
+    problems = []
+    seen: list[tuple[str, str]] = []
+    for cname, consumer in stream.consumers.items():
+        filters = _filters(consumer.config) or [">"]
+        for subject in filters:
+            for other_name, other in seen:
+                if subjects.subjects_overlap(subject, other):
+                    problems.append(
+                        doc.problem(
+                            here + ("consumers", cname),
+                            f"on a workqueue stream each message goes to one consumer: filter '{subject}' overlaps consumer {other_name}'s '{other}'",
+                        )
+                    )
+        seen += [(cname, s) for s in filters]
+    return problems
+
+
+def _overlap_problems(doc, topology: Topology):
+    """Two streams may not capture the same subject: the server refuses the second (err 10065)."""
+    problems = []
+    claimed: list[tuple[str, int, str]] = []
+    for name, stream in topology.streams.items():
+        for i, subject in enumerate(stream.config.get("subjects") or []):
+            for other_stream, _, other_subject in claimed:
+                if other_stream != name and subjects.subjects_overlap(subject, other_subject):
+                    problems.append(
+                        doc.problem(
+                            ("streams", name, "subjects", i),
+                            f"subject '{subject}' overlaps '{other_subject}' of stream {other_stream}: "
+                            "a subject may belong to one stream only",
+                        )
+                    )
+            claimed.append((name, i, subject))
+    return problems
