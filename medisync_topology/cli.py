@@ -14,7 +14,8 @@ import click
 
 from . import __version__, options
 from .apply import ApplyResult, Outcome, apply_plan
-from .client import ConnectOptions, JetStreamClient
+from .client import JetStreamClient
+from .connection import ConnectOptions
 from .errors import TopologyError
 from .loader import InvalidTopology
 from .model import Topology

@@ -10,31 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
-import nats
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
+from .connection import ConnectOptions, open_connection
 from .errors import TopologyError
 
-PAGE = 256  # the server's page size for STREAM.LIST and CONSUMER.LIST
 CONCURRENT_REQUESTS = 64
-
-
-@dataclass(frozen=True)
-class ConnectOptions:
-    server: str = "nats://127.0.0.1:4222"
-    user: str | None = None
-    password: str | None = None
-    timeout: float = 5.0
-    api_prefix: str = "$JS.API"
-
-    def display_server(self) -> str:
-        return redact_url(self.server)
-
-
-class ConnectError(TopologyError):
-    """The server could not be reached or refused us."""
 
 
 class JetStreamAPIError(TopologyError):
@@ -43,22 +25,6 @@ class JetStreamAPIError(TopologyError):
     def __init__(self, subject: str, code: int, err_code: int, description: str):
         self.subject, self.code, self.err_code, self.description = subject, code, err_code, description
         super().__init__(f"{description} (err_code {err_code})")
-
-
-def redact_url(url: str) -> str:
-    """A server URL fit to print: any password (or token) in it replaced by ***."""
-    shown = []
-    for one in url.split(","):
-        parts = urlsplit(one.strip())
-        if parts.username or parts.password:
-            host = parts.hostname or ""
-            if parts.port:
-                host += f":{parts.port}"
-            user = parts.username if parts.password else "***"  # user-only URLs carry a token
-            netloc = f"{user}:***@{host}" if parts.password else f"{user}@{host}"
-            one = urlunsplit(parts._replace(netloc=netloc))
-        shown.append(one.strip())
-    return ",".join(shown)
 
 
 @dataclass
@@ -91,25 +57,7 @@ class JetStreamClient:
         await self.close()
 
     async def connect(self) -> None:
-        errors: list[Exception] = []
-
-        async def remember(exc: Exception) -> None:
-            errors.append(exc)
-
-        try:
-            self.nc = await nats.connect(
-                servers=[s.strip() for s in self.options.server.split(",")],
-                user=self.options.user,
-                password=self.options.password,
-                connect_timeout=self.options.timeout,
-                allow_reconnect=False,
-                max_reconnect_attempts=0,
-                error_cb=remember,
-                name="medisync-topology",
-            )
-        except Exception as exc:  # nats-py raises several unrelated types here
-            cause = errors[-1] if errors else exc
-            raise ConnectError(f"cannot connect to {self.options.display_server()}: {describe_connect_error(cause)}") from None
+        self.nc = await open_connection(self.options)
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
@@ -168,15 +116,3 @@ class JetStreamClient:
                 consumers={c["name"]: c["config"] for c in consumers},
             )
         return LiveState(server_version=self.server_version, streams=streams)
-
-
-def describe_connect_error(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lowered = text.lower()
-    if "authorization" in lowered or "authentication" in lowered:
-        return "authentication failed"
-    if isinstance(exc, (ConnectionRefusedError, OSError)) and "refused" in lowered or "refused" in lowered:
-        return "connection refused"
-    if isinstance(exc, asyncio.TimeoutError) or "timeout" in lowered or "timed out" in lowered:
-        return "timed out"
-    return text

@@ -102,7 +102,7 @@ def parse_document(text: str, name: str = "<string>") -> Document:
     return doc
 
 
-_constructor = yaml.SafeConstructor()
+_constructor = yaml.constructor.SafeConstructor()
 
 
 def _build(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem]) -> Any:

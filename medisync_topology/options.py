@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from .client import ConnectOptions
+from .connection import ConnectOptions
 
 topology_file = click.option(
     "-f", "--file", "path", default="topology.yaml", show_default=True,

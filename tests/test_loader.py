@@ -1,0 +1,64 @@
+"""The YAML loader: data, positions, and a located error for every kind of bad input."""
+
+import pytest
+
+from medisync_topology.loader import InvalidTopology, load_document, parse_document
+
+
+def test_positions_point_at_keys():
+    doc = parse_document("version: 1\nstreams:\n  EVENTS:\n    max_age: 7d\n", "t.yaml")
+    assert doc.data == {"version": 1, "streams": {"EVENTS": {"max_age": "7d"}}}
+    assert doc.position(("streams", "EVENTS", "max_age")) == (4, 5)
+    # a path that is not in the file falls back to its nearest ancestor
+    assert doc.position(("streams", "EVENTS", "consumers", "x")) == (3, 3)
+
+
+def test_duplicate_keys_are_errors_not_silently_dropped():
+    with pytest.raises(InvalidTopology) as exc:
+        parse_document("streams:\n  A: {}\n  A: {}\n", "t.yaml")
+    assert [str(p) for p in exc.value.problems] == ["t.yaml:3:3: streams.A: duplicate key (first defined on line 2)"]
+
+
+def test_keys_stay_strings_as_written():
+    doc = parse_document("streams:\n  yes: {}\n  1: {}\n")
+    assert list(doc.data["streams"]) == ["yes", "1"]
+
+
+def test_timestamps_stay_rfc3339_strings():
+    doc = parse_document("opt_start_time: 2026-01-02T03:04:05Z\n")
+    assert doc.data == {"opt_start_time": "2026-01-02T03:04:05Z"}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "t.yaml:1:1: the file is empty"),
+        ("version: 1\n\tstreams: {}\n", "t.yaml:2:1: YAML syntax error"),
+        ("a: [1, 2\n", "t.yaml:2:1: YAML syntax error"),
+        ("a: b: c\n", "t.yaml:1:5: YAML syntax error"),
+    ],
+)
+def test_bad_yaml_is_located(text, expected):
+    with pytest.raises(InvalidTopology) as exc:
+        parse_document(text, "t.yaml")
+    assert str(exc.value).startswith(expected)
+
+
+def test_tabs_get_a_hint():
+    with pytest.raises(InvalidTopology) as exc:
+        parse_document("version: 1\n\tstreams: {}\n", "t.yaml")
+    assert "use spaces" in str(exc.value)
+
+
+def test_binary_garbage(tmp_path):
+    path = tmp_path / "garbage.yaml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(InvalidTopology) as exc:
+        load_document(path)
+    assert str(exc.value) == f"{path}: not a text file (not UTF-8 at byte 128)"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(Exception) as exc:
+        load_document(tmp_path / "nope.yaml")
+    assert str(exc.value) == f"{tmp_path / 'nope.yaml'}: no such file"
