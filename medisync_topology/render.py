@@ -1,0 +1,323 @@
+"""Show a plan: text for a terminal, JSON for pipelines and bots, markdown for a pull-request comment.
+
+Pure and deterministic: the same plan renders byte for byte the same, so a plan can be diffed,
+cached and compared. Operations are shown in the plan's (execution) order, findings in the order
+given. Values are the JetStream API's JSON; text and markdown show durations and sizes in human
+units, JSON keeps API units (nanoseconds, bytes) for machines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable
+
+import click
+
+from . import rules
+from .errors import TopologyError
+from .ops import ACTIONS, DataAtRisk, Finding, Operation, Plan, Ref, UpdateResource
+from .units import format_duration, format_size
+
+JSON_FORMAT_VERSION = 1
+
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+COLORS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+ABSENT = "(absent)"
+
+
+# -- shared -------------------------------------------------------------
+
+
+def display_value(name: str, value: Any) -> str:
+    """One line for an API value: compact JSON, with durations and sizes in human units.
+
+    ``name`` is the field the value sits under; list items (``backoff``) take their list's name,
+    keys of nested objects (``consumer_limits.inactive_threshold``) their own.
+    """
+    if isinstance(value, dict):
+        items = (f"{json.dumps(k, ensure_ascii=False)}: {display_value(k, v)}" for k, v in sorted(value.items()))
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(display_value(name, item) for item in value) + "]"
+    if isinstance(value, int) and not isinstance(value, bool):
+        if name in rules.DURATION_FIELDS:
+            return format_duration(value)
+        if name in rules.SIZE_FIELDS:
+            return format_size(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _change_value(path: str, value: Any) -> str:
+    return ABSENT if value is None else display_value(path.rsplit(".", 1)[-1], value)
+
+
+def _verb(op: Operation) -> str:
+    return "adopt" if isinstance(op, UpdateResource) and op.adopt else op.action
+
+
+def _counts_text(plan: Plan) -> str:
+    counts = plan.counts()
+    return ", ".join(f"{counts[a]} to {a}" for a in ACTIONS)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' * (n != 1)}"
+
+
+def _approximate_size(n: int) -> str:
+    """Data at risk is read by a person deciding, not parsed back: "5.2 MiB", not units' exact "5452595"."""
+    value, unit = float(n), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        if round(value, 1) < 1024:
+            break
+        value, unit = value / 1024, bigger
+    if unit == "B":
+        return f"{n:,} B"
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
+def _data_at_risk_text(risk: DataAtRisk) -> str:
+    parts = [_plural(risk.messages, "message"), _approximate_size(risk.bytes)]
+    if risk.consumers:
+        parts.append(_plural(risk.consumers, "consumer"))
+    return "destroys " + ", ".join(parts)
+
+
+def _finding_text(finding: Finding) -> str:
+    """The message, led by the resource it is about unless it already names it."""
+    ref = str(finding.ref)
+    return finding.message if finding.message.startswith(ref) else f"{ref}: {finding.message}"
+
+
+def _matches_text(plan: Plan) -> str:
+    return f"Live JetStream matches {', '.join(plan.sources) or 'the topology'}."
+
+
+def _unmanaged(plan: Plan) -> list[Ref]:
+    return [f.ref for f in plan.findings if f.severity == "note" and f.reason == "unmanaged"]
+
+
+def _other_notes(plan: Plan) -> list[Finding]:
+    return [f for f in plan.findings if f.severity == "note" and f.reason != "unmanaged"]
+
+
+# -- text ---------------------------------------------------------------
+
+
+def render_text(plan: Plan, *, color: bool) -> str:
+    """A terraform-style plan for a terminal; ANSI colour only when ``color``."""
+
+    def style(text: str, **kw) -> str:
+        return click.style(text, **kw) if color else text
+
+    blocks = []
+    if plan.operations or plan.errors:
+        blocks.append(_text_header(plan))
+    for op in plan.operations:
+        blocks.append("\n".join(_text_operation(op, style)))
+    findings = _text_findings(plan, style)
+    if findings:
+        blocks.append("\n".join(findings))
+    if plan.errors:
+        count = _plural(len(plan.errors), "error")
+        blocks.append(style(f"Plan cannot be applied ({count}):", fg="red", bold=True) + f" {_counts_text(plan)}.")
+    elif plan.operations:
+        blocks.append(style("Plan:", bold=True) + f" {_counts_text(plan)}.")
+    else:
+        blocks.append(f"No changes. {_matches_text(plan)}")
+    return "\n\n".join(blocks) + "\n"
+
+
+def _text_header(plan: Plan) -> str:
+    header = "Topology plan"
+    if plan.owner:
+        header += f' for owner "{plan.owner}"'
+    context = list(plan.sources) + ([f'environment "{plan.environment}"'] if plan.environment else [])
+    if context:
+        header += f" ({', '.join(context)})"
+    if plan.server.get("version"):
+        header += f" against nats-server {plan.server['version']}"
+    return header
+
+
+def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
+    verb = _verb(op)
+    head = "  " + style(f"{SYMBOLS[op.action]} {verb}", fg=COLORS[op.action], bold=True) + f" {op.ref}"
+    if verb == "adopt":
+        head += " (take ownership)"
+    risk = getattr(op, "data_at_risk", None)
+    if risk is not None:
+        head += "   " + style(f"({_data_at_risk_text(risk)})", fg="red")
+    if op.action == "create":
+        rows = [(key, display_value(key, value), False) for key, value in sorted(op.config.items())]
+    elif op.action == "delete":
+        rows = []
+    else:
+        rows = [
+            (c.path, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
+            for c in op.changes
+        ]
+    width = max((len(name) for name, _, _ in rows), default=0) + 3  # name, colon, two spaces
+    lines = [head]
+    for name, text, forces in rows:
+        line = f"      {name + ':':<{width}}{text}"
+        if forces:
+            line += "   " + style("# forces replacement", fg="red")
+        lines.append(line)
+    return lines
+
+
+def _text_findings(plan: Plan, style: Callable[..., str]) -> list[str]:
+    lines = []
+    unmanaged = _unmanaged(plan)
+    if unmanaged:
+        lines.append(f"Unmanaged (left alone): {', '.join(str(ref) for ref in unmanaged)}")
+    lines += [f"Note: {_finding_text(f)}" for f in _other_notes(plan)]
+    lines += [style("Error:", fg="red", bold=True) + f" {_finding_text(f)}" for f in plan.errors]
+    return lines
+
+
+# -- json ---------------------------------------------------------------
+
+
+def render_json(plan: Plan) -> str:
+    """The plan as versioned JSON (``format_version``) in API units; indent 2, sorted keys."""
+    counts = plan.counts()
+    document = {
+        "format_version": JSON_FORMAT_VERSION,
+        "owner": plan.owner,
+        "sources": list(plan.sources),
+        "environment": plan.environment,
+        "server": plan.server,
+        "summary": {**counts, "errors": len(plan.errors), "has_changes": plan.has_changes},
+        "operations": [_json_operation(op) for op in plan.operations],
+        "findings": [
+            {**_json_ref(f.ref), "severity": f.severity, "reason": f.reason, "message": f.message}
+            for f in plan.findings
+        ],
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _json_ref(ref: Ref) -> dict:
+    return {"kind": ref.kind, "name": ref.name, "stream": ref.stream or None}
+
+
+def _json_operation(op: Operation) -> dict:
+    changes = getattr(op, "changes", ())
+    risk = getattr(op, "data_at_risk", None)
+    return {
+        **_json_ref(op.ref),
+        "action": op.action,
+        "before": getattr(op, "before", None),
+        "after": op.config if op.action == "create" else getattr(op, "after", None),
+        "changes": [
+            {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
+        ],
+        "forces_replacement": [c.path for c in changes if c.forces_replacement],
+        "data_at_risk": (
+            None if risk is None else {"messages": risk.messages, "bytes": risk.bytes, "consumers": risk.consumers}
+        ),
+        "adopt": _verb(op) == "adopt",
+    }
+
+
+# -- markdown -----------------------------------------------------------
+
+
+def render_markdown(plan: Plan) -> str:
+    """A pull-request comment that reads well on GitHub."""
+    blocks = []
+    if plan.errors:
+        count = _plural(len(plan.errors), "error")
+        blocks.append(f"**Plan cannot be applied** ({count}): {_counts_text(plan)}")
+        blocks.append("**Errors:**\n\n" + "\n".join(f"- {_md_text(_finding_text(f))}" for f in plan.errors))
+    elif plan.operations:
+        blocks.append(f"**Plan:** {_counts_text(plan)}")
+    else:
+        blocks.append(f"**No changes.** {_md_text(_matches_text(plan))}")
+    if plan.operations:
+        rows = ["| Action | Resource | Details |", "| --- | --- | --- |"]
+        rows += [f"| {_verb(op)} | {_cell(_md_ref(op.ref))} | {_cell(_md_details(op))} |" for op in plan.operations]
+        blocks.append("\n".join(rows))
+    blocks += [_md_risk_warning(op) for op in plan.operations if getattr(op, "data_at_risk", None) is not None]
+    blocks += [_md_changes(op) for op in plan.operations if op.action in ("update", "replace")]
+    unmanaged = _unmanaged(plan)
+    if unmanaged:
+        blocks.append("**Unmanaged (left alone):** " + ", ".join(_md_ref(ref) for ref in unmanaged))
+    notes = _other_notes(plan)
+    if notes:
+        blocks.append("**Notes:**\n\n" + "\n".join(f"- {_md_text(_finding_text(f))}" for f in notes))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _md_details(op: Operation) -> str:
+    details = []
+    if _verb(op) == "adopt":
+        details.append("take ownership")
+    if op.action == "update":
+        details.append("changes: " + ", ".join(_code(c.path) for c in op.changes))
+    if op.action == "replace":
+        details.append("forces replacement: " + ", ".join(_code(path) for path in op.forced_by))
+    risk = getattr(op, "data_at_risk", None)
+    if risk is not None:
+        details.append(f"**{_data_at_risk_text(risk)}**")
+    return "; ".join(details)
+
+
+def _md_risk_warning(op: Operation) -> str:
+    verb = {"replace": "Replacing", "delete": "Deleting"}[op.action]
+    return f"**{verb} {_md_ref(op.ref)} {_data_at_risk_text(op.data_at_risk)}.**"
+
+
+def _md_changes(op: Operation) -> str:
+    lines = [f"{_verb(op).capitalize()} {_md_ref(op.ref)}:", ""]
+    for c in op.changes:
+        line = f"- {_code(c.path)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
+        if c.forces_replacement:
+            line += " (**forces replacement**)"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _md_change_value(path: str, value: Any) -> str:
+    return ABSENT if value is None else _code(_change_value(path, value))
+
+
+def _md_ref(ref: Ref) -> str:
+    return f"{ref.kind} {_code(f'{ref.stream}/{ref.name}' if ref.kind == 'consumer' else ref.name)}"
+
+
+def _code(text: str) -> str:
+    """An inline code span; a longer fence when the text itself holds backticks (CommonMark code spans)."""
+    if "`" not in text:
+        return f"`{text}`"
+    fence = "`" * (max(len(run) for run in re.findall("`+", text)) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def _md_text(text: str) -> str:
+    """Free text with markdown's inline punctuation escaped, so names like ``a_*_b`` stay literal."""
+    return "".join(f"\\{ch}" if ch in "\\`*_[]<>#~" else ch for ch in text)
+
+
+def _cell(text: str) -> str:
+    """A table cell: GitHub splits cells on every ``|``, even inside code spans, unless escaped."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+# -- dispatch -----------------------------------------------------------
+
+FORMATS = ("text", "json", "markdown")
+
+
+def render(plan: Plan, fmt: str, *, color: bool) -> str:
+    """The plan in ``fmt``: "text" (coloured when ``color``), "json" or "markdown"."""
+    if fmt == "text":
+        return render_text(plan, color=color)
+    if fmt == "json":
+        return render_json(plan)
+    if fmt == "markdown":
+        return render_markdown(plan)
+    raise TopologyError(f"unknown plan format {fmt!r}: use one of {', '.join(FORMATS)}")

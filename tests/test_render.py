@@ -1,0 +1,415 @@
+"""Plan rendering: exact text, JSON and markdown for hand-built plans (pure, no server)."""
+
+import json
+
+import click
+import pytest
+
+from medisync_topology.errors import TopologyError
+from medisync_topology.ops import (
+    CreateResource,
+    DataAtRisk,
+    DeleteResource,
+    FieldChange,
+    Finding,
+    Plan,
+    Ref,
+    ReplaceResource,
+    UpdateResource,
+)
+from medisync_topology.render import display_value, render, render_json, render_markdown, render_text
+
+S = 10**9
+DAY = 86400 * S
+GiB = 1024**3
+
+
+def full_plan() -> Plan:
+    """One operation of every kind, a note and an error: the shape a real plan has."""
+    return Plan(
+        operations=[
+            CreateResource(
+                Ref("stream", "ORDERS"),
+                {
+                    "name": "ORDERS",
+                    "subjects": ["medisync.order.>"],
+                    "max_age": 7 * DAY,
+                    "max_bytes": -1,
+                    "duplicate_window": 120 * S,
+                    "consumer_limits": {"inactive_threshold": 300 * S},
+                    "allow_rollup_hdrs": False,
+                },
+            ),
+            UpdateResource(
+                Ref("stream", "EVENTS"),
+                {"max_age": 7 * DAY, "max_bytes": GiB},
+                {"max_age": 14 * DAY, "max_bytes": 2 * GiB},
+                (FieldChange("max_age", 7 * DAY, 14 * DAY), FieldChange("max_bytes", GiB, 2 * GiB)),
+            ),
+            UpdateResource(
+                Ref("stream", "BILLING"),
+                {},
+                {"metadata": {"medisync-topology.owner": "medisync"}},
+                (FieldChange("metadata", None, {"medisync-topology.owner": "medisync"}),),
+                adopt=True,
+            ),
+            ReplaceResource(
+                Ref("consumer", "etl-notifier", "EVENTS"),
+                {"backoff": [S, 2 * S], "deliver_policy": "all"},
+                {"backoff": [S, 2 * S, 4 * S], "deliver_policy": "new"},
+                (
+                    FieldChange("backoff", [S, 2 * S], [S, 2 * S, 4 * S]),
+                    FieldChange("deliver_policy", "all", "new", forces_replacement=True),
+                ),
+            ),
+            ReplaceResource(
+                Ref("stream", "AUDIT"),
+                {"storage": "file"},
+                {"storage": "memory"},
+                (FieldChange("storage", "file", "memory", forces_replacement=True),),
+                DataAtRisk(messages=1234, bytes=5452595, consumers=2),
+            ),
+            DeleteResource(Ref("stream", "OLD"), {"name": "OLD"}, DataAtRisk(messages=10, bytes=1024)),
+        ],
+        findings=[
+            Finding(Ref("stream", "LEGACY"), "note", "unmanaged", "stream LEGACY is not managed by this tool"),
+            Finding(Ref("stream", "STALE"), "note", "needs_prune", "stream STALE is owned by medisync; --prune deletes it"),
+            Finding(Ref("consumer", "x", "EVENTS"), "error", "impossible", "deny_delete cannot be turned off"),
+        ],
+        owner="medisync",
+        sources=["topology.yaml"],
+        server={"version": "2.15.1"},
+    )
+
+
+FULL_TEXT = """\
+Topology plan for owner "medisync" (topology.yaml) against nats-server 2.15.1
+
+  + create stream ORDERS
+      allow_rollup_hdrs:  false
+      consumer_limits:    {"inactive_threshold": 5m}
+      duplicate_window:   2m
+      max_age:            7d
+      max_bytes:          -1
+      name:               "ORDERS"
+      subjects:           ["medisync.order.>"]
+
+  ~ update stream EVENTS
+      max_age:    7d -> 14d
+      max_bytes:  1GiB -> 2GiB
+
+  ~ adopt stream BILLING (take ownership)
+      metadata:  (absent) -> {"medisync-topology.owner": "medisync"}
+
+  -/+ replace consumer EVENTS/etl-notifier
+      backoff:         [1s, 2s] -> [1s, 2s, 4s]
+      deliver_policy:  "all" -> "new"   # forces replacement
+
+  -/+ replace stream AUDIT   (destroys 1,234 messages, 5.2 MiB, 2 consumers)
+      storage:  "file" -> "memory"   # forces replacement
+
+  - delete stream OLD   (destroys 10 messages, 1 KiB)
+
+Unmanaged (left alone): stream LEGACY
+Note: stream STALE is owned by medisync; --prune deletes it
+Error: consumer EVENTS/x: deny_delete cannot be turned off
+
+Plan cannot be applied (1 error): 1 to create, 2 to update, 2 to replace, 1 to delete.
+"""
+
+
+def test_text_shows_every_operation_in_human_units_with_findings_and_a_blocked_summary():
+    assert render_text(full_plan(), color=False) == FULL_TEXT
+
+
+def test_text_summary_counts_operations_when_nothing_blocks_the_plan():
+    plan = full_plan()
+    plan.findings = []
+    text = render_text(plan, color=False)
+    assert text.endswith("\n\n  - delete stream OLD   (destroys 10 messages, 1 KiB)\n\n"
+                         "Plan: 1 to create, 2 to update, 2 to replace, 1 to delete.\n")
+
+
+def test_text_colour_marks_each_action_and_only_when_asked():
+    coloured = render_text(full_plan(), color=True)
+    assert "\x1b[32m\x1b[1m+ create\x1b[0m stream ORDERS" in coloured
+    assert "\x1b[33m\x1b[1m~ update\x1b[0m stream EVENTS" in coloured
+    assert "\x1b[35m\x1b[1m-/+ replace\x1b[0m stream AUDIT" in coloured
+    assert "\x1b[31m\x1b[1m- delete\x1b[0m stream OLD" in coloured
+    assert "\x1b[31m\x1b[1mError:\x1b[0m consumer EVENTS/x" in coloured
+    assert click.unstyle(coloured) == FULL_TEXT
+    assert "\x1b" not in render_text(full_plan(), color=False)
+
+
+def test_text_no_changes_names_the_sources():
+    assert render_text(Plan(sources=["topology.yaml"]), color=True) == (
+        "No changes. Live JetStream matches topology.yaml.\n"
+    )
+    assert render_text(Plan(sources=["base.yaml", "prod.yaml"]), color=False) == (
+        "No changes. Live JetStream matches base.yaml, prod.yaml.\n"
+    )
+    assert render_text(Plan(), color=False) == "No changes. Live JetStream matches the topology.\n"
+
+
+def test_text_no_changes_still_lists_unmanaged_resources():
+    plan = Plan(
+        findings=[
+            Finding(Ref("stream", "LEGACY"), "note", "unmanaged", "not managed"),
+            Finding(Ref("consumer", "old", "LEGACY"), "note", "unmanaged", "not managed"),
+        ],
+        sources=["topology.yaml"],
+    )
+    assert render_text(plan, color=False) == (
+        "Unmanaged (left alone): stream LEGACY, consumer LEGACY/old\n"
+        "\n"
+        "No changes. Live JetStream matches topology.yaml.\n"
+    )
+
+
+def test_text_errors_without_operations_say_the_plan_cannot_be_applied():
+    plan = Plan(
+        findings=[
+            Finding(Ref("stream", "EVENTS"), "error", "conflict", "stream EVENTS is owned by 'billing', not 'medisync'"),
+            Finding(Ref("stream", "NEW"), "error", "unsupported", "allow_msg_ttl needs nats-server 2.11"),
+        ],
+        owner="medisync",
+        sources=["topology.yaml"],
+        environment="prod",
+    )
+    assert render_text(plan, color=False) == (
+        'Topology plan for owner "medisync" (topology.yaml, environment "prod")\n'
+        "\n"
+        "Error: stream EVENTS is owned by 'billing', not 'medisync'\n"
+        "Error: stream NEW: allow_msg_ttl needs nats-server 2.11\n"
+        "\n"
+        "Plan cannot be applied (2 errors): 0 to create, 0 to update, 0 to replace, 0 to delete.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, value, shown",
+    [
+        ("max_age", 0, "0s"),
+        ("max_age", 90 * 60 * S, "1h30m"),
+        ("ack_wait", 30 * S, "30s"),
+        ("backoff", [S, 500 * 10**6], "[1s, 500ms]"),
+        ("max_bytes", 512 * 1024**2, "512MiB"),
+        ("max_bytes", 10 * 10**9, "10GB"),
+        ("max_msg_size", -1, "-1"),
+        ("max_msgs", 1000, "1000"),  # a count, not a size
+        ("consumer_limits", {"max_ack_pending": 5, "inactive_threshold": 60 * S}, '{"inactive_threshold": 1m, "max_ack_pending": 5}'),
+        ("sources", [{"name": "A", "filter_subject": "a.>"}], '[{"filter_subject": "a.>", "name": "A"}]'),
+        ("deny_delete", True, "true"),
+        ("description", 'says "hi" ✓', '"says \\"hi\\" ✓"'),
+        ("placement", None, "null"),
+    ],
+)
+def test_values_show_durations_and_sizes_in_human_units_and_the_rest_as_json(name, value, shown):
+    assert display_value(name, value) == shown
+
+
+def test_nested_change_paths_take_units_from_their_last_component():
+    plan = Plan(
+        operations=[
+            UpdateResource(
+                Ref("stream", "S"), {}, {},
+                (FieldChange("consumer_limits.inactive_threshold", 60 * S, 120 * S),),
+            )
+        ]
+    )
+    assert "      consumer_limits.inactive_threshold:  1m -> 2m\n" in render_text(plan, color=False)
+
+
+@pytest.mark.parametrize(
+    "size, shown",
+    [(0, "0 B"), (1023, "1,023 B"), (1024, "1 KiB"), (1536, "1.5 KiB"), (1024**2 - 1, "1 MiB"), (3 * GiB, "3 GiB")],
+)
+def test_data_at_risk_sizes_are_approximate_for_people(size, shown):
+    plan = Plan(operations=[DeleteResource(Ref("stream", "S"), {}, DataAtRisk(messages=1, bytes=size, consumers=1))])
+    assert f"  - delete stream S   (destroys 1 message, {shown}, 1 consumer)\n" in render_text(plan, color=False)
+
+
+FULL_MARKDOWN = """\
+**Plan cannot be applied** (1 error): 1 to create, 2 to update, 2 to replace, 1 to delete
+
+**Errors:**
+
+- consumer EVENTS/x: deny\\_delete cannot be turned off
+
+| Action | Resource | Details |
+| --- | --- | --- |
+| create | stream `ORDERS` |  |
+| update | stream `EVENTS` | changes: `max_age`, `max_bytes` |
+| adopt | stream `BILLING` | take ownership; changes: `metadata` |
+| replace | consumer `EVENTS/etl-notifier` | forces replacement: `deliver_policy` |
+| replace | stream `AUDIT` | forces replacement: `storage`; **destroys 1,234 messages, 5.2 MiB, 2 consumers** |
+| delete | stream `OLD` | **destroys 10 messages, 1 KiB** |
+
+**Replacing stream `AUDIT` destroys 1,234 messages, 5.2 MiB, 2 consumers.**
+
+**Deleting stream `OLD` destroys 10 messages, 1 KiB.**
+
+Update stream `EVENTS`:
+
+- `max_age`: `7d` → `14d`
+- `max_bytes`: `1GiB` → `2GiB`
+
+Adopt stream `BILLING`:
+
+- `metadata`: (absent) → `{"medisync-topology.owner": "medisync"}`
+
+Replace consumer `EVENTS/etl-notifier`:
+
+- `backoff`: `[1s, 2s]` → `[1s, 2s, 4s]`
+- `deliver_policy`: `"all"` → `"new"` (**forces replacement**)
+
+Replace stream `AUDIT`:
+
+- `storage`: `"file"` → `"memory"` (**forces replacement**)
+
+**Unmanaged (left alone):** stream `LEGACY`
+
+**Notes:**
+
+- stream STALE is owned by medisync; --prune deletes it
+"""
+
+
+def test_markdown_has_summary_table_changes_warnings_and_findings():
+    assert render_markdown(full_plan()) == FULL_MARKDOWN
+
+
+def test_markdown_summary_without_errors():
+    plan = full_plan()
+    plan.findings = []
+    assert render_markdown(plan).startswith("**Plan:** 1 to create, 2 to update, 2 to replace, 1 to delete\n\n| Action |")
+
+
+def test_markdown_escapes_pipes_in_cells_backticks_in_code_and_markup_in_messages():
+    plan = Plan(
+        operations=[
+            UpdateResource(
+                Ref("stream", "A|B"), {}, {},
+                (FieldChange("description", "a `tick`", "b"), FieldChange("placement.tags", ["x"], ["y"])),
+            )
+        ],
+        findings=[Finding(Ref("stream", "Z"), "error", "impossible", "subject a.*.b overlaps *c* in <X>")],
+    )
+    assert render_markdown(plan) == (
+        "**Plan cannot be applied** (1 error): 0 to create, 1 to update, 0 to replace, 0 to delete\n"
+        "\n"
+        "**Errors:**\n"
+        "\n"
+        "- stream Z: subject a.\\*.b overlaps \\*c\\* in \\<X\\>\n"
+        "\n"
+        "| Action | Resource | Details |\n"
+        "| --- | --- | --- |\n"
+        "| update | stream `A\\|B` | changes: `description`, `placement.tags` |\n"
+        "\n"
+        "Update stream `A|B`:\n"
+        "\n"
+        '- `description`: `` "a `tick`" `` → `"b"`\n'
+        '- `placement.tags`: `["x"]` → `["y"]`\n'
+    )
+
+
+def test_markdown_no_changes_is_one_line():
+    assert render_markdown(Plan(sources=["topology.yaml"])) == "**No changes.** Live JetStream matches topology.yaml.\n"
+    assert render_markdown(Plan()) == "**No changes.** Live JetStream matches the topology.\n"
+
+
+def test_json_is_versioned_sorted_and_keeps_api_units():
+    text = render_json(full_plan())
+    assert text.endswith("}\n")
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    document = json.loads(text)
+    assert {k: v for k, v in document.items() if k not in ("operations", "findings")} == {
+        "format_version": 1,
+        "owner": "medisync",
+        "sources": ["topology.yaml"],
+        "environment": None,
+        "server": {"version": "2.15.1"},
+        "summary": {"create": 1, "update": 2, "replace": 2, "delete": 1, "errors": 1, "has_changes": True},
+    }
+    operations = document["operations"]
+    assert [(o["action"], o["kind"], o["name"], o["stream"], o["adopt"]) for o in operations] == [
+        ("create", "stream", "ORDERS", None, False),
+        ("update", "stream", "EVENTS", None, False),
+        ("update", "stream", "BILLING", None, True),
+        ("replace", "consumer", "etl-notifier", "EVENTS", False),
+        ("replace", "stream", "AUDIT", None, False),
+        ("delete", "stream", "OLD", None, False),
+    ]
+    create, update, _, replace_consumer, replace_stream, delete = operations
+    assert create["before"] is None and create["after"]["max_age"] == 7 * DAY and create["changes"] == []
+    assert update["changes"][0] == {"path": "max_age", "old": 7 * DAY, "new": 14 * DAY, "forces_replacement": False}
+    assert update["before"] == {"max_age": 7 * DAY, "max_bytes": GiB} and update["data_at_risk"] is None
+    assert replace_consumer["forces_replacement"] == ["deliver_policy"]
+    assert replace_stream["data_at_risk"] == {"messages": 1234, "bytes": 5452595, "consumers": 2}
+    assert delete["after"] is None and delete["before"] == {"name": "OLD"}
+    assert delete["data_at_risk"] == {"messages": 10, "bytes": 1024, "consumers": 0}
+    assert document["findings"][2] == {
+        "kind": "consumer", "name": "x", "stream": "EVENTS",
+        "severity": "error", "reason": "impossible", "message": "deny_delete cannot be turned off",
+    }
+
+
+def test_json_exact_for_a_small_plan():
+    plan = Plan(
+        operations=[DeleteResource(Ref("consumer", "c", "S"), {"durable_name": "c", "ack_wait": 30 * S})],
+        owner="medisync",
+        environment="dev",
+    )
+    assert render_json(plan) == """\
+{
+  "environment": "dev",
+  "findings": [],
+  "format_version": 1,
+  "operations": [
+    {
+      "action": "delete",
+      "adopt": false,
+      "after": null,
+      "before": {
+        "ack_wait": 30000000000,
+        "durable_name": "c"
+      },
+      "changes": [],
+      "data_at_risk": null,
+      "forces_replacement": [],
+      "kind": "consumer",
+      "name": "c",
+      "stream": "S"
+    }
+  ],
+  "owner": "medisync",
+  "server": {},
+  "sources": [],
+  "summary": {
+    "create": 0,
+    "delete": 1,
+    "errors": 0,
+    "has_changes": true,
+    "replace": 0,
+    "update": 0
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_same_plan_renders_byte_identical_whatever_the_dict_order(fmt):
+    plan = full_plan()
+    reordered = full_plan()
+    config = reordered.operations[0].config
+    reordered.operations[0] = CreateResource(reordered.operations[0].ref, dict(reversed(list(config.items()))))
+    assert render(plan, fmt, color=False) == render(plan, fmt, color=False) == render(reordered, fmt, color=False)
+
+
+def test_render_dispatches_on_format_and_refuses_unknown_ones():
+    plan = full_plan()
+    assert render(plan, "text", color=True) == render_text(plan, color=True)
+    assert render(plan, "json", color=True) == render_json(plan)
+    assert render(plan, "markdown", color=True) == render_markdown(plan)
+    with pytest.raises(TopologyError, match="unknown plan format 'yaml': use one of text, json, markdown"):
+        render(plan, "yaml", color=False)
