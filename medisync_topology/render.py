@@ -150,7 +150,9 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
     if risk is not None:
         head += "   " + style(f"({_data_at_risk_text(risk)})", fg="red")
     if op.action == "create":
-        rows = [(key, display_value(key, value), False) for key, value in sorted(op.config.items())]
+        # The completed config carries unset optional fields as null; they say nothing to a reader.
+        settings = sorted((key, value) for key, value in op.config.items() if value is not None)
+        rows = [(key, display_value(key, value), False) for key, value in settings]
     elif op.action == "delete":
         rows = []
     else:

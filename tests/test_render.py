@@ -38,6 +38,7 @@ def full_plan() -> Plan:
                     "duplicate_window": 120 * S,
                     "consumer_limits": {"inactive_threshold": 300 * S},
                     "allow_rollup_hdrs": False,
+                    "placement": None,  # unset: not shown in text
                 },
             ),
             UpdateResource(
