@@ -7,6 +7,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from medisync_topology import rules
 from medisync_topology.loader import parse_document
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json").read_text())
@@ -59,13 +60,8 @@ KV_SETTINGS = {
 }
 OBJECT_STORE_SETTINGS = {"description", "ttl", "max_bytes", "storage", "num_replicas", "placement", "compression", "metadata"}
 
-# model.to_api_value converts by field name at any depth, so a name must mean the same unit everywhere.
-DURATION_FIELDS = {
-    "max_age", "duplicate_window", "subject_delete_marker_ttl", "inactive_threshold", "ack_wait", "backoff",
-    "max_expires", "idle_heartbeat", "priority_timeout", "ttl", "limit_marker_ttl",
-}
-SIZE_FIELDS = {"max_bytes", "max_msg_size", "max_value_size"}
-
+# Every field at once, so schema-valid but not a working topology (push and pull settings mix, a mirror
+# with every source option): `topology validate` rightly refuses it on semantic grounds.
 FULL_EXAMPLE = """\
 version: 1
 owner: medisync
@@ -341,6 +337,29 @@ def test_consumer_fields_are_the_servers_minus_name_and_internal_flags():
     assert api_fields == SERVER_CONSUMER_CONFIG - CONSUMER_EXCLUDED
 
 
+def test_fields_are_the_rules_tables_minus_the_exclusions():
+    assert set(DEFS["stream"]["properties"]) - TOOL_KEYS["stream"] == set(rules.STREAM_RULES) - STREAM_EXCLUDED
+    assert set(DEFS["consumer"]["properties"]) - TOOL_KEYS["consumer"] == set(rules.CONSUMER_RULES) - CONSUMER_EXCLUDED
+    assert {n for n, node in DEFS["consumer"]["properties"].items() if node.get("$ref") == "#/$defs/timestamp"} == (
+        rules.TIMESTAMP_FIELDS
+    )
+
+
+@pytest.mark.parametrize("kind", ["stream", "consumer"])
+def test_descriptions_name_the_server_version_of_newer_fields(kind):
+    """Fields newer than 2.10 say from which nats-server version, as the rules table has it."""
+    wrong = {}
+    for field, rule in rules.RULES[kind].items():
+        if field in DEFS[kind]["properties"] and rule.since and rule.since >= (2, 11, 0):
+            text = f"nats-server {rule.since[0]}.{rule.since[1]}+"
+            node = DEFS[kind]["properties"][field]
+            while "$ref" in node and "description" not in node:
+                node = resolve(node["$ref"])
+            if text not in node["description"]:
+                wrong[field] = text
+    assert wrong == {}
+
+
 @pytest.mark.parametrize("name", sorted(SERVER_SUBSTRUCTS))
 def test_nested_objects_have_the_servers_fields(name):
     excluded = PLACEMENT_EXCLUDED if name == "placement" else set()
@@ -376,6 +395,7 @@ def _unit_of(node: dict) -> str | None:
 
 
 def test_units_follow_the_field_name_at_every_depth():
+    """A name means the same unit everywhere, and the schema's units are the rules table's."""
     units_by_name: dict[str, set] = {}
 
     def collect(node):
@@ -391,8 +411,9 @@ def test_units_follow_the_field_name_at_every_depth():
     collect(SCHEMA)
     mixed = {name: units for name, units in units_by_name.items() if len(units) > 1}
     assert mixed == {}
-    assert {n for n, u in units_by_name.items() if u == {"duration"}} == DURATION_FIELDS
-    assert {n for n, u in units_by_name.items() if u == {"size"}} == SIZE_FIELDS
+    # model.to_api_value converts by field name at any depth, using the rules table's lists
+    assert {n for n, u in units_by_name.items() if u == {"duration"}} == rules.DURATION_FIELDS
+    assert {n for n, u in units_by_name.items() if u == {"size"}} == rules.SIZE_FIELDS
 
 
 def test_every_property_has_a_description():
@@ -490,7 +511,8 @@ def test_unknown_key_is_an_error_at_every_level(where):
         (("streams", "EVENTS", "max_msgs"), -2),
         (("streams", "EVENTS", "consumers", "etl-notifier", "priority_groups"), ["this-name-is-too-long"]),
         # values the API would refuse
-        (("streams", "EVENTS", "consumers", "etl-notifier", "opt_start_time"), "2026-01-02 03:04:05"),
+        (("streams", "EVENTS", "consumers", "etl-notifier", "opt_start_time"), "2026-01-02 03:04:05"),  # no zone
+        (("streams", "EVENTS", "consumers", "etl-notifier", "pause_until"), "2026-01-02T03:04:05.1234567890Z"),
         (("streams", "EVENTS", "consumers", "pusher", "deliver_subject"), "deliver.*"),
         (("streams", "EVENTS", "placement", "preferred"), "server-1"),
         (("streams", "EVENTS", "metadata", "_nats.req.level"), "0"),
@@ -555,6 +577,8 @@ def test_minimal_file_validates():
         (("streams", "EVENTS", "max_bytes"), "1024"),
         (("streams", "EVENTS", "consumers"), None),
         (("key_value",), None),
+        (("streams", "EVENTS", "consumers", "at-time", "opt_start_time"), "2026-01-02 03:04:05+01:00"),
+        (("streams", "EVENTS", "consumers", "at-time", "opt_start_time"), "2026-01-02t03:04:05.000000001z"),
     ],
 )
 def test_accepted_spellings(path, value):
