@@ -22,7 +22,7 @@ from .model import Topology
 from .ops import Plan
 from .plan import make_plan
 from .render import render
-from .validate import load_topology
+from .validate import load_every_environment, load_topology
 
 PAST_TENSE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
 
@@ -49,11 +49,16 @@ def main():
 
 @main.command()
 @options.topology_file
-def validate(path):
-    """Check a topology file offline. Exit 0 valid, 1 invalid (every problem listed)."""
-    topology = load_topology(path)
-    streams, consumers = len(topology.streams), topology.consumer_count()
-    click.echo(f"{path} is valid: {_count(streams, 'stream')}, {_count(consumers, 'consumer')}")
+def validate(paths, env):
+    """Check a topology offline. Exit 0 valid, 1 invalid (every problem listed).
+
+    Without --env, each environment declared under `environments:` is checked too.
+    """
+    topologies = {env: load_topology(paths, env)} if env else load_every_environment(paths)
+    for name, topology in topologies.items():
+        streams, consumers = len(topology.streams), topology.consumer_count()
+        where = f" in environment {name}" if name else ""
+        click.echo(f"{', '.join(paths)} is valid{where}: {_count(streams, 'stream')}, {_count(consumers, 'consumer')}")
 
 
 @main.command()
@@ -64,12 +69,12 @@ def validate(path):
 @options.adopt
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
 @options.no_color
-def plan(path, connect, fmt, prune, adopt, detailed_exitcode, no_color):
+def plan(paths, env, connect, fmt, prune, adopt, detailed_exitcode, no_color):
     """Show what apply would change, field by field.
 
     Exit 0 success, 1 error; with --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
     """
-    topology = load_topology(path)
+    topology = load_topology(paths, env)
     the_plan = asyncio.run(_make_plan(topology, connect, prune=prune, adopt=adopt))
     click.echo(render(the_plan, fmt, color=_color(no_color)), nl=False)
     if the_plan.errors:
@@ -91,9 +96,9 @@ async def _make_plan(topology: Topology, connect: ConnectOptions, **flags) -> Pl
 @click.option("--allow-replace", is_flag=True, help="Allow replacing (delete then create) resources; data is lost.")
 @options.adopt
 @options.no_color
-def apply(path, connect, auto_approve, prune, allow_replace, adopt, no_color):
+def apply(paths, env, connect, auto_approve, prune, allow_replace, adopt, no_color):
     """Make live JetStream match the topology. Exit 0 success, 1 error."""
-    topology = load_topology(path)
+    topology = load_topology(paths, env)
     if not auto_approve and not sys.stdin.isatty():
         raise click.ClickException("apply needs confirmation: run it in a terminal, or pass --auto-approve")
     result = asyncio.run(_apply(topology, connect, auto_approve, prune, allow_replace, adopt, _color(no_color)))

@@ -8,10 +8,18 @@ import click
 
 from .connection import ConnectOptions
 
-topology_file = click.option(
-    "-f", "--file", "path", default="topology.yaml", show_default=True,
-    type=click.Path(dir_okay=False), help="The topology file.",
-)
+
+def topology_file(command):
+    """-f/--file, repeatable (files or directories, composed into one topology), and --env."""
+    command = click.option(
+        "--env", envvar="TOPOLOGY_ENV", metavar="NAME",
+        help="Merge this environment's overlay from `environments:` over the topology [env TOPOLOGY_ENV].",
+    )(command)
+    return click.option(
+        "-f", "--file", "paths", multiple=True, default=["topology.yaml"], show_default=True, type=click.Path(),
+        help="A topology file, or a directory of *.yaml/*.yml files; repeat to compose several.",
+    )(command)
+
 
 no_color = click.option("--no-color", is_flag=True, help="No colour, even on a terminal (NO_COLOR works too).")
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -14,8 +16,8 @@ from pathlib import Path
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from . import subjects
-from .loader import Document, InvalidTopology, Problem, load_document
+from . import compose, subjects
+from .loader import Document, InvalidTopology, Problem
 from .model import StreamSpec, Topology, build_topology
 
 # The push-only and pull-only consumer fields (a consumer is push when it has a deliver_subject).
@@ -32,20 +34,47 @@ def load_schema() -> dict:
     return json.loads(resources.files(__package__).joinpath("topology.schema.json").read_text())
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Load and fully validate one topology file; raises InvalidTopology listing every problem."""
-    doc = load_document(path)
-    if not isinstance(doc.data, dict):
-        kind = type(doc.data).__name__ if doc.data is not None else "nothing"
-        raise InvalidTopology([doc.problem((), f"expected a mapping with version, owner and streams at the top level, found {kind}")])
-    problems = schema_problems(doc)
+def load_topology(paths: str | Path | Iterable[str | Path], env: str | None = None) -> Topology:
+    """Load and fully validate a topology (one file, several, or directories of them) with environment
+    ``env`` applied; raises InvalidTopology listing every problem."""
+    return _checked(compose.environment_document(compose.load_sources(paths), env), env)
+
+
+def load_every_environment(paths: str | Path | Iterable[str | Path]) -> dict[str | None, Topology]:
+    """The base topology (key None) and each declared environment's, all validated, so CI catches a
+    broken overlay before anyone deploys it. A problem the base does not have names its environment."""
+    base = compose.load_sources(paths)
+    topologies: dict[str | None, Topology] = {}
+    problems: list[Problem] = []
+    base_problems: set[Problem] = set()
+    for env in [None, *compose.environment_names(base)]:
+        try:
+            topologies[env] = _checked(compose.environment_document(base, env), env)
+        except InvalidTopology as exc:
+            if env is None:
+                base_problems = set(exc.problems)
+                problems += exc.problems
+            else:
+                problems += [replace(p, message=f"in environment {env}: {p.message}") for p in exc.problems if p not in base_problems]
     if problems:
         raise InvalidTopology(problems)
+    return topologies
+
+
+def _checked(doc: compose.ComposedDocument, env: str | None) -> Topology:
+    problems = schema_problems(doc)
+    if problems:
+        raise InvalidTopology(sorted(problems, key=_location))
     topology, problems = build_topology(doc)
     problems += semantic_problems(topology, doc)
     if problems:
-        raise InvalidTopology(sorted(problems, key=lambda p: (p.line, p.col, p.path)))
+        raise InvalidTopology(sorted(problems, key=_location))
+    topology.sources, topology.environment = list(doc.sources), env
     return topology
+
+
+def _location(problem: Problem) -> tuple:
+    return problem.file, problem.line, problem.col, problem.path
 
 
 def schema_problems(doc: Document) -> list[Problem]:
@@ -72,6 +101,9 @@ def _describe(error: ValidationError, doc: Document) -> list[Problem]:
         return problems
     if error.validator == "required":
         return [doc.problem(path, error.message.replace("is a required property", "is required"))]
+    if error.validator in ("pattern", "propertyNames") and error.schema.get("description"):
+        # The schema's words for its own patterns, not the regular expression.
+        return [doc.problem(path, f"{json.dumps(error.instance)} is not valid: {error.schema['description']}")]
     if error.validator == "enum":
         choices = ", ".join(json.dumps(c) for c in error.validator_value)
         return [doc.problem(path, f"{json.dumps(error.instance)} is not one of {choices}")]
