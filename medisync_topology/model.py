@@ -88,7 +88,9 @@ def _api_config(raw, tool_keys, defaults, here, defaults_here, doc, problems) ->
 
 
 def to_api_value(key: str, value: Any, path: tuple, doc: Document, problems: list[Problem]) -> Any:
-    """Durations -> nanoseconds and sizes -> bytes, by field name, at any depth."""
+    """Durations -> nanoseconds and sizes -> bytes, by field name, at any depth (metadata is the user's own)."""
+    if key == "metadata":
+        return value
     if key in rules.DURATION_FIELDS or key in rules.SIZE_FIELDS:
         parse = units.parse_duration if key in rules.DURATION_FIELDS else units.parse_size
         try:

@@ -62,13 +62,19 @@ def load_every_environment(paths: str | Path | Iterable[str | Path]) -> dict[str
 
 
 def _checked(doc: compose.ComposedDocument, env: str | None) -> Topology:
-    problems = schema_problems(doc)
+    errors = list(jsonschema.Draft202012Validator(load_schema()).iter_errors(doc.data))
+    problems = sorted({p for error in errors for p in _describe(error, doc)}, key=_location)
+    # Semantic rules still run on every stream the schema found nothing wrong with, so one
+    # run lists every problem; a broken stream or defaults section could only mislead them.
+    broken = {_error_path(error, doc)[:2] for error in errors}
+    if not any(len(path) < 2 or path[0] == "defaults" for path in broken):
+        healthy = {**doc.data, "streams": {
+            name: spec for name, spec in (doc.data.get("streams") or {}).items() if ("streams", name) not in broken
+        }}
+        topology, more = build_topology(replace(doc, data=healthy))
+        problems += more + semantic_problems(topology, doc)
     if problems:
-        raise InvalidTopology(sorted(problems, key=_location))
-    topology, problems = build_topology(doc)
-    problems += semantic_problems(topology, doc)
-    if problems:
-        raise InvalidTopology(sorted(problems, key=_location))
+        raise InvalidTopology(sorted(set(problems), key=_location))
     topology.sources, topology.environment = list(doc.sources), env
     return topology
 
@@ -77,18 +83,10 @@ def _location(problem: Problem) -> tuple:
     return problem.file, problem.line, problem.col, problem.path
 
 
-def schema_problems(doc: Document) -> list[Problem]:
-    validator = jsonschema.Draft202012Validator(load_schema())
-    problems = []
-    for error in validator.iter_errors(doc.data):
-        problems.extend(_describe(error, doc))
-    return sorted(set(problems), key=lambda p: (p.line, p.col, p.path, p.message))
-
-
 def _describe(error: ValidationError, doc: Document) -> list[Problem]:
     if error.context:  # anyOf / oneOf: the branch that got furthest says what is wrong
         return _describe(best_match(error.context), doc)
-    path = tuple(error.absolute_path)
+    path = _error_path(error, doc)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         problems = []
@@ -108,6 +106,18 @@ def _describe(error: ValidationError, doc: Document) -> list[Problem]:
         choices = ", ".join(json.dumps(c) for c in error.validator_value)
         return [doc.problem(path, f"{json.dumps(error.instance)} is not one of {choices}")]
     return [doc.problem(path, error.message)]
+
+
+def _error_path(error: ValidationError, doc: Document) -> tuple:
+    while error.context:
+        error = best_match(error.context)
+    path = tuple(error.absolute_path)
+    parent = doc.data
+    for part in path:
+        parent = parent[part]
+    if isinstance(error.instance, str) and isinstance(parent, dict) and error.instance in parent:
+        path += (error.instance,)  # propertyNames: the key itself is at fault
+    return path
 
 
 def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
@@ -137,9 +147,9 @@ def _stream_subject_problems(doc, here, stream: StreamSpec):
         message = subjects.subject_problem(subject)
         if message:
             problems.append(doc.problem(here + ("subjects", i), message))
-        for j in range(i):
-            other = subject_list[j]
-            if subjects.subjects_overlap(subject, other):
+            continue
+        for other in subject_list[:i]:
+            if not subjects.subject_problem(other) and subjects.subjects_overlap(subject, other):
                 problems.append(
                     doc.problem(here + ("subjects", i), f"subject '{subject}' overlaps '{other}' in the same stream")
                 )
@@ -215,6 +225,8 @@ def _overlap_problems(doc, topology: Topology):
     claimed: list[tuple[str, int, str]] = []
     for name, stream in topology.streams.items():
         for i, subject in enumerate(stream.config.get("subjects") or []):
+            if subjects.subject_problem(subject):
+                continue
             for other_stream, _, other_subject in claimed:
                 if other_stream != name and subjects.subjects_overlap(subject, other_subject):
                     problems.append(
