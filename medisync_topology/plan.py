@@ -25,8 +25,6 @@ from .ops import (
 )
 
 OWNER_KEY = "medisync-topology.owner"
-# Order never matters to the server for these lists, so they compare as sets.
-UNORDERED_FIELDS = ("subjects", "filter_subjects")
 
 
 def owner_of(config: dict) -> str | None:
@@ -38,7 +36,7 @@ def with_owner(config: dict, owner: str) -> dict:
 
 
 def comparable(config: dict) -> dict:
-    return {k: sorted(v) if k in UNORDERED_FIELDS and isinstance(v, list) else v for k, v in config.items()}
+    return {k: sorted(v) if k in rules.UNORDERED_FIELDS and isinstance(v, list) else v for k, v in config.items()}
 
 
 def field_changes(before: dict, after: dict, forcing: list[str] = ()) -> tuple[FieldChange, ...]:
@@ -83,12 +81,13 @@ class _Planner:
     # -- streams ---------------------------------------------------------
 
     def _desired_stream(self, spec: StreamSpec) -> dict:
-        return rules.complete_stream(with_owner(spec.config, self.topology.owner))
+        origins = {name: s.config for name, s in self.topology.streams.items()}
+        return rules.complete_stream(with_owner(spec.config, self.topology.owner), self.version, origins)
 
-    def _supported(self, ref: Ref, kind: str, config: dict) -> bool:
-        if self.version is None:
-            return True
-        messages = rules.unsupported_fields(kind, config, self.version)
+    def _supported(self, ref: Ref, kind: str, config: dict, creating: bool = False) -> bool:
+        messages = rules.unsupported_fields(kind, config, self.version) if self.version else []
+        if creating:
+            messages += rules.create_refusals(kind, config)
         for message in messages:
             self._error(ref, "unsupported", message)
         return not messages
@@ -96,7 +95,7 @@ class _Planner:
     def _create_stream(self, spec: StreamSpec) -> None:
         ref = Ref("stream", spec.name)
         config = self._desired_stream(spec)
-        if not self._supported(ref, "stream", config):
+        if not self._supported(ref, "stream", config, creating=True):
             return
         self.phases["stream"].append(CreateResource(ref, config))
         for consumer in spec.consumers.values():
@@ -182,12 +181,12 @@ class _Planner:
     # -- consumers -------------------------------------------------------
 
     def _desired_consumer(self, spec: ConsumerSpec, stream_config: dict) -> dict:
-        return rules.complete_consumer(with_owner(spec.config, self.topology.owner), stream_config)
+        return rules.complete_consumer(with_owner(spec.config, self.topology.owner), stream_config, self.version)
 
     def _create_consumer(self, spec: ConsumerSpec, stream_config: dict) -> None:
         ref = Ref("consumer", spec.name, spec.stream)
         config = self._desired_consumer(spec, stream_config)
-        if self._supported(ref, "consumer", config):
+        if self._supported(ref, "consumer", config, creating=True):
             self.phases["consumer"].append(CreateResource(ref, config))
 
     def _compare_consumers(self, spec: StreamSpec, stream: LiveStream, stream_config: dict) -> None:
