@@ -353,10 +353,12 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
 
 
 def _known_to(cfg: dict, rules: dict[str, FieldRule], version: Version | None) -> dict:
-    """Drop default-valued fields the server does not know: strict servers refuse unknown fields."""
+    """Drop default-valued fields the server does not know: strict servers refuse unknown fields.
+
+    A field set to something else stays, for unsupported_fields to report."""
     return {
         k: v for k, v in cfg.items()
-        if k not in rules or _at_least(version, rules[k].since) or _is_default(rules[k], k, v)
+        if k not in rules or _at_least(version, rules[k].since) or not _is_default(rules[k], k, v)
     }
 
 

@@ -137,6 +137,14 @@ def test_fields_unknown_to_an_older_server_are_not_sent_when_default():
     assert "compression" not in rules.complete_stream({"name": "S"}, (2, 9, 0))
 
 
+def test_fields_unknown_to_an_older_server_stay_when_set_so_they_are_reported():
+    cfg = rules.complete_stream({"name": "S", "allow_msg_counter": True}, (2, 11, 11))
+    assert cfg["allow_msg_counter"] is True
+    assert rules.unsupported_fields("stream", cfg, (2, 11, 11)) == [
+        "allow_msg_counter needs nats-server 2.12 or newer; the server is 2.11.11"
+    ]
+
+
 def test_complete_does_not_touch_its_input():
     desired = {"name": "S", "sealed": True, "sources": [{"name": "A", "filter_subject": ""}]}
     rules.complete_stream(desired)
