@@ -1,0 +1,174 @@
+"""The pure diff: desired topology vs a live state built by hand, no server.
+
+The live side is what the server reports for a config, which rules.complete_* predicts (the
+real-server tests in test_apply.py prove that prediction).
+"""
+
+import pytest
+
+from medisync_topology import rules
+from medisync_topology.client import LiveState, LiveStream
+from medisync_topology.loader import parse_document
+from medisync_topology.model import build_topology
+from medisync_topology.ops import CreateResource, DeleteResource, ReplaceResource, UpdateResource
+from medisync_topology.plan import OWNER_KEY, make_plan
+
+VERSION = "2.15.1"
+
+BASE = """
+version: 1
+owner: medisync
+streams:
+  EVENTS:
+    subjects: [medisync.etl.>, medisync.tally.>]
+    max_age: 7d
+    consumers:
+      etl:
+        ack_policy: explicit
+        filter_subject: medisync.etl.>
+  AUDIT:
+    subjects: [medisync.audit.>]
+    deny_delete: true
+    protect: true
+"""
+
+
+def topology(text=BASE):
+    model, problems = build_topology(parse_document(text, "t.yaml"))
+    assert problems == []
+    return model
+
+
+def live_from(text=BASE, owner="medisync", messages=0, **stream_overrides):
+    """The live state the server would report after applying ``text`` (with ``owner``)."""
+    desired = topology(text)
+    streams = {}
+    for name, spec in desired.streams.items():
+        config = {**spec.config, **stream_overrides.get(name, {})}
+        if owner:
+            config["metadata"] = {OWNER_KEY: owner, "_nats.ver": VERSION}
+        config = rules.complete_stream(config, rules.parse_version(VERSION))
+        consumers = {}
+        for cname, cspec in spec.consumers.items():
+            cconfig = dict(cspec.config)
+            if owner:
+                cconfig["metadata"] = {OWNER_KEY: owner}
+            consumers[cname] = rules.complete_consumer(cconfig, config, rules.parse_version(VERSION))
+        streams[name] = LiveStream(config, {"messages": messages, "bytes": messages * 100}, consumers)
+    return LiveState(VERSION, streams)
+
+
+def actions(plan):
+    return [(op.action, str(op.ref)) for op in plan.operations]
+
+
+def test_empty_server_creates_streams_then_their_consumers():
+    plan = make_plan(topology(), LiveState(VERSION, {}))
+    assert actions(plan) == [
+        ("create", "stream AUDIT"),
+        ("create", "stream EVENTS"),
+        ("create", "consumer EVENTS/etl"),
+    ]
+    assert all(op.config["metadata"][OWNER_KEY] == "medisync" for op in plan.operations)
+    assert plan.findings == []
+
+
+def test_applied_state_has_no_changes():
+    plan = make_plan(topology(), live_from())
+    assert plan.operations == [] and plan.findings == []
+
+
+def test_subject_order_is_not_a_change():
+    live = live_from()
+    live.streams["EVENTS"].config["subjects"].reverse()
+    assert make_plan(topology(), live).operations == []
+
+
+def test_changed_field_is_an_update_with_old_and_new():
+    plan = make_plan(topology(BASE.replace("max_age: 7d", "max_age: 14d")), live_from())
+    [op] = plan.operations
+    assert isinstance(op, UpdateResource) and str(op.ref) == "stream EVENTS"
+    assert [(c.path, c.old, c.new, c.forces_replacement) for c in op.changes] == [
+        ("max_age", 7 * 86400 * 10**9, 14 * 86400 * 10**9, False)
+    ]
+
+
+def test_storage_change_replaces_and_recreates_consumers_with_data_at_risk():
+    plan = make_plan(topology(BASE.replace("max_age: 7d", "max_age: 7d\n    storage: memory")), live_from(messages=42))
+    assert actions(plan) == [("replace", "stream EVENTS"), ("create", "consumer EVENTS/etl")]
+    replace = plan.operations[0]
+    assert isinstance(replace, ReplaceResource) and replace.forced_by == ["storage"]
+    assert (replace.data_at_risk.messages, replace.data_at_risk.bytes, replace.data_at_risk.consumers) == (42, 4200, 1)
+
+
+def test_consumer_field_the_server_will_not_update_forces_replacement():
+    plan = make_plan(topology(BASE.replace("ack_policy: explicit", "ack_policy: all")), live_from())
+    [op] = plan.operations
+    assert isinstance(op, ReplaceResource) and op.forced_by == ["ack_policy"]
+
+
+def test_replacing_a_protected_stream_is_an_error():
+    text = BASE.replace("deny_delete: true", "deny_delete: true\n    storage: memory")
+    plan = make_plan(topology(text), live_from())
+    assert plan.operations == []
+    [error] = plan.errors
+    assert error.reason == "protected" and "stream AUDIT is protect: true" in error.message
+
+
+def test_one_way_flag_turned_off_is_impossible():
+    plan = make_plan(topology(BASE.replace("deny_delete: true", "deny_delete: false")), live_from())
+    assert plan.operations == []
+    [error] = plan.errors
+    assert error.reason == "impossible" and "deny_delete cannot be turned off" in error.message
+
+
+def test_removed_resources_are_deleted_only_with_prune_consumers_first():
+    text = BASE.split("  AUDIT:")[0].replace("    consumers:\n      etl:\n        ack_policy: explicit\n        filter_subject: medisync.etl.>\n", "")
+    live = live_from()
+    plan = make_plan(topology(text), live)
+    assert plan.operations == []
+    assert sorted((f.reason, str(f.ref)) for f in plan.findings) == [
+        ("needs_prune", "consumer EVENTS/etl"),
+        ("needs_prune", "stream AUDIT"),
+    ]
+    plan = make_plan(topology(text), live, prune=True)
+    assert actions(plan) == [("delete", "consumer EVENTS/etl"), ("delete", "stream AUDIT")]
+    assert isinstance(plan.operations[1], DeleteResource)
+
+
+def test_unowned_live_resources_are_unmanaged_and_never_touched():
+    live = live_from(owner=None)
+    plan = make_plan(topology("version: 1\nowner: medisync\nstreams: {}\n"), live, prune=True)
+    assert plan.operations == []
+    assert {(f.severity, f.reason) for f in plan.findings} == {("note", "unmanaged")}
+
+
+def test_same_name_without_owner_needs_adopt():
+    live = live_from(owner=None)
+    plan = make_plan(topology(), live)
+    assert plan.operations == []
+    assert {f.reason for f in plan.errors} == {"needs_adopt"}
+    plan = make_plan(topology(), live, adopt=True)
+    assert actions(plan) == [("update", "stream AUDIT"), ("update", "stream EVENTS"), ("update", "consumer EVENTS/etl")]
+    assert all(op.adopt and [c.path for c in op.changes] == ["metadata"] for op in plan.operations)
+
+
+def test_other_owner_is_a_conflict():
+    plan = make_plan(topology(), live_from(owner="billing"), prune=True, adopt=True)
+    assert plan.operations == []
+    assert [f.reason for f in plan.errors] == ["conflict", "conflict"]
+    assert "owned by 'billing', not 'medisync'" in plan.errors[0].message
+
+
+def test_field_unknown_to_an_older_server_is_refused_before_sending():
+    text = BASE.replace("max_age: 7d", "max_age: 7d\n    allow_msg_counter: true")
+    plan = make_plan(topology(text), LiveState("2.11.4", {}))
+    messages = [f.message for f in plan.errors]
+    assert "allow_msg_counter needs nats-server 2.12 or newer; the server is 2.11.4" in messages
+
+
+@pytest.mark.parametrize("text", [BASE, BASE.replace("max_age: 7d", "max_age: 30s")])
+def test_plans_are_deterministic(text):
+    first = make_plan(topology(text), live_from())
+    second = make_plan(topology(text), live_from())
+    assert first == second
