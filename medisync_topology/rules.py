@@ -331,6 +331,8 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
     cfg = _known_to(copy.deepcopy(config), CONSUMER_RULES, version)
     _fill_defaults(cfg, CONSUMER_RULES, version)
     limits = stream_config.get("consumer_limits") or {}
+    if cfg.get("durable_name") and not cfg.get("name") and _at_least(version, (2, 9, 0)):
+        cfg["name"] = cfg["durable_name"]  # a durable's name is its durable name
     if cfg.get("max_deliver") == 0:
         cfg["max_deliver"] = -1
     pull = not cfg.get("deliver_subject")

@@ -161,6 +161,11 @@ def test_minimal_pull_consumer():
     }
 
 
+def test_a_durable_is_named_after_its_durable_name():
+    assert rules.complete_consumer({"durable_name": "D"}, stream())["name"] == "D"
+    assert "name" not in rules.complete_consumer({"durable_name": "D"}, stream(), (2, 8, 4))
+
+
 def test_explicit_ack_gets_ack_wait_and_max_ack_pending():
     cfg = consumer(ack_policy="explicit")
     assert cfg["ack_wait"] == 30 * S and cfg["max_ack_pending"] == 1000
