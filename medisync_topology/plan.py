@@ -46,6 +46,33 @@ def field_changes(before: dict, after: dict, forcing: list[str] = ()) -> tuple[F
     return tuple(FieldChange(k, before.get(k), after.get(k), k in forcing) for k in keys)
 
 
+def origins(config: dict) -> set[str]:
+    """The streams in this account that a stream mirrors or sources from."""
+    entries = [config.get("mirror")] + list(config.get("sources") or [])
+    return {e["name"] for e in entries if e and e.get("name") and not e.get("external")}
+
+
+def _origins_first(ops: list) -> list:
+    """Stable order in which every stream comes after the streams it mirrors or sources from."""
+    by_name = {op.ref.name: op for op in ops}
+    ordered: list = []
+    visiting: set[str] = set()
+
+    def visit(op) -> None:
+        if op in ordered or op.ref.name in visiting:
+            return
+        visiting.add(op.ref.name)
+        config = getattr(op, "config", None) or getattr(op, "after", None) or op.before
+        for origin in sorted(origins(config)):
+            if origin in by_name:
+                visit(by_name[origin])
+        ordered.append(op)
+
+    for op in ops:
+        visit(op)
+    return ordered
+
+
 def make_plan(topology: Topology, live: LiveState, *, prune: bool = False, adopt: bool = False) -> Plan:
     """The ordered operations that make live JetStream match the topology, and what stands in the way."""
     planner = _Planner(topology, live, prune=prune, adopt=adopt)
@@ -75,6 +102,8 @@ class _Planner:
                 self._live_only_stream(live[name])
             else:
                 self._compare_stream(desired[name], live[name])
+        self.phases["stream_delete"] = _origins_first(self.phases["stream_delete"])[::-1]
+        self.phases["stream"] = _origins_first(self.phases["stream"])
         for phase in self.phases.values():
             self.plan.operations += phase
 

@@ -131,6 +131,7 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
             problems += _name_problems(doc, here + ("consumers", cname), cname, "consumer")
             problems += _consumer_problems(doc, here + ("consumers", cname), stream, consumer.config)
         problems += _workqueue_problems(doc, here, stream)
+        problems += _origin_problems(doc, here, stream, topology)
     problems += _overlap_problems(doc, topology)
     return problems
 
@@ -196,6 +197,32 @@ def _consumer_problems(doc, here, stream: StreamSpec, config: dict):
             kind = "push consumers (with deliver_subject)" if not push else "pull consumers (without deliver_subject)"
             hint = "" if push else "; add deliver_subject to make it a push consumer"
             problems.append(doc.problem(here + (field_name,), f"{field_name} applies only to {kind}{hint}"))
+    return problems
+
+
+def _origin_problems(doc, here, stream: StreamSpec, topology: Topology):
+    """Mirrors and sources: shapes the server refuses, and origins that cannot be found."""
+    config, problems = stream.config, []
+    if config.get("mirror"):
+        for field_name in ("subjects", "sources"):
+            if config.get(field_name):
+                problems.append(doc.problem(here + (field_name,), f"a mirror stream has no {field_name} of its own: it takes exactly what its origin has"))
+    entries = [(("mirror",), config.get("mirror"))] + [(("sources", i), s) for i, s in enumerate(config.get("sources") or [])]
+    for path, entry in entries:
+        if not entry or entry.get("external"):
+            continue
+        if entry.get("name") == stream.name:
+            problems.append(doc.problem(here + path + ("name",), "a stream cannot mirror or source from itself"))
+            continue
+        if entry.get("name") in topology.streams:
+            continue
+        problems.append(
+            doc.problem(
+                here + path + ("name",),
+                f"stream {entry.get('name')} is not in the topology; declare it, or give `external` "
+                "(api prefix, and deliver prefix) for a stream in another account or domain",
+            )
+        )
     return problems
 
 

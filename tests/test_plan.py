@@ -172,3 +172,22 @@ def test_plans_are_deterministic(text):
     first = make_plan(topology(text), live_from())
     second = make_plan(topology(text), live_from())
     assert first == second
+
+
+def test_origins_are_created_before_and_deleted_after_their_mirrors():
+    text = """
+version: 1
+owner: medisync
+streams:
+  A_BACKUP:
+    mirror: {name: Z_ORIGIN}
+  B_AGG:
+    sources: [{name: Z_ORIGIN}, {name: A_BACKUP}]
+  Z_ORIGIN:
+    subjects: [medisync.>]
+"""
+    plan = make_plan(topology(text), LiveState(VERSION, {}))
+    assert actions(plan) == [("create", "stream Z_ORIGIN"), ("create", "stream A_BACKUP"), ("create", "stream B_AGG")]
+    live = LiveState(VERSION, {op.ref.name: LiveStream(op.config, {}) for op in plan.operations})
+    plan = make_plan(topology("version: 1\nowner: medisync\nstreams: {}\n"), live, prune=True)
+    assert actions(plan) == [("delete", "stream B_AGG"), ("delete", "stream A_BACKUP"), ("delete", "stream Z_ORIGIN")]

@@ -1,0 +1,127 @@
+"""`topology validate` through the CLI: exit codes and the exact lines a person reads."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from medisync_topology.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def validate(tmp_path, text):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["validate", "-f", str(path)])
+    lines = [line.replace(str(path), "t.yaml") for line in result.output.splitlines()]
+    return result.exit_code, lines
+
+
+def problems(tmp_path, text):
+    code, lines = validate(tmp_path, text)
+    assert code == 1, lines
+    assert lines[0].startswith("Error: the topology is invalid")
+    assert "Traceback" not in "\n".join(lines)
+    return lines[1:]
+
+
+def test_shipped_example_is_valid():
+    result = CliRunner().invoke(main, ["validate", "-f", str(REPO / "topology.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("topology.yaml is valid: 3 streams, 7 consumers\n")
+
+
+def test_the_messaging_guides_overlapping_streams_are_caught(tmp_path):
+    """The guide's SetupMediSyncStreams: EVENTS on medisync.> beside ALERTS and AUDIT."""
+    text = """version: 1
+owner: medisync
+streams:
+  EVENTS: {subjects: [medisync.>]}
+  ALERTS: {subjects: [medisync.alert.>]}
+  AUDIT: {subjects: [medisync.audit.>]}
+"""
+    assert problems(tmp_path, text) == [
+        "t.yaml:5:23: streams.ALERTS.subjects[0]: subject 'medisync.alert.>' overlaps 'medisync.>' of stream EVENTS: a subject may belong to one stream only",
+        "t.yaml:6:22: streams.AUDIT.subjects[0]: subject 'medisync.audit.>' overlaps 'medisync.>' of stream EVENTS: a subject may belong to one stream only",
+    ]
+
+
+def test_every_problem_is_listed_with_did_you_mean(tmp_path):
+    text = """version: 1
+owner: medisync
+streams:
+  EVENTS:
+    subjects: [medisync.etl.>]
+    max_agee: 7d
+    storage: disk
+  OTHER:
+    subjects: [a..b]
+"""
+    assert problems(tmp_path, text) == [
+        "t.yaml:6:5: streams.EVENTS.max_agee: unknown field 'max_agee': did you mean 'max_age'?",
+        't.yaml:7:5: streams.EVENTS.storage: "disk" is not one of "file", "memory"',
+        "t.yaml:9:16: streams.OTHER.subjects[0]: subject 'a..b' has an empty token ('..'): tokens are separated by single dots",
+    ]
+
+
+@pytest.mark.parametrize(
+    "stream, expected",
+    [
+        ("subjects: [a.>, a.b]", "subject 'a.b' overlaps 'a.>' in the same stream"),
+        ("subjects: ['>']", "a stream capturing '>' would also capture its own acks and the JetStream API; set no_ack: true"),
+        ("subjects: [a.>]\n    consumers:\n      c: {filter_subject: b.x}", "filter 'b.x' matches none of stream S's subjects: a.>"),
+        (
+            "subjects: [a.>]\n    consumers:\n      c: {backoff: [1s, 2s, 3s], max_deliver: 2}",
+            "backoff has 3 steps but max_deliver is 2: a message is never delivered more than max_deliver times",
+        ),
+        (
+            "subjects: [a.>]\n    consumers:\n      c: {deliver_group: workers}",
+            "deliver_group applies only to push consumers (with deliver_subject); add deliver_subject to make it a push consumer",
+        ),
+        (
+            "subjects: [a.>]\n    consumers:\n      c: {deliver_subject: d.x, max_waiting: 10}",
+            "max_waiting applies only to pull consumers (without deliver_subject)",
+        ),
+        (
+            "subjects: [a.>]\n    consumers:\n      c: {deliver_subject: d.x, priority_policy: overflow, priority_groups: [g]}",
+            "priority_groups applies only to pull consumers (without deliver_subject)",
+        ),
+        (
+            "subjects: [a.>]\n    retention: workqueue\n    consumers:\n      c1: {filter_subject: a.>}\n      c2: {filter_subject: a.x}",
+            "on a workqueue stream each message goes to one consumer: filter 'a.x' overlaps consumer c1's 'a.>'",
+        ),
+        ("mirror: {name: S}", "a stream cannot mirror or source from itself"),
+        ("sources: [{name: NOPE}]", "stream NOPE is not in the topology; declare it"),
+        ("subjects: [a.>]\n    max_age: -5s", "is not valid: A duration"),
+        ("subjects: [a.>]\n    num_replicas: 6", "6 is greater than the maximum of 5"),
+    ],
+)
+def test_semantic_rules(tmp_path, stream, expected):
+    found = problems(tmp_path, f"version: 1\nowner: medisync\nstreams:\n  S:\n    {stream}\n")
+    assert any(expected in line for line in found), found
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "t.yaml:1:1: the file is empty"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("version: 1\n\towner: x\n", "use spaces"),
+        ("streams: {A: {}, A: {}}\n", "duplicate key"),
+        ("version: 1\n", "'owner' is required"),
+        ("version: 2\nowner: x\n", "version: 1 was expected"),
+    ],
+)
+def test_bad_input_is_an_error_never_a_traceback(tmp_path, text, expected):
+    found = problems(tmp_path, text)
+    assert any(expected in line for line in found), found
+
+
+def test_binary_garbage_and_missing_files(tmp_path):
+    garbage = tmp_path / "g.yaml"
+    garbage.write_bytes(b"\x00\xff\xfe" * 50)
+    result = CliRunner().invoke(main, ["validate", "-f", str(garbage)])
+    assert result.exit_code == 1 and "not a text file" in result.output
+    result = CliRunner().invoke(main, ["validate", "-f", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
