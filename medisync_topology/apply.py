@@ -81,7 +81,7 @@ async def _execute(client: JetStreamClient, op: Operation) -> None:
 def _api(verb: str, ref) -> str:
     if ref.kind == "consumer":
         return f"CONSUMER.{verb}.{ref.stream}.{ref.name}"
-    return f"STREAM.{verb}.{ref.name}"
+    return f"STREAM.{verb}.{ref.stream_name}"
 
 
 def _body(ref, config: dict, action: str) -> dict:
@@ -109,5 +109,5 @@ async def _overlapping_streams(client: JetStreamClient, op: Operation) -> list[s
             reply = await client.request("STREAM.NAMES", {"subject": subject})
         except TopologyError:
             continue
-        names.update(n for n in reply.get("streams") or [] if n != op.ref.name)
+        names.update(n for n in reply.get("streams") or [] if n != op.ref.stream_name)
     return sorted(names)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import rules, units
+from . import buckets, rules, units
 from .loader import Document, Problem
+from .ops import Ref
 
 # Keys that belong to this tool, not to the JetStream API.
 STREAM_TOOL_KEYS = ("consumers", "protect")
@@ -23,18 +24,25 @@ class ConsumerSpec:
 
 @dataclass
 class StreamSpec:
+    """A stream, or the stream behind a KV bucket or object store (kind, and the bucket's name)."""
+
     name: str
     config: dict
     consumers: dict[str, ConsumerSpec] = field(default_factory=dict)
     protect: bool = False
+    kind: str = "stream"
+    bucket: str = ""
+
+    @property
+    def ref(self) -> Ref:
+        return Ref(self.kind, self.bucket or self.name)
 
 
 @dataclass
 class Topology:
     owner: str
     streams: dict[str, StreamSpec]
-    key_value: dict = field(default_factory=dict)
-    object_stores: dict = field(default_factory=dict)
+    buckets: dict[str, StreamSpec] = field(default_factory=dict)  # KV and object stores, by stream name
     audit: dict | None = None
     sources: list[str] = field(default_factory=list)
     environment: str | None = None
@@ -65,11 +73,19 @@ def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
             cconfig["name"] = cname
             stream.consumers[cname] = ConsumerSpec(name, cname, cconfig, bool(craw.get("protect", False)))
         streams[name] = stream
+    bucket_streams: dict[str, StreamSpec] = {}
+    for section, kind in (("key_value", "key_value"), ("object_stores", "object_store")):
+        for bucket, raw in (data.get(section) or {}).items():
+            here = (section, bucket)
+            settings = {k: to_api_value(k, v, here + (k,), doc, problems) for k, v in (raw or {}).items() if k != "protect"}
+            config = buckets.bucket_stream_config(kind, bucket, settings)
+            bucket_streams[config["name"]] = StreamSpec(
+                config["name"], config, protect=bool((raw or {}).get("protect", False)), kind=kind, bucket=bucket
+            )
     topology = Topology(
         owner=data.get("owner", ""),
         streams=streams,
-        key_value=data.get("key_value") or {},
-        object_stores=data.get("object_stores") or {},
+        buckets=bucket_streams,
         audit=data.get("audit"),
         sources=[doc.file],
     )

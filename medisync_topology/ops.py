@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .buckets import PREFIXES
+
 KINDS = ("stream", "consumer", "key_value", "object_store")
 
 
@@ -25,6 +27,11 @@ class Ref:
         if self.kind == "consumer":
             return f"consumer {self.stream}/{self.name}"
         return f"{self.kind} {self.name}"
+
+    @property
+    def stream_name(self) -> str:
+        """The JetStream stream behind this resource (a bucket's is KV_<name> or OBJ_<name>)."""
+        return self.stream or PREFIXES.get(self.kind, "") + self.name
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from deepdiff import DeepDiff
 
-from . import rules
+from . import buckets, rules
 from .client import LiveState, LiveStream
 from .model import ConsumerSpec, StreamSpec, Topology
 from .ops import (
@@ -54,14 +54,14 @@ def origins(config: dict) -> set[str]:
 
 def _origins_first(ops: list) -> list:
     """Stable order in which every stream comes after the streams it mirrors or sources from."""
-    by_name = {op.ref.name: op for op in ops}
+    by_name = {op.ref.stream_name: op for op in ops}
     ordered: list = []
     visiting: set[str] = set()
 
     def visit(op) -> None:
-        if op in ordered or op.ref.name in visiting:
+        if op in ordered or op.ref.stream_name in visiting:
             return
-        visiting.add(op.ref.name)
+        visiting.add(op.ref.stream_name)
         config = getattr(op, "config", None) or getattr(op, "after", None) or op.before
         for origin in sorted(origins(config)):
             if origin in by_name:
@@ -94,7 +94,7 @@ class _Planner:
         self.phases: dict[str, list] = {p: [] for p in ("consumer_delete", "stream_delete", "stream", "consumer")}
 
     def run(self) -> None:
-        desired, live = self.topology.streams, self.live.streams
+        desired, live = {**self.topology.streams, **self.topology.buckets}, self.live.streams
         for name in sorted(desired.keys() | live.keys()):
             if name not in live:
                 self._create_stream(desired[name])
@@ -122,7 +122,7 @@ class _Planner:
         return not messages
 
     def _create_stream(self, spec: StreamSpec) -> None:
-        ref = Ref("stream", spec.name)
+        ref = spec.ref
         config = self._desired_stream(spec)
         if not self._supported(ref, "stream", config, creating=True):
             return
@@ -132,7 +132,8 @@ class _Planner:
 
     def _live_only_stream(self, stream: LiveStream) -> None:
         name = stream.config["name"]
-        ref = Ref("stream", name)
+        kind, bucket = buckets.bucket_of(name) or ("stream", name)
+        ref = Ref(kind, bucket)
         owner = owner_of(stream.config)
         if owner is None:
             self._note(ref, "unmanaged", f"{ref} is not managed by this tool (no owner metadata); left alone")
@@ -151,7 +152,7 @@ class _Planner:
         # Streams of other owners belong to another topology: not ours to mention.
 
     def _compare_stream(self, spec: StreamSpec, stream: LiveStream) -> None:
-        ref = Ref("stream", spec.name)
+        ref = spec.ref
         if not self._may_manage(ref, stream.config):
             return
         adopting = owner_of(stream.config) is None

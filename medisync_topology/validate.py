@@ -68,9 +68,10 @@ def _checked(doc: compose.ComposedDocument, env: str | None) -> Topology:
     # run lists every problem; a broken stream or defaults section could only mislead them.
     broken = {_error_path(error, doc)[:2] for error in errors}
     if not any(len(path) < 2 or path[0] == "defaults" for path in broken):
-        healthy = {**doc.data, "streams": {
-            name: spec for name, spec in (doc.data.get("streams") or {}).items() if ("streams", name) not in broken
-        }}
+        healthy = {**doc.data}
+        for section in ("streams", "key_value", "object_stores"):
+            entries = doc.data.get(section) or {}
+            healthy[section] = {name: spec for name, spec in entries.items() if (section, name) not in broken}
         topology, more = build_topology(replace(doc, data=healthy))
         problems += more + semantic_problems(topology, doc)
     if problems:
@@ -247,21 +248,27 @@ def _workqueue_problems(doc, here, stream: StreamSpec):
 
 
 def _overlap_problems(doc, topology: Topology):
-    """Two streams may not capture the same subject: the server refuses the second (err 10065)."""
+    """Two streams may not capture the same subject: the server refuses the second (err 10065).
+
+    KV buckets and object stores take part with their backing subjects ($KV.<bucket>.>, $O.<bucket>.>).
+    """
     problems = []
-    claimed: list[tuple[str, int, str]] = []
-    for name, stream in topology.streams.items():
+    claimed: list[tuple[str, str]] = []
+    sections = {"key_value": "key_value", "object_store": "object_stores"}
+    owners = [(("streams", name), stream) for name, stream in topology.streams.items()]
+    owners += [((sections[spec.kind], spec.bucket), spec) for spec in topology.buckets.values()]
+    for here, stream in owners:
         for i, subject in enumerate(stream.config.get("subjects") or []):
             if subjects.subject_problem(subject):
                 continue
-            for other_stream, _, other_subject in claimed:
-                if other_stream != name and subjects.subjects_overlap(subject, other_subject):
+            for other, other_subject in claimed:
+                if other != str(stream.ref) and subjects.subjects_overlap(subject, other_subject):
+                    path = here + ("subjects", i) if here[0] == "streams" else here
                     problems.append(
                         doc.problem(
-                            ("streams", name, "subjects", i),
-                            f"subject '{subject}' overlaps '{other_subject}' of stream {other_stream}: "
-                            "a subject may belong to one stream only",
+                            path,
+                            f"subject '{subject}' overlaps '{other_subject}' of {other}: a subject may belong to one stream only",
                         )
                     )
-            claimed.append((name, i, subject))
+            claimed.append((str(stream.ref), subject))
     return problems

@@ -50,7 +50,7 @@ CONSUMER_EXCLUDED = {
     "sourcing",  # set by the server on the consumers it creates for sourcing (2.14+)
 }
 PLACEMENT_EXCLUDED = {"preferred"}  # checkStreamCfg refuses it: "preferred server not permitted in placement"
-TOOL_KEYS = {"stream": {"consumers", "protect"}, "consumer": {"protect"}}
+TOOL_KEYS = {"stream": {"consumers", "protect"}, "consumer": {"protect"}, "key_value": {"protect"}, "object_store": {"protect"}}
 
 # nats.go jetstream/kv.go KeyValueConfig and jetstream/object.go ObjectStoreConfig, minus `bucket` (the map
 # key); the object store's TTL (JSON tag max_age in nats.go) is `ttl` like the KV one and the nats CLI.
@@ -237,6 +237,7 @@ key_value:
     compression: true
     limit_marker_ttl: 10s
     metadata: {team: platform}
+    protect: true
 object_stores:
   documents:
     description: scanned documents
@@ -247,6 +248,7 @@ object_stores:
     placement: {cluster: east, tags: [hdd]}
     compression: true
     metadata: {team: documents}
+    protect: false
 audit:
   subject: medisync.audit.topology.applied
 environments:
@@ -367,8 +369,8 @@ def test_nested_objects_have_the_servers_fields(name):
 
 
 def test_bucket_settings_are_the_nats_go_configs():
-    assert set(DEFS["key_value"]["properties"]) == KV_SETTINGS
-    assert set(DEFS["object_store"]["properties"]) == OBJECT_STORE_SETTINGS
+    assert set(DEFS["key_value"]["properties"]) == KV_SETTINGS | TOOL_KEYS["key_value"]
+    assert set(DEFS["object_store"]["properties"]) == OBJECT_STORE_SETTINGS | TOOL_KEYS["object_store"]
 
 
 def test_defaults_offer_every_field_but_the_per_resource_ones():
