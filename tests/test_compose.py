@@ -163,7 +163,7 @@ def test_several_files_merge_by_name(tmp_path):
     write(tmp_path, "b.yaml", ALERTS)
     topology = load_topology(["a.yaml", "b.yaml"], "production")
     assert list(topology.streams) == ["EVENTS", "ALERTS"]
-    assert topology.key_value == {"sessions": {"history": 1}}
+    assert topology.buckets["KV_sessions"].config["max_msgs_per_subject"] == 1  # history
     assert topology.streams["ALERTS"].config["num_replicas"] == 3  # a.yaml's environment reaches b.yaml's streams
     assert topology.sources == ["a.yaml", "b.yaml"]
 
