@@ -11,12 +11,11 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-
-from .connection import ConnectOptions, open_connection
+from .connection import ConnectOptions, JetStreamUnavailable, open_connection
 from .errors import TopologyError
 
 CONCURRENT_REQUESTS = 64
+JS_NOT_ENABLED_FOR_ACCOUNT = 10039  # nats-server errors.json JSNotEnabledForAccountErr
 
 
 class JetStreamAPIError(TopologyError):
@@ -72,18 +71,13 @@ class JetStreamClient:
         """One API request; subject is relative to the API prefix, e.g. ``STREAM.INFO.EVENTS``."""
         full = f"{self.options.api_prefix}.{subject}"
         payload = json.dumps(body).encode() if body is not None else b""
-        try:
-            msg = await self.nc.request(full, payload, timeout=self.options.timeout)
-        except NoRespondersError:
-            raise TopologyError(
-                f"no JetStream responded on {full}: JetStream is not enabled for this account, or the server is not reachable"
-            ) from None
-        except NatsTimeout:
-            raise TopologyError(f"JetStream did not answer {full} within {self.options.timeout:g}s") from None
-        if msg.headers and msg.headers.get("Status") == "503":
-            raise TopologyError(f"no JetStream responded on {full}: JetStream is not enabled for this account")
+        # Connection.request raises PermissionDenied (naming subject and user), JetStreamUnavailable, or a timeout.
+        msg = await self.nc.request(full, payload, timeout=self.options.timeout)
         reply = json.loads(msg.data or b"{}")
         error = reply.get("error")
+        if error and error.get("err_code") == JS_NOT_ENABLED_FOR_ACCOUNT:
+            account = self.options.account()
+            raise JetStreamUnavailable(f"JetStream is not enabled for {account} ({full} answered err_code 10039)")
         if error:
             raise JetStreamAPIError(full, error.get("code", 0), error.get("err_code", 0), error.get("description", ""))
         return reply

@@ -1,81 +1,347 @@
-"""Reaching a NATS server: options, connecting, and errors a person can act on.
+"""Reaching a NATS server the way the `nats` CLI does, and errors a person can act on.
 
-Secrets (passwords, tokens, seeds) are used here and never put into any message.
+Secrets (passwords, tokens, nkey seeds, creds file contents, passwords in URLs) are used here
+and never put into a message: messages are built from ``identity()`` and ``display_server()``,
+and any text that comes from nats-py goes through ``scrub()`` first.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
+from .credentials import auth_arguments, creds_user_name, nkey_public_key, tls_context
+from .denials import PermissionViolations
 from .errors import TopologyError
+from .natscontext import load_context, selected_context
+from .subjects import name_problem
+
+DEFAULT_SERVER = "nats://127.0.0.1:4222"  # natscli's default (nats.DefaultURL)
+DEFAULT_API_PREFIX = "$JS.API"
+DEFAULT_TIMEOUT = 5.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ConnectOptions:
-    server: str = "nats://127.0.0.1:4222"
+    """Everything needed to connect. repr() leaves secrets out, so no traceback or log shows them."""
+
+    server: str = DEFAULT_SERVER
     user: str | None = None
     password: str | None = None
-    timeout: float = 5.0
-    api_prefix: str = "$JS.API"
+    token: str | None = None
+    creds: str | None = None  # path of a .creds file: user JWT + nkey seed
+    nkey: str | None = None  # path of a file holding a user nkey seed
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    tls_first: bool = False
+    js_domain: str | None = None
+    js_api_prefix: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    context: str | None = None  # the natscli context these came from
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("password", "token")}
+        shown["server"] = self.display_server()
+        return f"ConnectOptions({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
+    @property
+    def api_prefix(self) -> str:
+        """Where JetStream's API listens: a domain D is reached at $JS.D.API (as natscli and nats.go do)."""
+        if self.js_domain:
+            return f"$JS.{self.js_domain}.API"
+        return self.js_api_prefix or DEFAULT_API_PREFIX
+
+    def servers(self) -> list[str]:
+        return [normalise_url(one) for one in self.server.split(",") if one.strip()]
 
     def display_server(self) -> str:
-        return redact_url(self.server)
+        return ",".join(redact_url(one) for one in self.servers())
+
+    def identity(self) -> str:
+        """Who we try to be, for messages: user name, creds user, nkey public key or "a token"; never a secret."""
+        if self.user:
+            return f'user "{self.user}"'
+        if self.creds:
+            name = creds_user_name(self.creds)
+            return f'user "{name}" (creds {self.creds})' if name else f"the user in creds {self.creds}"
+        if self.nkey:
+            public = nkey_public_key(self.nkey)
+            return f"nkey {public}" if public else f"the nkey in {self.nkey}"
+        if self.token:
+            return "a token"
+        for url in self.servers():
+            parts = urlsplit(url)
+            if parts.password is not None:
+                return f'user "{parts.username}"'
+            if parts.username:
+                return "a token (in the server URL)"
+        return "no credentials"
+
+    def account(self) -> str:
+        who = self.identity()
+        return "the account used without credentials" if who == "no credentials" else f"the account of {who}"
+
+    def secrets(self) -> list[str]:
+        """Every secret value these options hold, so text from elsewhere can be scrubbed of them."""
+        found = [self.password, self.token]
+        for url in self.servers():
+            parts = urlsplit(url)
+            found += [parts.password] if parts.password else [parts.username]
+        return [s for s in found if s]
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self.secrets(), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
 
 class ConnectError(TopologyError):
     """The server could not be reached or refused us."""
 
 
-def redact_url(url: str) -> str:
-    """A server URL fit to print: any password (or token) in it replaced by ***."""
-    shown = []
-    for one in url.split(","):
-        parts = urlsplit(one.strip())
-        if parts.username or parts.password:
-            host = parts.hostname or ""
-            if parts.port:
-                host += f":{parts.port}"
-            user = parts.username if parts.password else "***"  # user-only URLs carry a token
-            netloc = f"{user}:***@{host}" if parts.password else f"{user}@{host}"
-            one = urlunsplit(parts._replace(netloc=netloc))
-        shown.append(one.strip())
-    return ",".join(shown)
+class PermissionDenied(TopologyError):
+    """The server refused a publish or subscribe we need (nats "Permissions Violation")."""
 
 
-async def open_connection(options: ConnectOptions):
-    """A connected nats-py client, or ConnectError saying why not (without secrets)."""
-    errors: list[Exception] = []
+class JetStreamUnavailable(TopologyError):
+    """Nothing answers JetStream API requests for this account (or domain / API prefix)."""
 
-    async def remember(exc: Exception) -> None:
-        errors.append(exc)
 
+def resolve_options(given: Mapping[str, Any], environ: Mapping[str, str]) -> ConnectOptions:
+    """ConnectOptions from flags and environment (``given``; click already lets a flag beat its
+    environment variable) over the natscli context (--context, NATS_CONTEXT, else the selected one).
+    """
+    context_name = given.get("context") or selected_context(environ)
+    ctx = load_context(context_name, environ) if context_name else {}
+    own = {k: v for k, v in given.items() if v not in (None, "", False)}
+
+    def pick(name: str) -> Any:
+        return own.get(name, ctx.get(name))
+
+    auth = _authentication(own, ctx)
+    # The API location is one setting: a domain given on the command line replaces a context's
+    # prefix and vice versa. Both at once is refused, as jsm.go does ("mutually exclusive").
+    js = {k: own[k] for k in ("js_domain", "js_api_prefix") if k in own} or {
+        k: ctx[k] for k in ("js_domain", "js_api_prefix") if k in ctx
+    }
+    options = ConnectOptions(
+        server=pick("server") or DEFAULT_SERVER,
+        **auth,
+        tls_cert=pick("tls_cert"),
+        tls_key=pick("tls_key"),
+        tls_ca=pick("tls_ca"),
+        tls_first=bool(pick("tls_first")),
+        js_domain=js.get("js_domain"),
+        js_api_prefix=js.get("js_api_prefix"),
+        timeout=given.get("timeout") or DEFAULT_TIMEOUT,
+        context=context_name,
+    )
+    _check(options)
+    return options
+
+
+def _authentication(own: dict, ctx: dict) -> dict:
+    """One authentication method, like natscli: user/password, else creds, else nkey, else token.
+
+    The command line's method wins over the context's; a password from the environment still
+    completes a user named by the context. A user without any password is a token (natscli's --user).
+    """
+    for layer in (own, ctx):
+        if layer.get("user"):
+            password = own.get("password") or ctx.get("password")
+            if password:
+                return {"user": layer["user"], "password": password}
+            return {"token": layer["user"]}
+        for method in ("creds", "nkey", "token"):
+            if layer.get(method):
+                return {method: layer[method]}
+    return {}
+
+
+def _check(options: ConnectOptions) -> None:
+    if options.js_domain and options.js_api_prefix:
+        raise ConnectError(
+            "--js-domain and --js-api-prefix cannot be used together: a domain D means the prefix $JS.D.API"
+        )
+    if options.js_domain:
+        problem = name_problem(options.js_domain, "JetStream domain")
+        if problem:
+            raise ConnectError(problem)
+    if bool(options.tls_cert) != bool(options.tls_key):
+        raise ConnectError("a TLS client certificate needs both --tlscert and --tlskey")
+    files = {"creds file": options.creds, "nkey file": options.nkey, "TLS certificate": options.tls_cert,
+             "TLS key": options.tls_key, "TLS CA": options.tls_ca}
+    for label, path in files.items():
+        if path:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ConnectError(f"cannot read {label} {path}: {exc.strerror}") from None
+    if not options.servers():
+        raise ConnectError("no server URL given")
+
+
+def normalise_url(url: str) -> str:
+    """nats://host:port form, as nats-py reads a bare "host" or "host:port" (natscli's contexts hold those)."""
+    url = url.strip()
+    if "://" not in url:
+        url = f"nats://{url}"
+    parts = urlsplit(url)
     try:
-        return await nats.connect(
-            servers=[s.strip() for s in options.server.split(",")],
-            user=options.user,
-            password=options.password,
+        port = parts.port
+    except ValueError as exc:  # redact_url reads no port, so it can still show this URL safely
+        raise ConnectError(f"invalid server URL {redact_url(url)}: {exc}") from None
+    if port is None and parts.scheme in ("nats", "tls") and parts.hostname:
+        url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rstrip(':')}:4222"))
+    return url
+
+
+def redact_url(url: str) -> str:
+    """A server URL fit to print: a password or token in it replaced by ***."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***" if parts.password is not None else "***"  # a lone user part is a token
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+class Connection:
+    """A nats-py connection that turns refused and unanswered requests into errors a person can act on."""
+
+    def __init__(self, nc, options: ConnectOptions, violations: PermissionViolations):
+        self.nc, self.options, self.violations = nc, options, violations
+
+    @property
+    def connected_server_version(self):
+        return self.nc.connected_server_version
+
+    @property
+    def is_closed(self) -> bool:
+        return self.nc.is_closed
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+    async def request(self, subject: str, payload: bytes, timeout: float):
+        """nc.request, failing as soon as the server reports it refused the subject.
+
+        A refused publish gets no reply at all: the server only sends -ERR 'Permissions Violation'
+        to the connection, which nats-py hands to error_cb, so without this the request would
+        just time out.
+        """
+        denied = self.violations.wait_for(subject)
+        reply = asyncio.ensure_future(self.nc.request(subject, payload, timeout=timeout))
+        try:
+            await asyncio.wait({reply, denied}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.violations.forget(denied)  # a result already set survives this
+        if not reply.done():
+            reply.cancel()
+            raise self._denied(denied.result(), subject)
+        try:
+            return reply.result()
+        except NoRespondersError:
+            raise JetStreamUnavailable(self._unavailable(subject)) from None
+        except NatsTimeout:
+            late = self.violations.refusal_of(subject)
+            if late:
+                raise self._denied(late, subject) from None
+            raise TopologyError(f"JetStream did not answer {subject} within {self.options.timeout:g}s") from None
+
+    def _denied(self, violation: tuple[str, str], subject: str) -> PermissionDenied:
+        kind, what = violation
+        who = self.options.identity()
+        if kind == "publish":
+            return PermissionDenied(f"permission denied: {who} may not publish to {subject}")
+        if kind == "subscription":
+            # The only subscription we make is nats-py's reply inbox, _INBOX.<random>.*
+            return PermissionDenied(
+                f"permission denied: {who} may not subscribe to _INBOX.>, where the replies to {subject} arrive"
+            )
+        return PermissionDenied(f"permission denied for {who} on {subject}: {what}")
+
+    def _unavailable(self, subject: str) -> str:
+        where = f"JetStream is not enabled for {self.options.account()}"
+        if self.options.js_domain:
+            where += f', or it has no JetStream domain "{self.options.js_domain}"'
+        elif self.options.api_prefix != DEFAULT_API_PREFIX:
+            where += f", or JetStream is not imported at {self.options.api_prefix}"
+        return f"no JetStream answered {subject}: {where}"
+
+
+async def open_connection(options: ConnectOptions) -> Connection:
+    """A connected Connection, or ConnectError saying why not (without secrets)."""
+    auth = auth_arguments(options)
+    tls = tls_context(options)
+    failures = []
+    for server in options.servers():
+        violations = PermissionViolations()
+        nc = nats.NATS()
+        connecting = nc.connect(
+            servers=[server],
             connect_timeout=options.timeout,
             allow_reconnect=False,
-            max_reconnect_attempts=0,
-            error_cb=remember,
+            # nats-py retries even the first connect until a server's attempts pass this (0 means
+            # forever), waiting reconnect_time_wait in between; the timeout below bounds it all.
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0,
+            error_cb=violations.record,
             name="medisync-topology",
+            tls=tls,
+            tls_handshake_first=options.tls_first,
+            **auth,
         )
-    except Exception as exc:  # nats-py raises several unrelated types here
-        cause = errors[-1] if errors else exc
-        raise ConnectError(f"cannot connect to {options.display_server()}: {describe_connect_error(cause)}") from None
+        try:
+            await asyncio.wait_for(connecting, options.timeout)
+            return Connection(nc, options, violations)
+        except Exception as exc:  # nats-py raises OSError, ssl, asyncio and its own errors here
+            cause = violations.others[-1] if violations.others else exc
+            failures.append((redact_url(server), _describe_connect_error(cause, options, nc._server_info)))
+            # No nc.close() here: nats-py leaves a failed client unclosed itself, and closing one
+            # whose TLS handshake failed never returns (asyncio awaits an SSL shutdown that never comes).
+    if len(failures) == 1:
+        raise ConnectError(f"cannot connect to {failures[0][0]}: {failures[0][1]}")
+    listed = "; ".join(f"{url}: {why}" for url, why in failures)
+    raise ConnectError(f"cannot connect to any of {options.display_server()}: {listed}")
 
 
-def describe_connect_error(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lowered = text.lower()
-    if "authorization" in lowered or "authentication" in lowered:
-        return "authentication failed"
-    if isinstance(exc, (ConnectionRefusedError, OSError)) and "refused" in lowered or "refused" in lowered:
+def _describe_connect_error(exc: BaseException, options: ConnectOptions, server_info: dict) -> str:
+    """Why connecting failed, in words that say what to change; server_info is the server's INFO, if it came."""
+    text = str(exc)
+    if "Authorization Violation" in text:
+        who = options.identity()
+        if who == "no credentials":
+            return "the server requires authentication: give --user and --password, --token, --creds or --nkey"
+        return f"authentication failed for {who}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        hint = (f" (is {options.tls_ca} the CA that signed the server's certificate?)" if options.tls_ca
+                else " (give the CA that signed the server's certificate with --tlsca)")
+        return f"TLS certificate verification failed: {exc.verify_message}{hint}"
+    if server_info.get("tls_verify") and isinstance(exc, (ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        # With TLS 1.3 the server's refusal arrives after our side finished the handshake, so it
+        # surfaces as an SSL alert, a reset or a broken pipe, by timing; INFO said it verifies clients.
+        if not options.tls_cert:
+            return "the server requires a TLS client certificate: give --tlscert and --tlskey"
+        return f"the server did not accept the TLS client certificate {options.tls_cert}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or text}"
+    if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, asyncio.TimeoutError) or "timeout" in lowered or "timed out" in lowered:
-        return "timed out"
-    return text
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, (asyncio.TimeoutError, NatsTimeout)):
+        return f"no answer within {options.timeout:g}s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return options.scrub(text.replace("nats: ", "", 1).strip("'") or type(exc).__name__)

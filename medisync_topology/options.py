@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import click
 
-from .connection import ConnectOptions
+from .connection import DEFAULT_SERVER, DEFAULT_TIMEOUT, resolve_options
+from .units import UnitError, parse_duration
 
 
 def topology_file(command):
@@ -28,18 +30,70 @@ prune = click.option("--prune", is_flag=True, help="Delete resources we own that
 adopt = click.option("--adopt", is_flag=True, help="Take over existing resources of the same name that no one owns.")
 
 
-def connection(command):
-    """--server/--user/--password/--timeout, also read from NATS_URL, NATS_USER, NATS_PASSWORD."""
+class Timeout(click.ParamType):
+    """Seconds, as a number ("2.5") or a Go-style duration as natscli takes it ("5s", "500ms")."""
 
-    @click.option("-s", "--server", envvar="NATS_URL", default="nats://127.0.0.1:4222", show_default=True,
-                  help="NATS server URL(s), comma separated [env NATS_URL].")
-    @click.option("--user", envvar="NATS_USER", help="User name [env NATS_USER].")
-    @click.option("--password", envvar="NATS_PASSWORD", help="Password [env NATS_PASSWORD]; never printed.")
-    @click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
-                  help="Seconds to wait for the server to connect or answer.")
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            try:
+                seconds = float(value)
+            except ValueError:
+                try:
+                    seconds = parse_duration(value) / 1e9
+                except UnitError:
+                    self.fail(f"{value!r} is not a duration: use seconds (2.5) or a unit (5s, 500ms, 1m)", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} must be more than zero", param, ctx)
+        return seconds
+
+
+# Names and environment variables as the `nats` CLI has them, so the same shell setup works for both.
+_CONNECTION_OPTIONS = (
+    click.option("-s", "--server", metavar="URL", envvar="NATS_URL", show_envvar=True,
+                 help=f"NATS server URL(s), comma separated (default {DEFAULT_SERVER})."),
+    click.option("--context", metavar="NAME", envvar="NATS_CONTEXT", show_envvar=True,
+                 help="natscli context to connect with (default: the one `nats context select` chose)."),
+    click.option("--user", metavar="USER", envvar="NATS_USER", show_envvar=True,
+                 help="User name (a user without a password is sent as a token)."),
+    click.option("--password", metavar="PASSWORD", envvar="NATS_PASSWORD", show_envvar=True,
+                 help="Password; never printed."),
+    click.option("--token", metavar="TOKEN", envvar="NATS_TOKEN", show_envvar=True, help="Token; never printed."),
+    click.option("--creds", metavar="FILE", envvar="NATS_CREDS", show_envvar=True,
+                 help="User credentials file (JWT and seed)."),
+    click.option("--nkey", metavar="FILE", envvar="NATS_NKEY", show_envvar=True, help="File holding a user nkey seed."),
+    click.option("--tlscert", "tls_cert", metavar="FILE", envvar="NATS_CERT", show_envvar=True,
+                 help="TLS client certificate."),
+    click.option("--tlskey", "tls_key", metavar="FILE", envvar="NATS_KEY", show_envvar=True, help="TLS client key."),
+    click.option("--tlsca", "tls_ca", metavar="FILE", envvar="NATS_CA", show_envvar=True,
+                 help="CA certificate(s) to verify the server with."),
+    click.option("--tlsfirst", "tls_first", is_flag=True, help="Do the TLS handshake before the server's greeting."),
+    click.option("--js-domain", metavar="DOMAIN", help="JetStream domain to manage (its API is $JS.DOMAIN.API)."),
+    click.option("--js-api-prefix", metavar="PREFIX", help="Subject prefix of the JetStream API (default $JS.API)."),
+    click.option("--timeout", type=Timeout(), envvar="NATS_TIMEOUT", show_envvar=True,
+                 help=f"How long to wait for the server to connect or answer (default {DEFAULT_TIMEOUT:g}s)."),
+)
+
+_CONNECTION_KEYS = ("server", "context", "user", "password", "token", "creds", "nkey", "tls_cert", "tls_key", "tls_ca",
+                    "tls_first", "js_domain", "js_api_prefix", "timeout")
+
+
+def connection(command):
+    """The natscli connection options; the command gets them resolved as ``connect`` (ConnectOptions).
+
+    Precedence: flag, then environment variable, then the natscli context.
+    """
+
     @functools.wraps(command)
-    def wrapper(*args, server, user, password, timeout, **kwargs):
-        kwargs["connect"] = ConnectOptions(server=server, user=user, password=password, timeout=timeout)
+    def wrapper(*args, **kwargs):
+        given = {key: kwargs.pop(key) for key in _CONNECTION_KEYS}
+        kwargs["connect"] = resolve_options(given, os.environ)
         return command(*args, **kwargs)
 
+    for option in reversed(_CONNECTION_OPTIONS):
+        wrapper = option(wrapper)
     return wrapper
+
