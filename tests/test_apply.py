@@ -1,0 +1,207 @@
+"""plan and apply against a real nats-server, through the CLI as a pipeline runs them."""
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from medisync_topology.cli import main
+from medisync_topology.plan import OWNER_KEY
+
+BASE = """
+version: 1
+owner: medisync
+defaults:
+  consumer: {ack_policy: explicit, max_deliver: 5}
+streams:
+  EVENTS:
+    subjects: [medisync.etl.>, medisync.tally.>]
+    max_age: 7d
+    consumers:
+      etl-notifier:
+        filter_subject: medisync.etl.*.completed
+        backoff: [1s, 2s, 4s]
+  AUDIT:
+    subjects: [medisync.audit.>]
+    max_age: 30d
+    deny_delete: true
+    deny_purge: true
+    protect: true
+"""
+
+
+@pytest.fixture
+def run(nats_server, tmp_path, monkeypatch):
+    """Run the CLI against this test's server with a topology text; returns (exit code, output)."""
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+    def invoke(text, *args):
+        path = tmp_path / "topology.yaml"
+        path.write_text(textwrap.dedent(text))
+        result = CliRunner().invoke(main, [*args, "-f", str(path)])
+        assert "Traceback" not in result.output, result.output
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def converged(run, text):
+    code, out = run(text, "plan", "--detailed-exitcode")
+    assert code == 0 and out.splitlines()[-1].startswith("No changes. Live JetStream matches "), out
+    return True
+
+
+def test_apply_then_plan_says_no_changes_and_a_second_apply_does_nothing(run, js_api):
+    code, out = run(BASE, "plan", "--detailed-exitcode")
+    assert code == 2 and "Plan: 3 to create, 0 to update, 0 to replace, 0 to delete." in out
+    code, out = run(BASE, "apply", "--auto-approve")
+    assert code == 0, out
+    assert "Apply complete: 3 created, 0 updated, 0 replaced, 0 deleted." in out
+    assert converged(run, BASE)
+    code, out = run(BASE, "apply", "--auto-approve")
+    assert code == 0 and "No changes." in out and "Apply complete" not in out
+    info = js_api("STREAM.INFO.EVENTS")
+    assert info["config"]["metadata"][OWNER_KEY] == "medisync"
+    consumer = js_api("CONSUMER.INFO.EVENTS.etl-notifier")
+    assert consumer["config"]["backoff"] == [10**9, 2 * 10**9, 4 * 10**9]
+
+
+def test_update_in_place_shows_old_and_new_and_converges(run, js_api):
+    run(BASE, "apply", "--auto-approve")
+    changed = BASE.replace("max_age: 7d", "max_age: 14d").replace("max_deliver: 5", "max_deliver: 8")
+    code, out = run(changed, "plan", "--no-color")
+    assert code == 0
+    assert "~ update stream EVENTS" in out and "max_age:  7d -> 14d" in out
+    assert "~ update consumer EVENTS/etl-notifier" in out and "max_deliver:  5 -> 8" in out
+    assert "Plan: 0 to create, 2 to update, 0 to replace, 0 to delete." in out
+    code, out = run(changed, "apply", "--auto-approve")
+    assert code == 0 and "stream EVENTS: updated" in out
+    assert js_api("STREAM.INFO.EVENTS")["config"]["max_age"] == 14 * 86400 * 10**9
+    assert converged(run, changed)
+
+
+def test_replace_needs_allow_replace_and_reports_the_data_lost(run, js_api, publish):
+    run(BASE, "apply", "--auto-approve")
+    for i in range(3):
+        publish("medisync.etl.tally.completed", b'{"id": %d}' % i)
+    changed = BASE.replace("max_age: 7d", "max_age: 7d\n    storage: memory")
+    code, out = run(changed, "plan", "--no-color")
+    assert "-/+ replace stream EVENTS" in out and "destroys 3 messages" in out
+    assert 'storage:  "file" -> "memory"   # forces replacement' in out
+    code, out = run(changed, "apply", "--auto-approve")
+    assert code == 1 and "--allow-replace" in out and "Nothing was applied" in out
+    assert js_api("STREAM.INFO.EVENTS")["config"]["storage"] == "file"
+    code, out = run(changed, "apply", "--auto-approve", "--allow-replace")
+    assert code == 0, out
+    assert js_api("STREAM.INFO.EVENTS")["config"]["storage"] == "memory"
+    assert js_api("CONSUMER.INFO.EVENTS.etl-notifier")["name"] == "etl-notifier"  # recreated after the stream
+    assert converged(run, changed)
+
+
+def test_one_way_flag_and_protected_replace_are_plan_errors(run):
+    run(BASE, "apply", "--auto-approve")
+    code, out = run(BASE.replace("deny_delete: true", "deny_delete: false"), "plan")
+    assert code == 1 and "deny_delete cannot be turned off" in out
+    code, out = run(BASE.replace("max_age: 30d", "max_age: 30d\n    storage: memory"), "apply", "--auto-approve", "--allow-replace")
+    assert code == 1 and "stream AUDIT is protect: true" in out and "nothing was applied" in out
+
+
+def test_delete_only_with_prune_and_never_unmanaged(run, js_api):
+    run(BASE, "apply", "--auto-approve")
+    js_api("STREAM.CREATE.LEGACY", {"name": "LEGACY", "subjects": ["legacy.>"]})
+    without_audit = BASE.split("  AUDIT:")[0]
+    code, out = run(without_audit, "plan", "--no-color")
+    assert code == 0 and "Unmanaged (left alone): stream LEGACY" in out
+    assert "stream AUDIT is owned by medisync but not in the topology; --prune deletes it" in out
+    code, out = run(without_audit, "apply", "--auto-approve")
+    assert code == 0 and "AUDIT" in js_api("STREAM.NAMES")["streams"]
+    code, out = run(without_audit, "apply", "--auto-approve", "--prune", "--no-color")
+    assert code == 0 and "- delete stream AUDIT" in out and "stream AUDIT: deleted" in out
+    assert sorted(js_api("STREAM.NAMES")["streams"]) == ["EVENTS", "LEGACY"]
+
+
+def test_prune_deletes_what_we_own(run, js_api):
+    text = BASE.split("  AUDIT:")[0]
+    run(text, "apply", "--auto-approve")
+    code, out = run(text.split("    consumers:")[0], "apply", "--auto-approve", "--prune", "--no-color")
+    assert code == 0 and "- delete consumer EVENTS/etl-notifier" in out and "1 deleted" in out
+    assert js_api("CONSUMER.NAMES.EVENTS")["consumers"] in (None, [])
+
+
+def test_another_owners_stream_is_a_conflict_and_untouched(run, js_api):
+    js_api("STREAM.CREATE.AUDIT", {"name": "AUDIT", "subjects": ["medisync.audit.>"], "metadata": {OWNER_KEY: "billing"}})
+    code, out = run(BASE, "apply", "--auto-approve", "--adopt")
+    assert code == 1 and "stream AUDIT is owned by 'billing', not 'medisync'" in out
+    assert js_api("STREAM.INFO.AUDIT")["config"]["max_age"] == 0
+
+
+def test_adopt_takes_over_an_unowned_stream_changing_only_its_owner(run, js_api):
+    js_api("STREAM.CREATE.AUDIT", {"name": "AUDIT", "subjects": ["medisync.audit.>"], "max_age": 30 * 86400 * 10**9,
+                                   "deny_delete": True, "deny_purge": True})
+    code, out = run(BASE, "plan")
+    assert code == 1 and "--adopt takes it over" in out
+    code, out = run(BASE, "apply", "--auto-approve", "--adopt")
+    assert code == 0, out
+    assert js_api("STREAM.INFO.AUDIT")["config"]["metadata"][OWNER_KEY] == "medisync"
+    assert converged(run, BASE)
+
+
+def test_out_of_band_change_is_drift_and_apply_repairs_it(run, js_api):
+    run(BASE, "apply", "--auto-approve")
+    config = js_api("STREAM.INFO.EVENTS")["config"]
+    js_api("STREAM.UPDATE.EVENTS", {**config, "max_age": 3600 * 10**9})
+    code, out = run(BASE, "plan", "--detailed-exitcode", "--no-color")
+    assert code == 2 and "max_age:  1h -> 7d" in out
+    run(BASE, "apply", "--auto-approve")
+    assert converged(run, BASE)
+
+
+def test_partial_failure_stops_cleanly_and_a_rerun_converges(run, js_api):
+    js_api("STREAM.CREATE.SQUATTER", {"name": "SQUATTER", "subjects": ["medisync.tally.>"]})
+    code, out = run(BASE, "apply", "--auto-approve")
+    assert code == 1
+    assert "stream EVENTS: create FAILED" in out and "SQUATTER" in out and "10065" in out
+    assert "Done before the failure: stream AUDIT" in out
+    assert "Not attempted: consumer EVENTS/etl-notifier" in out
+    js_api("STREAM.DELETE.SQUATTER")
+    code, out = run(BASE, "apply", "--auto-approve")
+    assert code == 0 and "2 created" in out
+    assert converged(run, BASE)
+
+
+def test_minimal_spec_relying_on_defaults_has_no_perpetual_diff(run):
+    text = """
+    version: 1
+    owner: medisync
+    streams:
+      S: {}
+      T:
+        subjects: [t.>]
+        consumers:
+          pull: {}
+          push: {deliver_subject: deliver.t}
+    key_value:
+      cache: {}
+    object_stores:
+      files: {}
+    """
+    code, out = run(text, "apply", "--auto-approve")
+    assert code == 0, out
+    assert converged(run, text)
+
+
+def test_apply_refuses_without_a_terminal_or_auto_approve(run, js_api):
+    code, out = run(BASE, "apply")
+    assert code == 1 and "apply needs confirmation" in out
+    assert js_api("STREAM.NAMES")["streams"] in (None, [])
+
+
+def test_json_and_markdown_plans(run):
+    code, out = run(BASE, "plan", "--format", "json")
+    document = json.loads(out)
+    assert document["format_version"] == 1 and document["summary"]["create"] == 3
+    assert [op["name"] for op in document["operations"]] == ["AUDIT", "EVENTS", "etl-notifier"]
+    code, out = run(BASE, "plan", "--format", "markdown")
+    assert "| create | stream `EVENTS` |" in out
