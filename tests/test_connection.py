@@ -1,0 +1,503 @@
+"""Connecting like natscli: options, contexts, every authentication method, and errors a person can act on.
+
+Every authentication method is tested against a real nats-server configured to require it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import nkeys
+import pytest
+import trustme
+from click.testing import CliRunner
+
+from medisync_topology.cli import main
+from medisync_topology.connection import ConnectError, ConnectOptions, resolve_options
+from medisync_topology.natscontext import ContextError
+from medisync_topology.natscontext import load_context
+from medisync_topology.options import Timeout
+from natsauth import CLEAN_ENV, accounts_config, creds_file, new_keypair, operator_config
+from natsserver import start_server
+
+TOPOLOGY = """\
+version: 1
+owner: medisync
+streams:
+  EVENTS:
+    subjects: [medisync.etl.>]
+    consumers:
+      etl-notifier: {filter_subject: medisync.etl.*.completed, ack_policy: explicit}
+"""
+
+
+def run(*args, env=None):
+    """The CLI as a person runs it; output holds stdout and stderr."""
+    result = CliRunner().invoke(main, list(args), env={**CLEAN_ENV, "XDG_CONFIG_HOME": "/nonexistent", **(env or {})})
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory):
+    path = tmp_path_factory.mktemp("topology") / "topology.yaml"
+    path.write_text(TOPOLOGY)
+    return str(path)
+
+
+# --- option resolution: flag, then environment, then natscli context --------------------------
+
+
+@pytest.fixture
+def config_home(tmp_path):
+    """An XDG_CONFIG_HOME with natscli contexts in it."""
+    directory = tmp_path / "nats" / "context"
+    directory.mkdir(parents=True)
+    return tmp_path
+
+
+def write_context(config_home, name, **settings):
+    # natscli writes every field, most of them empty; ours must ignore the empty ones.
+    blank = {"description": "", "url": "", "token": "", "user": "", "password": "", "creds": "", "nkey": "",
+             "cert": "", "key": "", "ca": "", "nsc": "", "jetstream_domain": "", "jetstream_api_prefix": "",
+             "jetstream_event_prefix": "", "inbox_prefix": "", "user_jwt": "", "tls_first": False}
+    (config_home / "nats" / "context" / f"{name}.json").write_text(json.dumps({**blank, **settings}))
+
+
+def test_defaults_without_flags_environment_or_context(tmp_path):
+    options = resolve_options({}, {"XDG_CONFIG_HOME": str(tmp_path)})
+    assert options == ConnectOptions()
+    assert options.server == "nats://127.0.0.1:4222"
+    assert options.api_prefix == "$JS.API"
+    assert options.timeout == 5.0
+
+
+def test_selected_context_supplies_every_natscli_field(config_home, monkeypatch):
+    monkeypatch.setenv("HOME", str(config_home))
+    for name in ("c.pem", "k.pem", "ca.pem"):
+        (config_home / name).write_text("")
+    write_context(config_home, "prod", url="nats://prod:4222", user="ops", password="pw", cert="~/c.pem",
+                  key="$HOME/k.pem", ca=f"{config_home}/ca.pem", tls_first=True, jetstream_domain="hub")
+    (config_home / "nats" / "context.txt").write_text("prod\n")
+    options = resolve_options({}, {"XDG_CONFIG_HOME": str(config_home)})
+    assert options.context == "prod"
+    assert (options.server, options.user, options.password) == ("nats://prod:4222", "ops", "pw")
+    assert (options.tls_cert, options.tls_key) == (f"{config_home}/c.pem", f"{config_home}/k.pem")
+    assert options.tls_ca == f"{config_home}/ca.pem" and options.tls_first is True
+    assert options.js_domain == "hub" and options.api_prefix == "$JS.hub.API"
+
+
+def test_context_paths_expand_home_and_variables(config_home, monkeypatch):
+    monkeypatch.setenv("HOME", "/home/me")
+    monkeypatch.setenv("CERTS", "/etc/certs")
+    write_context(config_home, "c", creds="~/u.creds", cert="$CERTS/c.pem", key="${CERTS}/k.pem")
+    settings = load_context("c", {"XDG_CONFIG_HOME": str(config_home)})
+    assert settings == {"creds": "/home/me/u.creds", "tls_cert": "/etc/certs/c.pem", "tls_key": "/etc/certs/k.pem"}
+
+
+def test_flag_beats_context_and_named_context_beats_selected(config_home):
+    write_context(config_home, "prod", url="nats://prod:4222", jetstream_api_prefix="$JS.prod.API")
+    write_context(config_home, "dev", url="nats://dev:4222", token="t")
+    (config_home / "nats" / "context.txt").write_text("prod")
+    environ = {"XDG_CONFIG_HOME": str(config_home)}
+    assert resolve_options({"context": "dev"}, environ).server == "nats://dev:4222"
+    options = resolve_options({"server": "nats://flag:4222", "js_domain": "edge"}, environ)
+    assert options.server == "nats://flag:4222"
+    # A domain on the command line replaces the context's API prefix instead of clashing with it.
+    assert (options.js_domain, options.js_api_prefix, options.api_prefix) == ("edge", None, "$JS.edge.API")
+
+
+def test_authentication_comes_from_the_command_line_before_the_context(config_home):
+    write_context(config_home, "c", user="ctxuser", password="ctxpw")
+    environ = {"XDG_CONFIG_HOME": str(config_home), "NATS_CONTEXT": "c"}
+    from_flag = resolve_options({"context": "c", "token": "flagtoken"}, environ)
+    assert (from_flag.token, from_flag.user, from_flag.password) == ("flagtoken", None, None)
+    # A password given on the command line completes the context's user.
+    completed = resolve_options({"context": "c", "password": "envpw"}, environ)
+    assert (completed.user, completed.password) == ("ctxuser", "envpw")
+
+
+def test_user_without_password_is_a_token_as_in_natscli():
+    options = resolve_options({"user": "s3cret-token"}, {"XDG_CONFIG_HOME": "/nonexistent"})
+    assert (options.user, options.token) == (None, "s3cret-token")
+
+
+def test_context_may_be_a_path_to_a_json_file(tmp_path):
+    path = tmp_path / "ci.json"
+    path.write_text(json.dumps({"url": "ci.example:4333"}))
+    options = resolve_options({"context": str(path)}, {"XDG_CONFIG_HOME": str(tmp_path)})
+    # natscli contexts often hold a bare host: shown (and dialled) as nats-py reads it.
+    assert options.display_server() == "nats://ci.example:4333"
+
+
+def test_unknown_and_stale_contexts_are_clear_errors(config_home):
+    write_context(config_home, "prod")
+    write_context(config_home, "dev")
+    environ = {"XDG_CONFIG_HOME": str(config_home)}
+    with pytest.raises(ContextError, match=r'^unknown natscli context "staging" \(known contexts: dev, prod\)$'):
+        resolve_options({"context": "staging"}, environ)
+    (config_home / "nats" / "context.txt").write_text("gone")
+    with pytest.raises(ContextError, match='unknown natscli context "gone"'):
+        resolve_options({}, environ)
+    with pytest.raises(ContextError, match=r'invalid natscli context name "\.\./x"'):
+        resolve_options({"context": "../x"}, environ)
+
+
+def test_context_that_is_not_json_names_the_file(config_home):
+    (config_home / "nats" / "context" / "bad.json").write_text("{nope")
+    with pytest.raises(ContextError, match=r"natscli context .*bad\.json is not valid JSON"):
+        resolve_options({"context": "bad"}, {"XDG_CONFIG_HOME": str(config_home)})
+
+
+def test_domain_and_api_prefix_together_are_refused():
+    with pytest.raises(ConnectError, match="--js-domain and --js-api-prefix cannot be used together"):
+        resolve_options({"js_domain": "hub", "js_api_prefix": "$JS.x.API"}, {"XDG_CONFIG_HOME": "/nonexistent"})
+
+
+def test_missing_files_are_named_before_connecting(tmp_path):
+    missing = tmp_path / "nope.creds"
+    with pytest.raises(ConnectError, match=f"^cannot read creds file {missing}: No such file or directory$"):
+        resolve_options({"creds": str(tmp_path / "nope.creds")}, {"XDG_CONFIG_HOME": "/nonexistent"})
+    with pytest.raises(ConnectError, match="needs both --tlscert and --tlskey"):
+        resolve_options({"tls_cert": str(tmp_path)}, {"XDG_CONFIG_HOME": "/nonexistent"})
+
+
+def test_invalid_server_url_is_named_without_its_password():
+    with pytest.raises(ConnectError, match=r"^invalid server URL nats://ops:\*\*\*@host:abc: Port could not be cast"):
+        resolve_options({"server": "nats://ops:hunter2@host:abc"}, {"XDG_CONFIG_HOME": "/nonexistent"})
+
+
+def test_display_and_repr_never_show_secrets():
+    options = ConnectOptions(server="nats://ops:hunter2@a:4222,nats://tok3n@b", user="u", password="pw1", token="tk1")
+    assert options.display_server() == "nats://ops:***@a:4222,nats://***@b:4222"
+    for secret in ("hunter2", "tok3n", "pw1", "tk1"):
+        assert secret not in repr(options)
+        assert secret not in options.display_server()
+
+
+@pytest.mark.parametrize("text, seconds", [("2.5", 2.5), ("5s", 5.0), ("500ms", 0.5), ("1m", 60.0)])
+def test_timeout_takes_seconds_or_a_duration_like_natscli(text, seconds):
+    assert Timeout().convert(text, None, None) == seconds
+
+
+def test_bad_timeout_is_a_usage_error():
+    result = run("plan", "--timeout", "soon")
+    assert result.exit_code == 2
+    assert "'soon' is not a duration" in result.output
+
+
+# --- errors a person can act on --------------------------------------------------------------
+
+
+def refused_url():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"nats://127.0.0.1:{port}"
+
+
+def test_unreachable_server_fails_fast_with_exit_1(topology):
+    url = refused_url()
+    started = time.monotonic()
+    result = run("plan", "-f", topology, "--server", url)
+    assert time.monotonic() - started < 3
+    assert result.exit_code == 1
+    assert result.output == f"Error: cannot connect to {url}: connection refused\n"
+
+
+def test_flag_beats_environment_beats_context(topology, config_home):
+    flag, environment, context = refused_url(), refused_url(), refused_url()
+    write_context(config_home, "c", url=context)
+    env = {"XDG_CONFIG_HOME": str(config_home), "NATS_CONTEXT": "c"}
+    assert context in run("plan", "-f", topology, env=env).output
+    assert environment in run("plan", "-f", topology, env={**env, "NATS_URL": environment}).output
+    assert flag in run("plan", "-f", topology, "-s", flag, env={**env, "NATS_URL": environment}).output
+
+
+def test_every_server_of_a_list_is_tried_and_reported(topology):
+    first, second = refused_url(), refused_url()
+    result = run("plan", "-f", topology, "-s", f"{first},{second}")
+    assert result.output == (
+        f"Error: cannot connect to any of {first},{second}: {first}: connection refused; {second}: connection refused\n"
+    )
+
+
+# --- user/password, nkey, permissions and JetStream-less accounts on one server --------------
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def user_nkey():
+    return new_keypair(nkeys.PREFIX_BYTE_USER)
+
+
+@pytest.fixture(scope="module")
+def accounts_server(tmp_path_factory, user_nkey):
+    config = accounts_config(tmp_path_factory.mktemp("js"), PASSWORD, user_nkey)
+    server = start_server(tmp_path_factory.mktemp("accounts"), config=config)
+    yield server.url
+    server.stop()
+
+
+def test_user_and_bcrypt_password(accounts_server, topology):
+    result = run("plan", "-f", topology, "-s", accounts_server, "--user", "admin", "--password", PASSWORD)
+    assert result.exit_code == 0, result.output
+    assert "EVENTS" in result.output
+
+
+def test_password_from_the_environment(accounts_server, topology):
+    env = {"NATS_URL": accounts_server, "NATS_USER": "admin", "NATS_PASSWORD": PASSWORD}
+    assert run("plan", "-f", topology, env=env).exit_code == 0
+
+
+def test_wrong_password_names_the_user(accounts_server, topology):
+    result = run("plan", "-f", topology, "-s", accounts_server, "--user", "admin", "--password", "wrong")
+    assert result.exit_code == 1
+    assert result.output == f'Error: cannot connect to {accounts_server}: authentication failed for user "admin"\n'
+
+
+def test_no_credentials_says_the_server_requires_them(accounts_server, topology):
+    result = run("plan", "-f", topology, "-s", accounts_server)
+    assert result.output == (
+        f"Error: cannot connect to {accounts_server}: the server requires authentication: "
+        "give --user and --password, --token, --creds or --nkey\n"
+    )
+
+
+def test_nkey_seed_file(accounts_server, topology, tmp_path, user_nkey):
+    seed = tmp_path / "user.nk"
+    seed.write_text(f"# a comment line, as nsc writes\n{user_nkey.seed.decode()}\n")
+    result = run("plan", "-f", topology, "-s", accounts_server, "--nkey", str(seed))
+    assert result.exit_code == 0, result.output
+
+
+def test_unknown_nkey_names_its_public_key(accounts_server, topology, tmp_path):
+    stranger = new_keypair(nkeys.PREFIX_BYTE_USER)
+    seed = tmp_path / "stranger.nk"
+    seed.write_text(stranger.seed.decode())
+    result = run("plan", "-f", topology, "-s", accounts_server, "--nkey", str(seed), env={"NATS_NKEY": "/ignored"})
+    assert result.output == (
+        f"Error: cannot connect to {accounts_server}: authentication failed for nkey {stranger.public_key.decode()}\n"
+    )
+
+
+def test_nkey_file_without_a_seed(accounts_server, topology, tmp_path):
+    seed = tmp_path / "empty.nk"
+    seed.write_text("not a seed\n")
+    result = run("plan", "-f", topology, "-s", accounts_server, "--nkey", str(seed))
+    assert result.output == f"Error: nkey file {seed} holds no user nkey seed (a line starting with SU)\n"
+
+
+def test_denied_api_subject_names_subject_and_user(accounts_server, topology):
+    started = time.monotonic()
+    result = run("apply", "-f", topology, "-s", accounts_server, "--user", "reader", "--password", PASSWORD,
+                 "--auto-approve", "--timeout", "30s")
+    # The denial arrives asynchronously as -ERR; it must not wait out the 30s request timeout.
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 1
+    assert 'permission denied: user "reader" may not publish to $JS.API.STREAM.CREATE.EVENTS' in result.output
+
+
+def test_denied_reply_inbox_is_named(accounts_server, topology):
+    result = run("plan", "-f", topology, "-s", accounts_server, "--user", "deaf", "--password", PASSWORD)
+    assert result.output == (
+        'Error: permission denied: user "deaf" may not subscribe to _INBOX.>, '
+        "where the replies to $JS.API.STREAM.LIST arrive\n"
+    )
+
+
+def test_account_without_jetstream(accounts_server, topology):
+    result = run("plan", "-f", topology, "-s", accounts_server, "--user", "nojs", "--password", PASSWORD)
+    assert result.exit_code == 1
+    assert result.output == (
+        'Error: JetStream is not enabled for the account of user "nojs" ($JS.API.STREAM.LIST answered err_code 10039)\n'
+    )
+
+
+# --- token -----------------------------------------------------------------------------------
+
+TOKEN = "s3cr3t-t0ken"
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    config = f'jetstream {{ store_dir: "{tmp_path_factory.mktemp("js")}" }}\nauthorization {{ token: "{TOKEN}" }}\n'
+    server = start_server(tmp_path_factory.mktemp("token"), config=config)
+    yield server.url
+    server.stop()
+
+
+def test_token(token_server, topology):
+    assert run("plan", "-f", topology, "-s", token_server, "--token", TOKEN).exit_code == 0
+    assert run("plan", "-f", topology, env={"NATS_URL": token_server, "NATS_TOKEN": TOKEN}).exit_code == 0
+
+
+def test_wrong_token(token_server, topology):
+    result = run("plan", "-f", topology, "-s", token_server, "--token", "nope")
+    assert result.output == f"Error: cannot connect to {token_server}: authentication failed for a token\n"
+
+
+# --- TLS with client certificates ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(directory / "server.pem"))
+    client = ca.issue_cert("topology@medisync.example")
+    client.cert_chain_pems[0].write_to_path(str(directory / "client.pem"))
+    client.private_key_pem.write_to_path(str(directory / "client.key"))
+    other = trustme.CA()
+    other.cert_pem.write_to_path(str(directory / "other-ca.pem"))
+    stranger = other.issue_cert("stranger@elsewhere.example")
+    stranger.cert_chain_pems[0].write_to_path(str(directory / "stranger.pem"))
+    stranger.private_key_pem.write_to_path(str(directory / "stranger.key"))
+    return directory
+
+
+def tls_config(tmp_path_factory, pki, extra=""):
+    return f"""
+jetstream {{ store_dir: "{tmp_path_factory.mktemp('js')}" }}
+tls {{ cert_file: "{pki}/server.pem", key_file: "{pki}/server.pem", ca_file: "{pki}/ca.pem", verify: true {extra} }}
+"""
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory, pki):
+    server = start_server(tmp_path_factory.mktemp("tls"), config=tls_config(tmp_path_factory, pki))
+    yield server.url
+    server.stop()
+
+
+def tls_flags(pki):
+    return ["--tlsca", f"{pki}/ca.pem", "--tlscert", f"{pki}/client.pem", "--tlskey", f"{pki}/client.key"]
+
+
+def test_tls_client_certificate(tls_server, topology, pki):
+    result = run("plan", "-f", topology, "-s", tls_server, *tls_flags(pki))
+    assert result.exit_code == 0, result.output
+    assert "eof_received" not in result.output
+
+
+def test_tls_from_the_environment(tls_server, topology, pki):
+    env = {"NATS_URL": tls_server, "NATS_CA": f"{pki}/ca.pem", "NATS_CERT": f"{pki}/client.pem",
+           "NATS_KEY": f"{pki}/client.key"}
+    assert run("plan", "-f", topology, env=env).exit_code == 0
+
+
+def test_tls_without_the_ca_says_which_flag_fixes_it(tls_server, topology):
+    result = run("plan", "-f", topology, "-s", tls_server)
+    assert result.output == (
+        f"Error: cannot connect to {tls_server}: TLS certificate verification failed: unable to get local issuer "
+        "certificate (give the CA that signed the server's certificate with --tlsca)\n"
+    )
+
+
+def test_tls_without_a_client_certificate(tls_server, topology, pki):
+    result = run("plan", "-f", topology, "-s", tls_server, "--tlsca", f"{pki}/ca.pem")
+    assert result.output == (
+        f"Error: cannot connect to {tls_server}: the server requires a TLS client certificate: "
+        "give --tlscert and --tlskey\n"
+    )
+
+
+def test_tls_with_the_wrong_ca(tls_server, topology, pki):
+    flags = tls_flags(pki)
+    flags[1] = f"{pki}/other-ca.pem"
+    result = run("plan", "-f", topology, "-s", tls_server, *flags)
+    assert f"(is {pki}/other-ca.pem the CA that signed the server's certificate?)" in result.output
+
+
+def test_tls_client_certificate_the_server_does_not_trust(tls_server, topology, pki):
+    flags = ["--tlsca", f"{pki}/ca.pem", "--tlscert", f"{pki}/stranger.pem", "--tlskey", f"{pki}/stranger.key"]
+    result = run("plan", "-f", topology, "-s", tls_server, *flags)
+    assert result.output == (
+        f"Error: cannot connect to {tls_server}: "
+        f"the server did not accept the TLS client certificate {pki}/stranger.pem\n"
+    )
+
+
+def test_tls_first(tmp_path_factory, topology, pki):
+    config = tls_config(tmp_path_factory, pki, extra=", handshake_first: true")
+    server = start_server(tmp_path_factory.mktemp("tlsfirst"), config=config)
+    try:
+        assert run("plan", "-f", topology, "-s", server.url, *tls_flags(pki), "--tlsfirst").exit_code == 0
+        without = run("plan", "-f", topology, "-s", server.url, *tls_flags(pki), "--timeout", "0.5")
+        assert without.output == f"Error: cannot connect to {server.url}: no answer within 0.5s\n"
+    finally:
+        server.stop()
+
+
+# --- JetStream domain ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def domain_server(tmp_path_factory):
+    config = f'jetstream {{ store_dir: "{tmp_path_factory.mktemp("js")}", domain: hub }}\n'
+    server = start_server(tmp_path_factory.mktemp("domain"), config=config)
+    yield server.url
+    server.stop()
+
+
+def test_js_domain(domain_server, topology):
+    result = run("apply", "-f", topology, "-s", domain_server, "--js-domain", "hub", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    again = run("plan", "-f", topology, "-s", domain_server, "--js-api-prefix", "$JS.hub.API", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output  # what apply made through the domain is there
+
+
+def test_js_domain_from_a_context(domain_server, topology, config_home):
+    write_context(config_home, "hub", url=domain_server, jetstream_domain="hub")
+    result = run("plan", "-f", topology, "--context", "hub", env={"XDG_CONFIG_HOME": str(config_home)})
+    assert result.exit_code == 0, result.output
+
+
+def test_wrong_js_domain(domain_server, topology):
+    result = run("plan", "-f", topology, "-s", domain_server, "--js-domain", "edge")
+    assert result.output == (
+        "Error: no JetStream answered $JS.edge.API.STREAM.LIST: JetStream is not enabled for the account used "
+        'without credentials, or it has no JetStream domain "edge"\n'
+    )
+
+
+# --- decentralised JWT authentication (creds files) ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def operator_server(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("operator")
+    config, account = operator_config(directory, store_dir=tmp_path_factory.mktemp("js"))
+    server = start_server(directory, config=config)
+    yield server.url, account
+    server.stop()
+
+
+def test_creds_file(operator_server, topology, tmp_path):
+    url, account = operator_server
+    creds = creds_file(tmp_path / "alice.creds", account, "alice")
+    result = run("plan", "-f", topology, "-s", url, "--creds", str(creds))
+    assert result.exit_code == 0, result.output
+
+
+def test_creds_from_a_context(operator_server, topology, tmp_path, config_home):
+    url, account = operator_server
+    creds = creds_file(tmp_path / "alice.creds", account, "alice")
+    write_context(config_home, "ngs", url=url, creds=str(creds))
+    (config_home / "nats" / "context.txt").write_text("ngs")
+    assert run("plan", "-f", topology, env={"XDG_CONFIG_HOME": str(config_home)}).exit_code == 0
+
+
+def test_creds_of_an_unknown_account_name_the_user(operator_server, topology, tmp_path):
+    url, _ = operator_server
+    stranger = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    creds = creds_file(tmp_path / "mallory.creds", stranger, "mallory")
+    result = run("plan", "-f", topology, "-s", url, "--creds", str(creds))
+    assert result.output == (
+        f'Error: cannot connect to {url}: authentication failed for user "mallory" (creds {creds})\n'
+    )
