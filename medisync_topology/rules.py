@@ -493,7 +493,11 @@ def blocked_changes(kind: str, before: dict, after: dict, version: Version | Non
 
 
 def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
-    """Messages for fields (or values) with non-default values that this server does not know yet."""
+    """Messages for fields (or values) with non-default values that this server does not know yet.
+
+    Each must stop the plan: since 2.14 a strict server refuses unknown fields, but older ones
+    drop them without a word (jetstream_api.go unmarshalRequest), which would leave a perpetual diff.
+    """
     rules = _rules(kind)
     running = ".".join(map(str, version))
     messages = []

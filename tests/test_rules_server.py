@@ -6,8 +6,9 @@ as apply sends it), change the field through the raw update, and check that the 
 accepted update leaves nothing to diff. Then that complete_stream / complete_consumer of a
 created config equals strip_live of what the server reports, minimal and with every field set.
 
-Fields the connected server does not know must be refused by it (strict JSON) and reported by
-rules.unsupported_fields, so the same cases also prove the version table on an older server.
+Fields the connected server does not know must be reported by rules.unsupported_fields, and the
+server must not end up holding them (refused since 2.14, silently dropped before), so the same
+cases also prove the version table on an older server.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class RawJetStream:
     def __init__(self, url: str):
         self.loop = asyncio.new_event_loop()
         self.nc = self.loop.run_until_complete(nats.connect(url))
-        self.version = rules.parse_version(self.nc._server_info["version"])
+        version = self.nc.connected_server_version
+        self.version = (version.major, version.minor, version.patch)
 
     def close(self) -> None:
         self.loop.run_until_complete(self.nc.close())
