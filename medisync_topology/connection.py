@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import Error as NatsError, NoRespondersError, TimeoutError as NatsTimeout
 
 from .credentials import auth_arguments, creds_user_name, nkey_public_key, tls_context
 from .denials import PermissionViolations
@@ -234,12 +234,7 @@ class Connection:
         await self.nc.close()
 
     async def request(self, subject: str, payload: bytes, timeout: float):
-        """nc.request, failing as soon as the server reports it refused the subject.
-
-        A refused publish gets no reply at all: the server only sends -ERR 'Permissions Violation'
-        to the connection, which nats-py hands to error_cb, so without this the request would
-        just time out.
-        """
+        """nc.request, failing as soon as the server reports it refused the subject (see denials.py)."""
         denied = self.violations.wait_for(subject)
         reply = asyncio.ensure_future(self.nc.request(subject, payload, timeout=timeout))
         try:
@@ -253,11 +248,16 @@ class Connection:
             return reply.result()
         except NoRespondersError:
             raise JetStreamUnavailable(self._unavailable(subject)) from None
-        except NatsTimeout:
+        except NatsError as exc:  # a timeout, the connection closed under us, a payload too large, ...
             late = self.violations.refusal_of(subject)
             if late:
                 raise self._denied(late, subject) from None
-            raise TopologyError(f"JetStream did not answer {subject} within {self.options.timeout:g}s") from None
+            if self.nc.is_closed:
+                # nats-py fails no pending request when the connection drops: they time out.
+                raise ConnectError(f"lost the connection to {self.options.display_server()} during {subject}") from None
+            if isinstance(exc, NatsTimeout):
+                raise TopologyError(f"JetStream did not answer {subject} within {self.options.timeout:g}s") from None
+            raise TopologyError(f"{subject}: {self.options.scrub(str(exc).removeprefix('nats: '))}") from None
 
     def _denied(self, violation: tuple[str, str], subject: str) -> PermissionDenied:
         kind, what = violation

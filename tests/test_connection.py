@@ -5,6 +5,7 @@ Every authentication method is tested against a real nats-server configured to r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -14,6 +15,7 @@ import trustme
 from click.testing import CliRunner
 
 from medisync_topology.cli import main
+from medisync_topology.client import JetStreamClient
 from medisync_topology.connection import ConnectError, ConnectOptions, resolve_options
 from medisync_topology.natscontext import ContextError
 from medisync_topology.natscontext import load_context
@@ -223,6 +225,18 @@ def test_every_server_of_a_list_is_tried_and_reported(topology):
     assert result.output == (
         f"Error: cannot connect to any of {first},{second}: {first}: connection refused; {second}: connection refused\n"
     )
+
+
+def test_server_gone_mid_session_is_a_clean_error(nats_server):
+    async def list_after_the_server_stops():
+        async with JetStreamClient(ConnectOptions(server=nats_server.url, timeout=1)) as client:
+            await client.request("STREAM.LIST")
+            nats_server.stop()
+            await client.request("STREAM.LIST")
+
+    with pytest.raises(ConnectError) as lost:
+        asyncio.run(list_after_the_server_stops())
+    assert str(lost.value) == f"lost the connection to {nats_server.url} during $JS.API.STREAM.LIST"
 
 
 # --- user/password, nkey, permissions and JetStream-less accounts on one server --------------
