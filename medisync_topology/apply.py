@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import rules
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .ops import CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource
@@ -67,15 +68,25 @@ async def apply_plan(
 
 async def _execute(client: JetStreamClient, op: Operation) -> None:
     ref = op.ref
+    kind = "consumer" if ref.kind == "consumer" else "stream"
     if isinstance(op, (DeleteResource, ReplaceResource)):
         await client.request(_api("DELETE", ref), None)
     if isinstance(op, (CreateResource, ReplaceResource)):
         config = op.config if isinstance(op, CreateResource) else op.after
-        await client.request(_api("CREATE", ref), _body(ref, config, "create"))
+        # Some fields the create request refuses (a stream cannot be born sealed): create without, then update.
+        later = rules.set_via(kind, config, "update_after_create")
+        first = {**config, **{k: rules.RULES[kind][k].default for k in later}}
+        await client.request(_api("CREATE", ref), _body(ref, first, "create"))
+        if later:
+            await client.request(_api("UPDATE", ref), _body(ref, config, "update"))
     elif isinstance(op, UpdateResource):
         # The full config: the server resets any field an update omits.
         verb = "UPDATE" if ref.kind != "consumer" else "CREATE"
         await client.request(_api(verb, ref), _body(ref, op.after, "update"))
+        if ref.kind == "consumer" and any(c.path == "pause_until" for c in op.changes):
+            # An update keeps the old pause_until; only the PAUSE API changes it (an empty body resumes).
+            body = rules.set_via("consumer", op.after, "pause")
+            await client.request(f"CONSUMER.PAUSE.{ref.stream}.{ref.name}", body)
 
 
 def _api(verb: str, ref) -> str:

@@ -525,13 +525,20 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
     return sorted(set(messages))
 
 
+def set_via(kind: str, config: dict, via: str) -> dict:
+    """The fields of ``config`` with a non-default value that only ``via`` sets ("pause", "update_after_create")."""
+    rules = _rules(kind)
+    return {
+        k: v for k, v in config.items()
+        if k in rules and rules[k].via == via and not _is_default(rules[k], k, v)
+    }
+
+
 def create_refusals(kind: str, config: dict) -> list[str]:
     """What the create request refuses although the same config is valid on an existing resource."""
     if kind != "stream":
         return []
     problems = []
-    if config.get("sealed"):
-        problems.append("a stream cannot be created sealed: create it, then update it with sealed: true")
     if config.get("mirror_direct") and not config.get("mirror"):
         problems.append("mirror_direct needs a mirror")
     return problems

@@ -205,3 +205,25 @@ def test_json_and_markdown_plans(run):
     assert [op["name"] for op in document["operations"]] == ["AUDIT", "EVENTS", "etl-notifier"]
     code, out = run(BASE, "plan", "--format", "markdown")
     assert "| create | stream `EVENTS` |" in out
+
+
+def test_a_sealed_stream_is_created_then_sealed(run, js_api):
+    text = "version: 1\nowner: medisync\nstreams:\n  ARCHIVE: {subjects: [archive.>], sealed: true}\n"
+    code, out = run(text, "apply", "--auto-approve")
+    assert code == 0, out
+    assert js_api("STREAM.INFO.ARCHIVE")["config"]["sealed"] is True
+    assert converged(run, text)
+
+
+def test_pause_until_goes_through_the_pause_api(run, js_api):
+    text = "version: 1\nowner: medisync\nstreams:\n  S:\n    subjects: [s.>]\n    consumers:\n      worker: {}\n"
+    run(text, "apply", "--auto-approve")
+    paused = text.replace("worker: {}", "worker: {pause_until: '2099-01-01T00:00:00Z'}")
+    code, out = run(paused, "apply", "--auto-approve")
+    assert code == 0, out
+    info = js_api("CONSUMER.INFO.S.worker")
+    assert info["paused"] is True and info["config"]["pause_until"] == "2099-01-01T00:00:00Z"
+    assert converged(run, paused)
+    code, out = run(text, "apply", "--auto-approve")
+    assert code == 0 and js_api("CONSUMER.INFO.S.worker").get("paused") is not True
+    assert converged(run, text)

@@ -361,7 +361,14 @@ def test_newer_enum_values_and_source_keys_are_reported():
 
 
 def test_create_refusals():
-    assert rules.create_refusals("stream", {"name": "S", "sealed": True}) == [
-        "a stream cannot be created sealed: create it, then update it with sealed: true"
-    ]
+    assert rules.create_refusals("stream", {"name": "S", "mirror_direct": True}) == ["mirror_direct needs a mirror"]
+    assert rules.create_refusals("stream", {"name": "S", "sealed": True}) == []  # apply seals it after creating
     assert rules.create_refusals("stream", stream()) == []
+
+
+def test_fields_set_only_by_another_request():
+    assert rules.set_via("stream", {"name": "S", "sealed": True, "max_age": 1}, "update_after_create") == {"sealed": True}
+    assert rules.set_via("stream", {"name": "S", "sealed": False}, "update_after_create") == {}
+    assert rules.set_via("consumer", {"pause_until": "2030-01-01T00:00:00Z", "max_deliver": 3}, "pause") == {
+        "pause_until": "2030-01-01T00:00:00Z"
+    }
