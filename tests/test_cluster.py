@@ -1,0 +1,82 @@
+"""A 3-node JetStream cluster: replicas changed in place, placement by tags, and a node down."""
+
+import textwrap
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import raw_js_api
+from medisync_topology.cli import main
+
+
+@pytest.fixture
+def run(nats_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("NATS_URL", ",".join(node.url for node in nats_cluster))
+
+    def invoke(text, *args):
+        path = tmp_path / "topology.yaml"
+        path.write_text(textwrap.dedent(text))
+        result = CliRunner().invoke(main, [*args, "-f", str(path)])
+        assert "Traceback" not in result.output, result.output
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def stream_info(nats_cluster, name):
+    for node in nats_cluster:
+        if node.process.poll() is None:
+            return raw_js_api(node.url, f"STREAM.INFO.{name}")
+    raise AssertionError("no node is up")
+
+
+def topology(name, **fields):
+    lines = "".join(f"    {k}: {v}\n" for k, v in fields.items())
+    return f"version: 1\nowner: medisync\nstreams:\n  {name}:\n    subjects: [{name.lower()}.>]\n{lines}"
+
+
+def test_replicas_change_in_place_1_3_1(run, nats_cluster):
+    for replicas in (1, 3, 1):
+        text = topology("REPLICATED", num_replicas=replicas)
+        code, out = run(text, "apply", "--auto-approve", "--no-color")
+        assert code == 0, out
+        assert "-/+ replace" not in out and "0 replaced" in out
+        assert stream_info(nats_cluster, "REPLICATED")["config"]["num_replicas"] == replicas
+        deadline = time.monotonic() + 10  # new peers join the stream's raft group in the background
+        while len(stream_info(nats_cluster, "REPLICATED")["cluster"].get("replicas") or []) != replicas - 1:
+            assert time.monotonic() < deadline, stream_info(nats_cluster, "REPLICATED")["cluster"]
+            time.sleep(0.1)
+        code, out = run(text, "plan", "--detailed-exitcode")
+        assert code == 0, out
+
+
+def test_placement_tags_steer_a_stream(run, nats_cluster):
+    text = topology("PLACED", num_replicas=2, placement="{tags: [ssd]}")
+    code, out = run(text, "apply", "--auto-approve")
+    assert code == 0, out
+    info = stream_info(nats_cluster, "PLACED")
+    servers = {info["cluster"]["leader"], *(r["name"] for r in info["cluster"]["replicas"])}
+    assert servers == {"n1", "n2"}  # the nodes tagged ssd
+    assert run(text, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_plan_and_apply_with_one_node_down(run, nats_cluster):
+    text = topology("SURVIVOR", num_replicas=3)
+    assert run(text, "apply", "--auto-approve")[0] == 0
+    nats_cluster[2].stop()
+    try:
+        changed = topology("SURVIVOR", num_replicas=3, max_age="1h")
+        code, out = run(changed, "plan", "--detailed-exitcode", "--no-color")
+        assert code == 2 and "max_age:" in out
+        code, out = run(changed, "apply", "--auto-approve")
+        assert code == 0, out
+        assert stream_info(nats_cluster, "SURVIVOR")["config"]["max_age"] == 3600 * 10**9
+        assert run(changed, "plan", "--detailed-exitcode")[0] == 0
+    finally:
+        nats_cluster[2].start(timeout=30)
+
+
+def test_validate_refuses_more_than_five_replicas(run):
+    code, out = run(topology("MANY", num_replicas=6), "validate")
+    assert code == 1 and "num_replicas: 6 is greater than the maximum of 5" in out
