@@ -1,7 +1,11 @@
 """plan and apply against a real nats-server, through the CLI as a pipeline runs them."""
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -345,3 +349,26 @@ def test_a_stream_on_every_subject_with_no_ack(run):
     code, out = run(text, "apply", "--auto-approve")
     assert code == 0, out
     assert converged(run, text)
+
+
+@pytest.mark.parametrize("answer, applied", [("yes", True), ("y", False), ("", False)])
+def test_apply_in_a_terminal_asks_and_only_yes_proceeds(nats_server, tmp_path, js_api, answer, applied):
+    """A real terminal on stdin (a pty): the prompt is shown and only the exact word 'yes' applies."""
+    path = tmp_path / "topology.yaml"
+    path.write_text(BASE)
+    controller, terminal = os.openpty()
+    topology = Path(sys.executable).parent / "topology"
+    process = subprocess.Popen(
+        [str(topology), "apply", "-f", str(path), "--server", nats_server.url, "--no-color"],
+        stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    os.write(controller, f"{answer}\n".encode())
+    out, _ = process.communicate(timeout=30)
+    os.close(controller)
+    os.close(terminal)
+    out = out.decode()
+    assert "Only 'yes' will be accepted to approve." in out
+    assert (process.returncode, "Apply complete" in out) == ((0, True) if applied else (1, False)), out
+    assert bool(js_api("STREAM.NAMES")["streams"]) == applied
+    if not applied:
+        assert "apply cancelled; nothing was applied" in out
