@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import nats
 import pytest
+from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests import natsserver / natsauth as plain modules
 
-from natsserver import start_cluster, start_server  # noqa: E402
+from natsserver import raw_js_api, start_cluster, start_server  # noqa: E402
+
+from medisync_topology.cli import main
 
 
 @pytest.fixture
@@ -37,21 +41,6 @@ def nats_cluster(tmp_path_factory):
         node.stop()
 
 
-def raw_js_api(url: str, subject: str, body: dict | None = None, **connect) -> dict:
-    """One raw JetStream API request ($JS.API.<subject>) with nats-py's core client."""
-
-    async def request() -> dict:
-        nc = await nats.connect(url, **connect)
-        try:
-            payload = json.dumps(body).encode() if body is not None else b""
-            reply = await nc.request(f"$JS.API.{subject}", payload, timeout=10)
-            return json.loads(reply.data or b"{}")
-        finally:
-            await nc.close()
-
-    return asyncio.run(request())
-
-
 @pytest.fixture
 def js_api(nats_server):
     """``js_api("STREAM.INFO.EVENTS")`` on this test's server; an API error fails the test."""
@@ -62,6 +51,12 @@ def js_api(nats_server):
         return reply
 
     return call
+
+
+@pytest.fixture
+def js_request():
+    """``js_request(url, "STREAM.NAMES", None, user=..., password=...)`` on any server; errors come back as replies."""
+    return raw_js_api
 
 
 @pytest.fixture
@@ -82,3 +77,18 @@ def publish(nats_server):
         return ack
 
     return send
+
+
+def topology_cli(url: str, workdir: Path, monkeypatch):
+    """``invoke(text, "plan", ...)``: the CLI on a topology text against ``url``; returns (exit code, output)."""
+    monkeypatch.setenv("NATS_URL", url)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+    def invoke(text: str, *args: str):
+        path = workdir / "topology.yaml"
+        path.write_text(textwrap.dedent(text))
+        result = CliRunner().invoke(main, [*args, "-f", str(path)])
+        assert "Traceback" not in result.output, result.output
+        return result.exit_code, result.output
+
+    return invoke

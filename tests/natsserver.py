@@ -1,19 +1,36 @@
 """Real nats-server processes for the tests: single nodes and 3-node clusters on free loopback ports.
 
-Never a server someone started by hand: each test gets processes it started and stops.
+Never a server someone started by hand: each test gets processes it started and stops. A plain module
+(not a pytest plugin), so any test can start a server with its own configuration.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import ctypes
+import json
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+
+import nats
+
+# A configuration that brings its own top-level (unindented) jetstream block keeps it; an account's
+# indented `jetstream: enabled` does not count.
+OWN_JETSTREAM = re.compile(r"^jetstream\b", re.MULTILINE)
+PORT_TAKEN = "address already in use"
+
+_running: set[NatsServer] = set()
 
 
 def find_binary() -> str:
@@ -36,7 +53,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@dataclass
+def _die_with_parent() -> None:
+    """Linux: the kernel kills the server when the test process dies, even by SIGKILL or a timeout's os._exit."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the atexit hook below still covers a normal interpreter exit
+
+
+@dataclass(eq=False)
 class NatsServer:
     workdir: Path
     binary: str
@@ -58,14 +83,25 @@ class NatsServer:
         return self.workdir / "server.conf"
 
     @property
+    def log_file(self) -> Path:
+        return self.workdir / "server.log"
+
+    @cached_property
     def version(self) -> str:
+        """"2.15.1", from `nats-server --version` ("nats-server: v2.15.1")."""
         out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=True).stdout
         return out.strip().split("v")[-1]
 
     def start(self, timeout: float = 15.0) -> "NatsServer":
-        self.launch()
-        self.wait_healthy(timeout)
-        return self
+        for _ in range(3):
+            self.launch()
+            try:
+                self.wait_healthy(timeout)
+                return self
+            except PortTaken:
+                # free_port() only proves a port was free a moment ago; another process may have taken it since.
+                self.port, self.http_port = free_port(), free_port()
+        raise RuntimeError(f"nats-server found no free port: {self.log_tail()}")
 
     def launch(self) -> None:
         """Start the process without waiting (cluster nodes only become healthy together)."""
@@ -73,24 +109,34 @@ class NatsServer:
         self.config_file.write_text(
             f'listen: "127.0.0.1:{self.port}"\nhttp: "127.0.0.1:{self.http_port}"\n{self.config_text}\n'
         )
-        with open(self.workdir / "server.log", "ab") as log:
-            self.process = subprocess.Popen([self.binary, "-c", str(self.config_file)], stdout=log, stderr=log)
+        self.log_file.write_bytes(b"")
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen([self.binary, "-c", str(self.config_file)], stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        _running.add(self)
 
     def wait_healthy(self, timeout: float) -> None:
+        """Until /healthz answers 200: JetStream is up and, in a cluster, a meta leader exists (monitor.go healthz)."""
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.http_port}/healthz"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited: {(self.workdir / 'server.log').read_text()[-2000:]}")
+                _running.discard(self)
+                if PORT_TAKEN in self.log_tail():
+                    raise PortTaken(self.log_tail())
+                raise RuntimeError(f"nats-server exited: {self.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=1) as reply:
                     if reply.status == 200:
                         return
             except OSError:
                 pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"nats-server did not become healthy: {(self.workdir / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.02)
+        self.kill()
+        raise RuntimeError(f"nats-server did not become healthy in {timeout}s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -100,26 +146,39 @@ class NatsServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        _running.discard(self)
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        _running.discard(self)
 
     def restart(self) -> "NatsServer":
+        """Same ports, same store: what a server finds after a reboot."""
         self.stop()
         return self.start()
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for server in list(_running):
+        server.kill()
 
 
 def start_server(workdir: Path, *, config: str = "", binary: str | None = None, jetstream: bool = True,
                  name: str | None = None) -> NatsServer:
     """One node; ``config`` is extra server configuration text (accounts, jetstream domain, ...).
 
-    When ``config`` has its own ``jetstream`` block, none is added.
+    When ``config`` has its own top-level ``jetstream`` block, none is added.
     """
     workdir = Path(workdir)
     lines = [f'server_name: "{name}"'] if name else []
-    if jetstream and "jetstream" not in config:
+    if jetstream and not OWN_JETSTREAM.search(config):
         lines.append(f'jetstream {{ store_dir: "{workdir / "store"}" }}')
     lines.append(config)
     return NatsServer(workdir, binary or find_binary(), "\n".join(lines)).start()
@@ -138,11 +197,10 @@ def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]
         config = (
             f'server_name: "n{i + 1}"\n'
             f'jetstream {{ store_dir: "{workdir / f"n{i + 1}" / "store"}" }}\n'
-            + (f"server_tags: {tags!r}\n".replace("'", '"') if tags else "")
+            + (f"server_tags: {json.dumps(tags)}\n" if tags else "")
             + f'cluster {{ name: "{name}", listen: "127.0.0.1:{cluster_ports[i]}", routes: [{routes}] }}\n'
         )
-        node = NatsServer(workdir / f"n{i + 1}", binary, config)
-        nodes.append(node)
+        nodes.append(NatsServer(workdir / f"n{i + 1}", binary, config))
     try:
         # healthz waits for JetStream, which needs a meta leader: start all nodes before waiting on any.
         for node in nodes:
@@ -154,3 +212,22 @@ def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]
             node.kill()
         raise
     return nodes
+
+
+def raw_js_api(url: str, subject: str, body: dict | None = None, **connect) -> dict:
+    """One raw JetStream API request ($JS.API.<subject>) with nats-py's core client; the server's JSON reply.
+
+    ``connect`` goes to nats.connect (user=, password=, token=, ...).
+    """
+
+    async def request() -> dict:
+        # nats-py retries a refused login until its reconnect attempts run out: fail at once instead.
+        nc = await nats.connect(url, **{"allow_reconnect": False, **connect})
+        try:
+            payload = json.dumps(body).encode() if body is not None else b""
+            reply = await nc.request(f"$JS.API.{subject}", payload, timeout=10)
+            return json.loads(reply.data or b"{}")
+        finally:
+            await nc.close()
+
+    return asyncio.run(request())
