@@ -141,3 +141,61 @@ class Plan:
         for op in self.operations:
             counts[op.action] += 1
         return counts
+
+
+# -- the JSON form ------------------------------------------------------
+# One pair of functions, so `plan --format json` and a saved plan file share one form and a
+# saved plan reads back into exactly the operations that were shown.
+
+
+def ref_to_dict(ref: Ref) -> dict:
+    return {"kind": ref.kind, "name": ref.name, "stream": ref.stream or None}
+
+
+def ref_from_dict(data: dict) -> Ref:
+    return Ref(data["kind"], data["name"], data.get("stream") or "")
+
+
+def operation_to_dict(op: Operation) -> dict:
+    """An operation as JSON data in API units; ``operation_from_dict`` reads it back."""
+    changes = getattr(op, "changes", ())
+    risk = getattr(op, "data_at_risk", None)
+    return {
+        **ref_to_dict(op.ref),
+        "action": op.action,
+        "before": getattr(op, "before", None),
+        "after": op.config if op.action == "create" else getattr(op, "after", None),
+        "changes": [
+            {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
+        ],
+        "forces_replacement": [c.path for c in changes if c.forces_replacement],
+        "data_at_risk": (
+            None if risk is None else {"messages": risk.messages, "bytes": risk.bytes, "consumers": risk.consumers}
+        ),
+        "adopt": isinstance(op, UpdateResource) and op.adopt,
+    }
+
+
+def operation_from_dict(data: dict) -> Operation:
+    """The inverse of ``operation_to_dict``; KeyError or ValueError when the data is not one."""
+    ref = ref_from_dict(data)
+    changes = tuple(FieldChange(c["path"], c["old"], c["new"], bool(c["forces_replacement"])) for c in data["changes"])
+    risk = DataAtRisk(**data["data_at_risk"]) if data.get("data_at_risk") is not None else None
+    action = data["action"]
+    if action == "create":
+        return CreateResource(ref, data["after"])
+    if action == "update":
+        return UpdateResource(ref, data["before"], data["after"], changes, adopt=bool(data["adopt"]))
+    if action == "replace":
+        return ReplaceResource(ref, data["before"], data["after"], changes, risk)
+    if action == "delete":
+        return DeleteResource(ref, data["before"], risk)
+    raise ValueError(f"unknown action {action!r}")
+
+
+def finding_to_dict(finding: Finding) -> dict:
+    return {**ref_to_dict(finding.ref), "severity": finding.severity, "reason": finding.reason, "message": finding.message}
+
+
+def finding_from_dict(data: dict) -> Finding:
+    return Finding(ref_from_dict(data), data["severity"], data["reason"], data["message"])

@@ -16,7 +16,7 @@ import click
 
 from . import rules
 from .errors import TopologyError
-from .ops import ACTIONS, DataAtRisk, Finding, Operation, Plan, Ref, UpdateResource
+from .ops import ACTIONS, DataAtRisk, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict, operation_to_dict
 from .units import format_duration, format_size
 
 JSON_FORMAT_VERSION = 1
@@ -193,36 +193,10 @@ def render_json(plan: Plan) -> str:
         "environment": plan.environment,
         "server": plan.server,
         "summary": {**counts, "errors": len(plan.errors), "has_changes": plan.has_changes},
-        "operations": [_json_operation(op) for op in plan.operations],
-        "findings": [
-            {**_json_ref(f.ref), "severity": f.severity, "reason": f.reason, "message": f.message}
-            for f in plan.findings
-        ],
+        "operations": [operation_to_dict(op) for op in plan.operations],
+        "findings": [finding_to_dict(f) for f in plan.findings],
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
-
-
-def _json_ref(ref: Ref) -> dict:
-    return {"kind": ref.kind, "name": ref.name, "stream": ref.stream or None}
-
-
-def _json_operation(op: Operation) -> dict:
-    changes = getattr(op, "changes", ())
-    risk = getattr(op, "data_at_risk", None)
-    return {
-        **_json_ref(op.ref),
-        "action": op.action,
-        "before": getattr(op, "before", None),
-        "after": op.config if op.action == "create" else getattr(op, "after", None),
-        "changes": [
-            {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
-        ],
-        "forces_replacement": [c.path for c in changes if c.forces_replacement],
-        "data_at_risk": (
-            None if risk is None else {"messages": risk.messages, "bytes": risk.bytes, "consumers": risk.consumers}
-        ),
-        "adopt": _verb(op) == "adopt",
-    }
 
 
 # -- markdown -----------------------------------------------------------
