@@ -17,6 +17,7 @@ from .apply import ApplyResult, Outcome, apply_plan
 from .client import JetStreamClient
 from .connection import ConnectOptions
 from .errors import TopologyError
+from .export import export_from_server, to_yaml
 from .loader import InvalidTopology
 from .model import Topology
 from .ops import Plan
@@ -160,3 +161,26 @@ def _color(no_color: bool) -> bool:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
+
+
+@main.command("export")
+@options.connection
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the topology to FILE (default: stdout).")
+@click.option("--stream", "patterns", multiple=True, metavar="NAME",
+              help="Only streams (or buckets) with this name; shell wildcards (*, ?, [..]); repeatable.")
+@click.option("--owner", help="The topology's owner (default: the one owner the resources carry, else medisync).")
+def export_(connect, output, patterns, owner):
+    """Write a topology.yaml from the live server: minimal, in human units. Exit 0 success, 1 error."""
+    result = asyncio.run(export_from_server(connect, patterns, owner))
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    text = to_yaml(result.document)
+    if not output:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise TopologyError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"Wrote {output}: {result.summary()}", err=True)

@@ -16,7 +16,7 @@ import click
 
 from . import rules
 from .errors import TopologyError
-from .ops import ACTIONS, DataAtRisk, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict, operation_to_dict
+from .ops import ACTIONS, CreateResource, DataAtRisk, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict, operation_to_dict
 from .units import format_duration, format_size
 
 JSON_FORMAT_VERSION = 1
@@ -84,6 +84,24 @@ def _data_at_risk_text(risk: DataAtRisk) -> str:
     return "destroys " + ", ".join(parts)
 
 
+def _created_settings(op: CreateResource, plan: Plan) -> dict:
+    """What a create sets beyond the server's own defaults: the user's settings, not every completed field.
+
+    The plan's other streams give the context some defaults depend on (a mirror's origin, a
+    consumer's stream); the name is in the operation's header.
+    """
+    version = rules.parse_version(plan.server["version"]) if plan.server.get("version") else None
+    streams = {
+        o.ref.stream_name: o.config if o.action == "create" else o.after
+        for o in plan.operations if o.ref.kind != "consumer" and o.action != "delete"
+    }
+    if op.ref.kind == "consumer":
+        minimal = rules.minimal_consumer(op.config, streams.get(op.ref.stream) or {}, version)
+    else:
+        minimal = rules.minimal_stream(op.config, version, streams)
+    return {k: v for k, v in minimal.items() if k not in ("name", "durable_name")}
+
+
 def _finding_text(finding: Finding) -> str:
     """The message, led by the resource it is about unless it already names it."""
     ref = str(finding.ref)
@@ -115,7 +133,7 @@ def render_text(plan: Plan, *, color: bool) -> str:
     if plan.operations or plan.errors:
         blocks.append(_text_header(plan))
     for op in plan.operations:
-        blocks.append("\n".join(_text_operation(op, style)))
+        blocks.append("\n".join(_text_operation(op, plan, style)))
     findings = _text_findings(plan, style)
     if findings:
         blocks.append("\n".join(findings))
@@ -141,7 +159,7 @@ def _text_header(plan: Plan) -> str:
     return header
 
 
-def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
+def _text_operation(op: Operation, plan: Plan, style: Callable[..., str]) -> list[str]:
     verb = _verb(op)
     head = "  " + style(f"{SYMBOLS[op.action]} {verb}", fg=COLORS[op.action], bold=True) + f" {op.ref}"
     if verb == "adopt":
@@ -150,9 +168,7 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
     if risk is not None:
         head += "   " + style(f"({_data_at_risk_text(risk)})", fg="red")
     if op.action == "create":
-        # The completed config carries unset optional fields as null; they say nothing to a reader.
-        settings = sorted((key, value) for key, value in op.config.items() if value is not None)
-        rows = [(key, display_value(key, value), False) for key, value in settings]
+        rows = [(key, display_value(key, value), False) for key, value in sorted(_created_settings(op, plan).items())]
     elif op.action == "delete":
         rows = []
     else:
@@ -218,6 +234,7 @@ def render_markdown(plan: Plan) -> str:
         rows += [f"| {_verb(op)} | {_cell(_md_ref(op.ref))} | {_cell(_md_details(op))} |" for op in plan.operations]
         blocks.append("\n".join(rows))
     blocks += [_md_risk_warning(op) for op in plan.operations if getattr(op, "data_at_risk", None) is not None]
+    blocks += [_md_created(op, plan) for op in plan.operations if op.action == "create"]
     blocks += [_md_changes(op) for op in plan.operations if op.action in ("update", "replace")]
     unmanaged = _unmanaged(plan)
     if unmanaged:
@@ -254,6 +271,15 @@ def _md_changes(op: Operation) -> str:
         if c.forces_replacement:
             line += " (**forces replacement**)"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def _md_created(op: CreateResource, plan: Plan) -> str:
+    settings = sorted(_created_settings(op, plan).items())
+    lines = [f"Create {_md_ref(op.ref)}" + (":" if settings else " with the server's defaults.")]
+    if settings:
+        lines.append("")
+    lines += [f"- {_code(key)}: {_code(display_value(key, value))}" for key, value in settings]
     return "\n".join(lines)
 
 

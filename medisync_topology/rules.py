@@ -542,3 +542,40 @@ def create_refusals(kind: str, config: dict) -> list[str]:
     if config.get("mirror_direct") and not config.get("mirror"):
         problems.append("mirror_direct needs a mirror")
     return problems
+
+
+# -- the smallest config that completes to a given one ---------------------------------------
+
+
+def minimal_stream(config: dict, version: Version | None = None, streams: Mapping[str, dict] | None = None) -> dict:
+    """The smallest stream config whose completion equals this one's: only what a person chose.
+
+    complete_stream is the oracle, so a default that depends on other fields (duplicate_window
+    from max_age, subjects from the name, what sealed implies) is dropped exactly when the
+    server would fill it in by itself. ``name`` is always kept. Arguments as complete_stream's.
+    """
+    return _minimal(config, lambda c: complete_stream(c, version, streams), keep=("name",))
+
+
+def minimal_consumer(config: dict, stream_config: dict, version: Version | None = None) -> dict:
+    """The smallest consumer config whose completion equals this one's (ack_wait from backoff,
+    max_waiting only for pulls, limits from the stream...). ``durable_name`` is always kept."""
+    return _minimal(config, lambda c: complete_consumer(c, stream_config, version), keep=("durable_name",))
+
+
+def _minimal(config: dict, complete: Callable[[dict], dict], keep: tuple[str, ...]) -> dict:
+    target = complete(config)
+    minimal = {k: v for k, v in config.items() if v is not None}
+    # One field at a time, in name order so the result is deterministic: a field goes when the
+    # completion without it is still the target.
+    for key in sorted(minimal):
+        if key in keep:
+            continue
+        trial = {k: v for k, v in minimal.items() if k != key}
+        if _same_config(complete(trial), target):
+            minimal = trial
+    return minimal
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(_same(k, a[k], b[k]) for k in a)

@@ -87,13 +87,9 @@ FULL_TEXT = """\
 Topology plan for owner "medisync" (topology.yaml) against nats-server 2.15.1
 
   + create stream ORDERS
-      allow_rollup_hdrs:  false
-      consumer_limits:    {"inactive_threshold": 5m}
-      duplicate_window:   2m
-      max_age:            7d
-      max_bytes:          -1
-      name:               "ORDERS"
-      subjects:           ["medisync.order.>"]
+      consumer_limits:  {"inactive_threshold": 5m}
+      max_age:          7d
+      subjects:         ["medisync.order.>"]
 
   ~ update stream EVENTS
       max_age:    7d -> 14d
@@ -249,6 +245,12 @@ FULL_MARKDOWN = """\
 **Replacing stream `AUDIT` destroys 1,234 messages, 5.2 MiB, 2 consumers.**
 
 **Deleting stream `OLD` destroys 10 messages, 1 KiB.**
+
+Create stream `ORDERS`:
+
+- `consumer_limits`: `{"inactive_threshold": 5m}`
+- `max_age`: `7d`
+- `subjects`: `["medisync.order.>"]`
 
 Update stream `EVENTS`:
 
