@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 import yaml
 
 from . import buckets, rules
-from .client import JetStreamClient, LiveState
+from .client import JetStreamClient, LiveState, LiveStream
 from .connection import ConnectOptions
 from .errors import TopologyError
 from .plan import OWNER_KEY, field_changes, origins, owner_of
@@ -44,6 +44,7 @@ class Export:
 
 
 async def export_from_server(connect: ConnectOptions, patterns=(), owner: str | None = None) -> Export:
+    """Read the server once (paged LISTs) and export it; arguments as export_topology's."""
     async with JetStreamClient(connect) as client:
         live = await client.read_live()
     return export_topology(live, patterns, owner)
@@ -75,21 +76,25 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
                     "(a topology's buckets have no consumers)"
                 )
             continue
-        entry = _in_order(_human(_without_identity(rules.minimal_stream(_unowned(configs[name]), version, configs))),
-                          rules.STREAM_RULES)
-        complete = rules.complete_stream(configs[name], version, configs)
-        consumers = {}
-        for cname, config in sorted(stream.consumers.items()):
-            if not config.get("durable_name"):
-                continue  # ephemerals belong to a running client, not to the topology
-            _note_owner(owners, f"consumer {name}/{cname}", config)
-            minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), complete, version)
-            consumers[cname] = _in_order(_human(_without_identity(minimal)), rules.CONSUMER_RULES)
-        if consumers:
-            entry["consumers"] = consumers
-        document["streams"][name] = entry
+        document["streams"][name] = _stream_entry(name, stream, configs, version, owners)
     document["owner"] = owner or _common_owner(owners)
     return Export({k: v for k, v in document.items() if v != {}}, warnings)
+
+
+def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], version, owners: dict[str, list[str]]) -> dict:
+    minimal = rules.minimal_stream(_unowned(configs[name]), version, configs)
+    entry = _in_order(_human(_without_identity(minimal)), rules.STREAM_RULES)
+    complete = rules.complete_stream(configs[name], version, configs)
+    consumers = {}
+    for cname, config in sorted(stream.consumers.items()):
+        if not config.get("durable_name"):
+            continue  # ephemerals belong to a running client, not to the topology
+        _note_owner(owners, f"consumer {name}/{cname}", config)
+        minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), complete, version)
+        consumers[cname] = _in_order(_human(_without_identity(minimal)), rules.CONSUMER_RULES)
+    if consumers:
+        entry["consumers"] = consumers
+    return entry
 
 
 def to_yaml(document: dict) -> str:
