@@ -4,13 +4,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import topology_cli
 
-from medisync_topology.cli import main
 from medisync_topology.plan import OWNER_KEY
 
 BASE = """
@@ -37,18 +35,7 @@ streams:
 
 @pytest.fixture
 def run(nats_server, tmp_path, monkeypatch):
-    """Run the CLI against this test's server with a topology text; returns (exit code, output)."""
-    monkeypatch.setenv("NATS_URL", nats_server.url)
-    monkeypatch.delenv("NO_COLOR", raising=False)
-
-    def invoke(text, *args):
-        path = tmp_path / "topology.yaml"
-        path.write_text(textwrap.dedent(text))
-        result = CliRunner().invoke(main, [*args, "-f", str(path)])
-        assert "Traceback" not in result.output, result.output
-        return result.exit_code, result.output
-
-    return invoke
+    return topology_cli(nats_server.url, tmp_path, monkeypatch)
 
 
 def converged(run, text):

@@ -1,27 +1,14 @@
 """A 3-node JetStream cluster: replicas changed in place, placement by tags, and a node down."""
 
-import textwrap
 import time
 
 import pytest
-from click.testing import CliRunner
-
-from conftest import raw_js_api
-from medisync_topology.cli import main
+from conftest import raw_js_api, topology_cli
 
 
 @pytest.fixture
 def run(nats_cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("NATS_URL", ",".join(node.url for node in nats_cluster))
-
-    def invoke(text, *args):
-        path = tmp_path / "topology.yaml"
-        path.write_text(textwrap.dedent(text))
-        result = CliRunner().invoke(main, [*args, "-f", str(path)])
-        assert "Traceback" not in result.output, result.output
-        return result.exit_code, result.output
-
-    return invoke
+    return topology_cli(",".join(node.url for node in nats_cluster), tmp_path, monkeypatch)
 
 
 def stream_info(nats_cluster, name):
