@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import nkeys
@@ -16,12 +17,12 @@ from click.testing import CliRunner
 
 from medisync_topology.cli import main
 from medisync_topology.client import JetStreamClient
-from medisync_topology.connection import ConnectError, ConnectOptions, resolve_options
+from medisync_topology.connection import ConnectError, ConnectOptions, PermissionDenied, resolve_options
 from medisync_topology.natscontext import ContextError
 from medisync_topology.natscontext import load_context
 from medisync_topology.options import Timeout
 from natsauth import CLEAN_ENV, accounts_config, creds_file, new_keypair, operator_config
-from natsserver import start_server
+from natsserver import repo_nats_conf, start_server
 
 TOPOLOGY = """\
 version: 1
@@ -306,14 +307,30 @@ def test_nkey_file_without_a_seed(accounts_server, topology, tmp_path):
     assert result.output == f"Error: nkey file {seed} holds no user nkey seed (a line starting with SU)\n"
 
 
-def test_denied_api_subject_names_subject_and_user(accounts_server, topology):
+def test_denied_api_subject_names_subject_and_user(accounts_server):
+    options = ConnectOptions(server=accounts_server, user="reader", password=PASSWORD, timeout=30)
+
+    async def create_then_list():
+        async with JetStreamClient(options) as client:
+            with pytest.raises(PermissionDenied) as denied:
+                await client.request("STREAM.CREATE.EVENTS", {"name": "EVENTS", "subjects": ["medisync.etl.>"]})
+            # One refused subject does not poison the connection for the subjects that are allowed.
+            return denied.value, await client.request("STREAM.LIST")
+
     started = time.monotonic()
-    result = run("apply", "-f", topology, "-s", accounts_server, "--user", "reader", "--password", PASSWORD,
-                 "--auto-approve", "--timeout", "30s")
+    denied, listed = asyncio.run(create_then_list())
     # The denial arrives asynchronously as -ERR; it must not wait out the 30s request timeout.
     assert time.monotonic() - started < 5
+    assert str(denied) == 'permission denied: user "reader" may not publish to $JS.API.STREAM.CREATE.EVENTS'
+    assert listed["total"] == 0
+
+
+def test_apply_by_a_read_only_user_names_the_denied_subject(accounts_server, topology):
+    result = run("apply", "-f", topology, "-s", accounts_server, "--user", "reader", "--password", PASSWORD,
+                 "--auto-approve", "--timeout", "30s")
     assert result.exit_code == 1
-    assert 'permission denied: user "reader" may not publish to $JS.API.STREAM.CREATE.EVENTS' in result.output
+    assert re.fullmatch(r'Error: permission denied: user "reader" may not publish to \$JS\.API\.STREAM\.CREATE\.\S+\n',
+                        result.output), result.output
 
 
 def test_denied_reply_inbox_is_named(accounts_server, topology):
@@ -330,6 +347,36 @@ def test_account_without_jetstream(accounts_server, topology):
     assert result.output == (
         'Error: JetStream is not enabled for the account of user "nojs" ($JS.API.STREAM.LIST answered err_code 10039)\n'
     )
+
+
+# --- the repository's nats.conf: the provisioner applies, a service cannot ----------------------
+
+
+@pytest.fixture(scope="module")
+def repo_server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("repo-conf")
+    server = start_server(workdir, config=repo_nats_conf(listen=None, http=None, store_dir=str(workdir / "store")))
+    yield server.url
+    server.stop()
+
+
+def test_service_user_cannot_plan_or_apply_and_is_told_why(repo_server, topology):
+    env = {"NATS_URL": repo_server, "NATS_USER": "service", "NATS_PASSWORD": "service-dev"}
+    plan = run("plan", "-f", topology, env=env)
+    assert plan.exit_code == 1
+    assert plan.output == 'Error: permission denied: user "service" may not publish to $JS.API.STREAM.LIST\n'
+    apply = run("apply", "-f", topology, "--auto-approve", env=env)
+    assert apply.exit_code == 1
+    # Whichever API request apply makes first (its lock bucket, or reading the streams) is the one named.
+    assert re.fullmatch(r'Error: permission denied: user "service" may not publish to \$JS\.API\.STREAM\.\S+\n',
+                        apply.output), apply.output
+
+
+def test_provisioner_applies(repo_server, topology):
+    env = {"NATS_URL": repo_server, "NATS_USER": "provisioner", "NATS_PASSWORD": "provisioner-dev"}
+    result = run("apply", "-f", topology, "--auto-approve", env=env)
+    assert result.exit_code == 0, result.output
+    assert "stream EVENTS: created" in result.output
 
 
 # --- token -----------------------------------------------------------------------------------
