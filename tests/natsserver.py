@@ -29,6 +29,7 @@ import nats
 # indented `jetstream: enabled` does not count.
 OWN_JETSTREAM = re.compile(r"^jetstream\b", re.MULTILINE)
 PORT_TAKEN = "address already in use"
+REPO_NATS_CONF = Path(__file__).resolve().parents[1] / "nats.conf"
 
 _running: set[NatsServer] = set()
 
@@ -212,6 +213,20 @@ def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]
             node.kill()
         raise
     return nodes
+
+
+def repo_nats_conf(**settings: str | None) -> str:
+    """The repository's nats.conf with top-level settings rewritten (a value) or dropped (None).
+
+    Tests run the real file, changing only where it listens and stores, never port 4222 or .dev/.
+    """
+    text = REPO_NATS_CONF.read_text()
+    for key, value in settings.items():
+        line = re.compile(rf"^(\s*){key}:.*$", re.MULTILINE)
+        if len(line.findall(text)) != 1:
+            raise AssertionError(f"nats.conf should set {key} exactly once")
+        text = line.sub("" if value is None else lambda m: f"{m.group(1)}{key}: {json.dumps(value)}", text)
+    return text
 
 
 def raw_js_api(url: str, subject: str, body: dict | None = None, **connect) -> dict:

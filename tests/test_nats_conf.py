@@ -1,0 +1,146 @@
+"""The repository's nats.conf on a real server: the provisioner manages JetStream, services only use it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import nats
+import pytest
+
+from natsserver import raw_js_api, repo_nats_conf, start_server
+
+PROVISIONER = {"user": "provisioner", "password": "provisioner-dev"}
+SERVICE = {"user": "service", "password": "service-dev"}
+WORKER = {"durable_name": "worker", "ack_policy": "explicit", "filter_subject": "medisync.etl.*.completed"}
+
+
+@pytest.fixture
+def server(tmp_path):
+    config = repo_nats_conf(listen=None, http=None, store_dir=str(tmp_path / "store"))  # the harness picks ports
+    server = start_server(tmp_path, config=config)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def events(server):
+    """EVENTS with the durable pull consumer ``worker``, made by the provisioner."""
+    as_provisioner(server, "STREAM.CREATE.EVENTS", {"name": "EVENTS", "subjects": ["medisync.etl.>"]})
+    as_provisioner(server, "CONSUMER.CREATE.EVENTS.worker", {"stream_name": "EVENTS", "config": WORKER})
+    return server
+
+
+def as_provisioner(server, subject: str, body: dict | None = None) -> dict:
+    reply = raw_js_api(server.url, subject, body, **PROVISIONER)
+    assert "error" not in reply, reply
+    return reply
+
+
+def run_as(server, creds: dict, scenario, *, denials: int = 0) -> list[str]:
+    """Run ``scenario(nc)`` connected as a user; the permission violations the server reported,
+    after waiting (up to 5 s) for the ``denials`` expected.
+    """
+    violations: list[str] = []
+
+    async def on_error(error):
+        violations.append(str(error))
+
+    async def go():
+        nc = await nats.connect(server.url, allow_reconnect=False, error_cb=on_error, **creds)
+        try:
+            await scenario(nc)
+            await nc.flush()
+            # No flush proves a denial has arrived: nats-py writes the flush's PING ahead of
+            # still-buffered PUBs, so the server's PONG can come before its -ERR.
+            for _ in range(100):
+                if len(violations) >= denials:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+    return violations
+
+
+def denied(subject: str) -> str:
+    # nats-py passes on the server's -ERR 'Permissions Violation for Publish to "<subject>"' lowercased.
+    return f'nats: permissions violation for publish to "{subject}"'.lower()
+
+
+def test_provisioner_creates_and_deletes_streams_and_consumers(server):
+    assert as_provisioner(server, "STREAM.CREATE.EVENTS", {"name": "EVENTS", "subjects": ["medisync.etl.>"]})["config"]
+    as_provisioner(server, "CONSUMER.CREATE.EVENTS.worker", {"stream_name": "EVENTS", "config": WORKER})
+    assert as_provisioner(server, "CONSUMER.NAMES.EVENTS")["consumers"] == ["worker"]
+    assert as_provisioner(server, "CONSUMER.DELETE.EVENTS.worker")["success"] is True
+    assert as_provisioner(server, "STREAM.DELETE.EVENTS")["success"] is True
+    assert as_provisioner(server, "STREAM.NAMES")["streams"] is None
+
+
+def test_service_publishes_fetches_and_acks_from_a_durable(events):
+    async def scenario(nc):
+        js = nc.jetstream()
+        ack = await js.publish("medisync.etl.tally.completed", json.dumps({"records": 3}).encode())
+        assert (ack.stream, ack.seq) == ("EVENTS", 1)
+        subscription = await js.pull_subscribe_bind("worker", stream="EVENTS")
+        [message] = await subscription.fetch(1, timeout=5)
+        assert message.subject == "medisync.etl.tally.completed"
+        await message.ack_sync()
+        info = await js.consumer_info("EVENTS", "worker")
+        assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 1)
+
+    assert run_as(events, SERVICE, scenario) == []
+
+
+def test_service_reads_and_writes_a_kv_bucket_the_provisioner_made(server):
+    async def make_bucket(nc):
+        await nc.jetstream().create_key_value(bucket="settings")
+
+    async def scenario(nc):
+        kv = await nc.jetstream().key_value("settings")
+        await kv.put("etl.batch", b"500")
+        assert (await kv.get("etl.batch")).value == b"500"
+
+    assert run_as(server, PROVISIONER, make_bucket) == []
+    assert run_as(server, SERVICE, scenario) == []
+
+
+@pytest.mark.parametrize("subject, body", [
+    ("$JS.API.STREAM.CREATE.OTHER", {"name": "OTHER", "subjects": ["medisync.other.>"]}),
+    ("$JS.API.STREAM.UPDATE.EVENTS", {"name": "EVENTS", "subjects": ["medisync.etl.>"], "max_msgs": 1}),
+    ("$JS.API.STREAM.DELETE.EVENTS", None),
+    ("$JS.API.STREAM.PURGE.EVENTS", None),
+    ("$JS.API.CONSUMER.CREATE.EVENTS.worker2", {"stream_name": "EVENTS", "config": {**WORKER, "durable_name": "worker2"}}),
+    ("$JS.API.CONSUMER.DURABLE.CREATE.EVENTS.worker2", {"stream_name": "EVENTS", "config": {**WORKER, "durable_name": "worker2"}}),
+    ("$JS.API.CONSUMER.CREATE.EVENTS.worker", {"stream_name": "EVENTS", "config": {**WORKER, "max_deliver": 1}}),  # update
+    ("$JS.API.CONSUMER.DELETE.EVENTS.worker", None),
+    ("$KV.medisync_topology_lock.apply", {"os_user": "service"}),
+])
+def test_service_may_not_change_streams_or_consumers(events, subject, body):
+    async def scenario(nc):
+        await nc.publish(subject, json.dumps(body).encode() if body else b"", reply=nc.new_inbox())
+
+    assert run_as(events, SERVICE, scenario, denials=1) == [denied(subject)]
+    stream, consumer = as_provisioner(events, "STREAM.INFO.EVENTS"), as_provisioner(events, "CONSUMER.INFO.EVENTS.worker")
+    assert (stream["config"]["max_msgs"], stream["state"]["consumer_count"]) == (-1, 1)
+    assert consumer["config"]["max_deliver"] == -1
+
+
+def test_provisioner_may_not_publish_events(events):
+    async def scenario(nc):
+        await nc.publish("medisync.etl.tally.completed", b"{}")
+
+    assert run_as(events, PROVISIONER, scenario, denials=1) == [denied("medisync.etl.tally.completed")]
+    assert as_provisioner(events, "STREAM.INFO.EVENTS")["state"]["messages"] == 0
+
+
+@pytest.mark.parametrize("creds", [
+    {"user": "provisioner", "password": "service-dev"},
+    {"user": "service", "password": "wrong"},
+    {"user": "admin", "password": "admin"},
+    {},
+])
+def test_wrong_or_missing_credentials_are_rejected(server, creds):
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        raw_js_api(server.url, "INFO", **creds)
