@@ -54,12 +54,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _find_prctl():
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the forked child must not dlopen
+    except (OSError, AttributeError):
+        return None  # not Linux: the atexit hook below still covers a normal interpreter exit
+
+
+_PRCTL = _find_prctl()
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """Linux: the kernel kills the server when the test process dies, even by SIGKILL or a timeout's os._exit."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the atexit hook below still covers a normal interpreter exit
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass(eq=False)
