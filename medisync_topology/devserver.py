@@ -56,9 +56,10 @@ def find_binary() -> str:
 
 def status(root: Path) -> DevServer | None:
     """The dev server this repository started, if it is running."""
-    dev = Path(root).resolve() / DEV_DIR
+    root = Path(root).resolve()
+    dev = root / DEV_DIR
     pid = _recorded_pid(dev)
-    if pid is None or not _is_our_server(pid, Path(root).resolve() / CONFIG_FILE):
+    if pid is None or not _is_our_server(pid, root / CONFIG_FILE):
         return None
     ports = _ports(dev, pid)
     return DevServer(url=_first(ports, "nats"), monitor_url=_first(ports, "monitoring"), pid=pid, log=dev / LOG_FILE)
