@@ -8,7 +8,7 @@ from typing import Callable
 from . import rules
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
-from .ops import CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource
+from .ops import CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, operation_to_dict
 
 # What the server's error codes mean for a person running apply.
 EXPLANATIONS = {
@@ -41,6 +41,17 @@ class ApplyResult:
     @property
     def failed(self) -> Outcome | None:
         return next((o for o in self.outcomes if o.status == "failed"), None)
+
+
+def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
+    """Every operation in its JSON form with what happened to it: done, failed (error, err_code) or
+    not attempted (also one the run never reached, e.g. after an interruption)."""
+    by_operation = {id(o.operation): o for o in result.outcomes}
+    rows = []
+    for op in plan.operations:
+        outcome = by_operation.get(id(op), Outcome(op, "not attempted"))
+        rows.append({**operation_to_dict(op), "outcome": outcome.status, "error": outcome.error, "err_code": outcome.err_code})
+    return rows
 
 
 async def apply_plan(

@@ -71,8 +71,16 @@ class JetStreamClient:
         """One API request; subject is relative to the API prefix, e.g. ``STREAM.INFO.EVENTS``."""
         full = f"{self.options.api_prefix}.{subject}"
         payload = json.dumps(body).encode() if body is not None else b""
+        return await self._answer(full, payload)
+
+    async def publish(self, subject: str, payload: bytes, headers: dict | None = None) -> dict:
+        """A JetStream publish: the stream's ack ({"stream", "seq"}) or JetStreamAPIError (e.g. a failed
+        Nats-Expected-* header check); JetStreamUnavailable when no stream captures the subject."""
+        return await self._answer(subject, payload, headers)
+
+    async def _answer(self, full: str, payload: bytes, headers: dict | None = None) -> dict:
         # Connection.request raises PermissionDenied (naming subject and user), JetStreamUnavailable, or a timeout.
-        msg = await self.nc.request(full, payload, timeout=self.options.timeout)
+        msg = await self.nc.request(full, payload, timeout=self.options.timeout, headers=headers)
         reply = json.loads(msg.data or b"{}")
         error = reply.get("error")
         if error and error.get("err_code") == JS_NOT_ENABLED_FOR_ACCOUNT:

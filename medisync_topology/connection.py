@@ -233,10 +233,10 @@ class Connection:
     async def close(self) -> None:
         await self.nc.close()
 
-    async def request(self, subject: str, payload: bytes, timeout: float):
+    async def request(self, subject: str, payload: bytes, timeout: float, headers: dict | None = None):
         """nc.request, failing as soon as the server reports it refused the subject (see denials.py)."""
         denied = self.violations.wait_for(subject)
-        reply = asyncio.ensure_future(self.nc.request(subject, payload, timeout=timeout))
+        reply = asyncio.ensure_future(self.nc.request(subject, payload, timeout=timeout, headers=headers))
         try:
             await asyncio.wait({reply, denied}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -258,6 +258,11 @@ class Connection:
             if isinstance(exc, NatsTimeout):
                 raise TopologyError(f"JetStream did not answer {subject} within {self.options.timeout:g}s") from None
             raise TopologyError(f"{subject}: {self.options.scrub(str(exc).removeprefix('nats: '))}") from None
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        """A core publish (no reply), flushed so it has left before we go on."""
+        await self.nc.publish(subject, payload)
+        await self.nc.flush(timeout=self.options.timeout)
 
     def _denied(self, violation: tuple[str, str], subject: str) -> PermissionDenied:
         kind, what = violation

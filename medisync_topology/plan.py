@@ -11,6 +11,7 @@ from deepdiff import DeepDiff
 
 from . import buckets, rules
 from .client import LiveState, LiveStream
+from .lock import LOCK_STREAM
 from .model import ConsumerSpec, StreamSpec, Topology
 from .ops import (
     CreateResource,
@@ -94,7 +95,12 @@ class _Planner:
         self.phases: dict[str, list] = {p: [] for p in ("consumer_delete", "stream_delete", "stream", "consumer")}
 
     def run(self) -> None:
-        desired, live = {**self.topology.streams, **self.topology.buckets}, self.live.streams
+        desired = {**self.topology.streams, **self.topology.buckets}
+        # The apply lock's bucket belongs to the tool: never drift, never unmanaged, never pruned.
+        live = {name: stream for name, stream in self.live.streams.items() if name != LOCK_STREAM}
+        if LOCK_STREAM in desired:
+            ref = desired.pop(LOCK_STREAM).ref
+            self._error(ref, "reserved", f"{ref} is the bucket of the tool's apply lock; give yours another name")
         for name in sorted(desired.keys() | live.keys()):
             if name not in live:
                 self._create_stream(desired[name])

@@ -1,0 +1,120 @@
+"""Who ran apply, and the audit event that records what it changed.
+
+The event is MediSync's envelope (id, type, timestamp, source, payload; see the messaging guide)
+published where topology.yaml's ``audit: {subject: ...}`` says, so the AUDIT stream keeps it.
+Publishing is best effort: a failure is a warning for the caller, never a failed apply.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import subprocess
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .apply import ApplyResult, outcome_rows
+from .client import JetStreamClient
+from .connection import ConnectOptions
+from .errors import TopologyError
+from .ops import Plan
+
+SOURCE = "medisync-topology"
+APPLIED = "topology.applied"
+APPLY_FAILED = "topology.apply_failed"
+
+
+def now_rfc3339() -> str:
+    """UTC with milliseconds and a Z, as RFC 3339 and Go's time.Time JSON read it."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def actor(connect: ConnectOptions) -> dict:
+    """Who is running this: the NATS identity (never a secret), OS user, host and process."""
+    try:
+        os_user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry, e.g. an anonymous container uid
+        os_user = f"uid {os.getuid()}"
+    return {
+        "nats_user": connect.identity(),
+        "os_user": os_user,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "tool_version": __version__,
+    }
+
+
+def git_commit(sources: list[str]) -> str | None:
+    """HEAD of the git checkout the first topology file lives in; None outside a checkout or without git."""
+    if not sources:
+        return None
+    where = Path(sources[0])
+    where = where if where.is_dir() else where.parent
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where or ".", capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def audit_event(
+    plan: Plan,
+    result: ApplyResult,
+    connect: ConnectOptions,
+    *,
+    topology_hash: str,
+    commit: str | None,
+    plan_file: str | None = None,
+    interrupted: bool = False,
+) -> dict:
+    """The envelope for one apply: every operation with its outcome, and where the change came from."""
+    failed = result.failed is not None or interrupted
+    # Each operation with its outcome and the fields it changed (old and new); the complete
+    # before/after configs stay out, so an event is small enough for any stream's max_msg_size.
+    operations = [{k: v for k, v in row.items() if k not in ("before", "after")} for row in outcome_rows(plan, result)]
+    payload = {
+        **actor(connect),
+        "server": connect.display_server(),
+        "owner": plan.owner,
+        "sources": list(plan.sources),
+        "environment": plan.environment,
+        "topology_hash": topology_hash,
+        "git_commit": commit,
+        "plan_file": plan_file,
+        "operations": operations,
+    }
+    if interrupted:
+        payload["error"] = "apply was interrupted"
+    elif result.failed:
+        payload["error"] = f"{result.failed.operation.ref}: {result.failed.error}"
+    return {
+        "id": str(uuid.uuid4()),
+        "type": APPLY_FAILED if failed else APPLIED,
+        "timestamp": now_rfc3339(),
+        "source": SOURCE,
+        "payload": payload,
+    }
+
+
+async def publish_audit(client: JetStreamClient, subject: str, event: dict) -> str | None:
+    """Publish the event; a warning to show when it was not stored, else None.
+
+    When a stream captures the subject we wait for its ack, so the event is known to be stored;
+    otherwise a core publish reaches only whoever listens at that moment, and we say so.
+    """
+    data = json.dumps(event, sort_keys=True).encode()
+    try:
+        captured = (await client.request("STREAM.NAMES", {"subject": subject})).get("streams") or []
+        if captured:
+            await client.publish(subject, data)
+            return None
+        await client.nc.publish(subject, data)
+    except TopologyError as exc:
+        return f"the audit event was not published to {subject}: {exc}"
+    return f"no stream captures {subject}, so the audit event was published but not stored"

@@ -1,0 +1,251 @@
+"""Saved plans: `topology plan --out FILE`, then `topology apply FILE` applies exactly that plan.
+
+As terraform does it, a saved plan carries what it was made from, and apply refuses it when the
+world has moved on: the file records the server and account it was read from and the live config
+of every stream and consumer it read, and apply compares them with what the server says now,
+naming each change. A checksum over the content refuses a file edited after it was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, buckets, rules
+from .audit import now_rfc3339
+from .client import JetStreamClient, LiveState
+from .errors import TopologyError
+from .lock import LOCK_STREAM
+from .model import Topology
+from .ops import Plan, Ref, finding_from_dict, finding_to_dict, operation_from_dict, operation_to_dict
+from .plan import field_changes
+
+FORMAT = "medisync-topology plan"
+FORMAT_VERSION = 1
+USER_INFO = "$SYS.REQ.USER.INFO"  # answered by the server for any user: its user and account
+
+
+class PlanFileError(TopologyError):
+    """A plan file that cannot be applied here: unreadable, edited, another format, another server, stale."""
+
+
+@dataclass
+class SavedPlan:
+    """A plan and everything apply needs to check it still holds."""
+
+    plan: Plan
+    options: dict  # prune, allow_replace, adopt: as the plan was made
+    topology_hash: str
+    target: dict  # what the server said it is: read_target()
+    live: dict[str, dict]  # str(Ref) -> stripped live config, every resource the plan read
+    audit_subject: str | None = None
+    git_commit: str | None = None
+    tool_version: str = __version__
+    created: str = field(default_factory=now_rfc3339)
+
+
+# -- what a plan is made from -------------------------------------------
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _canonical(data) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def topology_hash(topology: Topology) -> str:
+    """One hash over the topology file(s) (each name and content, in order) and the environment."""
+    files = [{"file": name, "sha256": hashlib.sha256(Path(name).read_bytes()).hexdigest()} for name in topology.sources]
+    return _sha256(_canonical({"files": files, "environment": topology.environment}))
+
+
+async def read_target(client: JetStreamClient) -> dict:
+    """Which JetStream this connection reaches, as the server reports it; never a credential."""
+    # nats-py keeps the server's INFO only in a private attribute; it is where name and cluster are.
+    info = getattr(client.nc.nc, "_server_info", {}) or {}
+    js_info = await client.request("INFO")
+    try:
+        reply = await client.nc.request(USER_INFO, b"", timeout=client.options.timeout)
+        account = (json.loads(reply.data or b"{}").get("data") or {}).get("account")
+    except (TopologyError, ValueError):  # no system account, or the user may not ask: the account stays unknown
+        account = None
+    return {
+        "server_name": info.get("server_name"),
+        "cluster": info.get("cluster"),
+        "domain": js_info.get("domain") or None,
+        "account": account,
+        "api_prefix": client.options.api_prefix,
+        "server_version": client.server_version,
+        "url": client.options.display_server(),
+    }
+
+
+def live_snapshot(live: LiveState) -> dict[str, dict]:
+    """The comparable config of every stream and durable consumer, by resource name.
+
+    Message counts are left out (they change all the time and no operation depends on them), as are
+    ephemeral consumers (runtime state the plan ignores) and the tool's own lock bucket.
+    """
+    snapshot = {}
+    for name, stream in live.streams.items():
+        if name == LOCK_STREAM:
+            continue
+        kind, bucket = buckets.bucket_of(name) or ("stream", name)
+        snapshot[str(Ref(kind, bucket))] = rules.strip_live(stream.config, "stream")
+        for cname, consumer in stream.consumers.items():
+            if consumer.get("durable_name"):
+                snapshot[str(Ref("consumer", cname, name))] = rules.strip_live(consumer, "consumer")
+    return dict(sorted(snapshot.items()))
+
+
+def snapshot_hash(snapshot: dict[str, dict]) -> str:
+    return _sha256(_canonical(snapshot))
+
+
+# -- the file -----------------------------------------------------------
+
+
+def plan_document(saved: SavedPlan) -> dict:
+    plan = saved.plan
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": saved.tool_version,
+        "created": saved.created,
+        "topology": {
+            "sources": list(plan.sources),
+            "environment": plan.environment,
+            "hash": saved.topology_hash,
+            "git_commit": saved.git_commit,
+            "audit_subject": saved.audit_subject,
+        },
+        "target": saved.target,
+        "options": saved.options,
+        "plan": {
+            "owner": plan.owner,
+            "server": plan.server,
+            "operations": [operation_to_dict(op) for op in plan.operations],
+            "findings": [finding_to_dict(f) for f in plan.findings],
+        },
+        "live": {"hash": snapshot_hash(saved.live), "resources": saved.live},
+    }
+    return {**document, "checksum": _sha256(_canonical(document))}
+
+
+def save_plan(path: str | Path, saved: SavedPlan) -> None:
+    """Write the plan as indented JSON (reviewable, diffable), checksum included."""
+    text = json.dumps(plan_document(saved), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise PlanFileError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
+
+
+def load_plan(path: str | Path) -> SavedPlan:
+    """Read a plan file back; PlanFileError says why one cannot be used."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanFileError(f"cannot read plan file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise PlanFileError(f"{path} is not a plan file: it is not valid JSON (truncated or corrupt?)") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise PlanFileError(f"{path} is not a plan file made by `topology plan --out`")
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        raise PlanFileError(
+            f"{path} is plan file format {version}, but this topology ({__version__}) reads format {FORMAT_VERSION}: "
+            "make the plan again with this version"
+        )
+    content = {k: v for k, v in document.items() if k != "checksum"}
+    if document.get("checksum") != _sha256(_canonical(content)):
+        raise PlanFileError(
+            f"{path} was changed after it was written (its checksum does not match): "
+            "a saved plan is applied exactly as it was made and reviewed; make a new plan"
+        )
+    try:
+        return _saved_plan(document)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PlanFileError(f"{path} is damaged: {type(exc).__name__} {exc}") from None
+
+
+def _saved_plan(document: dict) -> SavedPlan:
+    topology, body = document["topology"], document["plan"]
+    plan = Plan(
+        operations=[operation_from_dict(op) for op in body["operations"]],
+        findings=[finding_from_dict(f) for f in body["findings"]],
+        owner=body["owner"],
+        sources=list(topology["sources"]),
+        environment=topology["environment"],
+        server=dict(body["server"]),
+    )
+    return SavedPlan(
+        plan=plan,
+        options=dict(document["options"]),
+        topology_hash=topology["hash"],
+        target=dict(document["target"]),
+        live=dict(document["live"]["resources"]),
+        audit_subject=topology.get("audit_subject"),
+        git_commit=topology.get("git_commit"),
+        tool_version=document["tool_version"],
+        created=document["created"],
+    )
+
+
+# -- does it still hold? ------------------------------------------------
+
+
+def _describe_target(target: dict) -> str:
+    where = f"cluster {target['cluster']!r}" if target.get("cluster") else f"server {target.get('server_name')!r}"
+    if target.get("domain"):
+        where += f", JetStream domain {target['domain']!r}"
+    if target.get("account"):
+        where += f", account {target['account']!r}"
+    if target.get("api_prefix") and target["api_prefix"] != "$JS.API":
+        where += f", API prefix {target['api_prefix']}"
+    return f"{where} at {target.get('url')}"
+
+
+def check_target(saved: SavedPlan, now: dict, path: str) -> None:
+    """Refuse a plan made against another server, cluster, domain or account.
+
+    A cluster is one target whichever node we reach; a server outside a cluster is known by its
+    name (the server's random id when server_name is not set, so such a server is new after a restart).
+    """
+    was = saved.target
+    same = (
+        (was.get("cluster") or None) == (now.get("cluster") or None)
+        and (was.get("cluster") or was.get("server_name") == now.get("server_name"))
+        and (was.get("domain") or None) == (now.get("domain") or None)
+        and was.get("api_prefix") == now.get("api_prefix")
+        and (None in (was.get("account"), now.get("account")) or was.get("account") == now.get("account"))
+    )
+    if not same:
+        raise PlanFileError(
+            f"{path} was made against {_describe_target(was)}, but this connection reaches {_describe_target(now)}: "
+            "a saved plan applies only where it was made; make a new plan against this server"
+        )
+
+
+def stale_changes(saved: SavedPlan, now: dict[str, dict], server_version: str) -> list[str]:
+    """What changed in live JetStream since the plan was made, one line per resource; empty when nothing did."""
+    changes = []
+    if saved.target.get("server_version") != server_version:
+        changes.append(f"the server's version changed from {saved.target.get('server_version')} to {server_version}")
+    was = saved.live
+    for name in sorted(was.keys() | now.keys()):
+        if name not in now:
+            changes.append(f"{name} was deleted since the plan was made")
+        elif name not in was:
+            changes.append(f"{name} appeared since the plan was made")
+        else:
+            fields = [c.path for c in field_changes(was[name], now[name])]
+            if fields:
+                changes.append(f"{name} changed since the plan was made: {', '.join(fields)}")
+    return changes
