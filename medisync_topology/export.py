@@ -16,6 +16,7 @@ from . import buckets, rules
 from .client import JetStreamClient, LiveState, LiveStream
 from .connection import ConnectOptions
 from .errors import TopologyError
+from .lock import LOCK_STREAM
 from .plan import OWNER_KEY, field_changes, origins, owner_of
 from .units import format_duration, format_size
 
@@ -58,7 +59,8 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
     owners are an error (one file has one owner), none at all gives DEFAULT_OWNER.
     """
     version = rules.parse_version(live.server_version) if live.server_version else None
-    configs = {name: rules.strip_live(s.config, "stream") for name, s in live.streams.items()}
+    # The apply lock's bucket is the tool's own, not part of anyone's topology.
+    configs = {name: rules.strip_live(s.config, "stream") for name, s in live.streams.items() if name != LOCK_STREAM}
     warnings: list[str] = []
     names = _selected(sorted(configs), patterns, configs, warnings)
     owners: dict[str, list[str]] = {}

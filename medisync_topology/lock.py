@@ -5,7 +5,9 @@ KV create: a publish with ``Nats-Expected-Last-Subject-Sequence`` set to the key
 as we saw it (0 for a key never written or aged out), which the server accepts for one publisher
 only. The bucket's TTL (the stream's max_age) ages out the entry of a run that crashed; a running
 apply refreshes it well before that. Releasing writes a KV delete marker, guarded the same way,
-so a run whose lock had expired cannot release someone else's.
+so a run whose lock had expired cannot release someone else's (a KV stream has deny_delete, so
+the entry cannot simply be deleted; the next taker expects the marker's sequence, as nats.go's
+KeyValue.Create does).
 """
 
 from __future__ import annotations

@@ -219,14 +219,10 @@ def check_target(saved: SavedPlan, now: dict, path: str) -> None:
     name (the server's random id when server_name is not set, so such a server is new after a restart).
     """
     was = saved.target
-    same = (
-        (was.get("cluster") or None) == (now.get("cluster") or None)
-        and (was.get("cluster") or was.get("server_name") == now.get("server_name"))
-        and (was.get("domain") or None) == (now.get("domain") or None)
-        and was.get("api_prefix") == now.get("api_prefix")
-        and (None in (was.get("account"), now.get("account")) or was.get("account") == now.get("account"))
-    )
-    if not same:
+    keys = ["cluster", "domain", "api_prefix"] + ([] if was.get("cluster") else ["server_name"])
+    if was.get("account") and now.get("account"):  # unknown when the user may not ask $SYS.REQ.USER.INFO
+        keys.append("account")
+    if any((was.get(key) or None) != (now.get(key) or None) for key in keys):
         raise PlanFileError(
             f"{path} was made against {_describe_target(was)}, but this connection reaches {_describe_target(now)}: "
             "a saved plan applies only where it was made; make a new plan against this server"

@@ -1,9 +1,13 @@
 """The apply lock on a real server: exclusion, waiting, release after failure and cancellation, expiry."""
 
 import asyncio
+import base64
 import getpass
+import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -80,7 +84,7 @@ def test_two_cli_applies_racing_one_fails_fast_one_waits(nats_server, tmp_path):
     fails fast naming it, a third waits with --lock-timeout and applies once the first is answered."""
     path = tmp_path / "topology.yaml"
     path.write_text(BASE)
-    env = {**os.environ, "NATS_URL": nats_server.url}
+    env = {**os.environ, "NATS_URL": nats_server.url, "PYTHONUNBUFFERED": "1"}
     controller, terminal = os.openpty()
 
     async def race():
@@ -209,3 +213,23 @@ def test_lock_timeout_takes_a_duration(run):
     assert code == 2 and "Invalid value for '--lock-timeout'" in out and "e.g. 30s, 5m" in out
     code, out = run(BASE, "apply", "--auto-approve", "--lock-timeout", "-1")
     assert code == 2 and "give a duration, e.g. 30s or 5m (0 does not wait)" in out
+
+
+def test_ctrl_c_during_apply_releases_the_lock_and_audits_what_was_done(nats_server, tmp_path, js_api):
+    streams = "".join(f"  S{i:03}:\n    subjects: [s{i:03}.>]\n" for i in range(150))
+    path = tmp_path / "topology.yaml"
+    path.write_text(BASE.replace("streams:\n", "audit: {subject: medisync.audit.topology.applied}\nstreams:\n")
+                    + "  AUDIT:\n    subjects: [medisync.audit.>]\n" + streams)
+    process = subprocess.Popen([str(TOPOLOGY), "apply", "-f", str(path), "--auto-approve"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env={**os.environ, "NATS_URL": nats_server.url, "PYTHONUNBUFFERED": "1"})
+    while b": created" not in process.stdout.readline():
+        pass
+    process.send_signal(signal.SIGINT)
+    out = process.communicate(timeout=30)[0].decode()
+    assert process.returncode != 0 and "Apply complete" not in out, out
+    assert not held_by_someone(nats_server.url)
+    message = js_api("STREAM.MSG.GET.AUDIT", {"last_by_subj": "medisync.audit.topology.applied"})["message"]
+    event = json.loads(base64.b64decode(message["data"]))
+    assert event["type"] == "topology.apply_failed" and event["payload"]["error"] == "apply was interrupted"
+    outcomes = {op["outcome"] for op in event["payload"]["operations"]}
+    assert outcomes == {"done", "not attempted"}

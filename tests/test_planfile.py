@@ -248,3 +248,14 @@ def test_a_bad_structure_with_a_good_checksum_is_damaged_not_a_traceback(tmp_pat
     path.write_text(json.dumps(document))
     with pytest.raises(PlanFileError, match=r"plan.json is damaged: KeyError"):
         load_plan(path)
+
+
+def test_a_cluster_is_one_target_whichever_node_is_reached(nats_cluster, tmp_path, monkeypatch):
+    text = BASE.replace("EVENTS", "PLANNED_ON_N1").replace("medisync.etl", "planned.etl")
+    path = tmp_path / "plan.json"
+    code, out = topology_cli(nats_cluster[0].url, tmp_path, monkeypatch)(text, "plan", "--out", str(path))
+    assert code == 0, out
+    assert json.loads(path.read_text())["target"]["cluster"] == "medisync-test"
+    monkeypatch.setenv("NATS_URL", nats_cluster[1].url)
+    result = CliRunner().invoke(main, ["apply", str(path)])
+    assert result.exit_code == 0 and "Apply complete: 2 created" in result.output, result.output
