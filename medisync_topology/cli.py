@@ -10,8 +10,8 @@ import asyncio
 import json
 import os
 import sys
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
 
@@ -399,7 +399,7 @@ def dev_up(root):
     server = devserver.up(root)
     state = "started" if server.started else "already running"
     click.echo(f"nats-server {state} at {server.url} (pid {server.pid}, log {server.log})")
-    click.echo("Connect with: --server {} --user provisioner --password provisioner-dev (local use only)".format(server.url))
+    click.echo(f"Connect with --server {server.url} --user provisioner (its local-only password is in nats.conf)")
 
 
 @dev.command("down")

@@ -8,10 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
+from natsserver import free_port, raw_js_api, repo_nats_conf
 
 from medisync_topology import devserver
+from medisync_topology.cli import main
 from medisync_topology.errors import TopologyError
-from natsserver import free_port, raw_js_api, repo_nats_conf
 
 PROVISIONER = {"user": "provisioner", "password": "provisioner-dev"}
 
@@ -116,3 +118,16 @@ def test_missing_binary_names_the_package(root, monkeypatch, tmp_path):
 def test_no_nats_conf(tmp_path):
     with pytest.raises(TopologyError, match="nats.conf not found: topology dev up runs the repository's nats.conf"):
         devserver.up(tmp_path)
+
+
+def test_the_dev_commands(root, port):
+    runner = CliRunner()
+    assert runner.invoke(main, ["dev", "status", "--root", str(root)]).output == "nats-server is not running\n"
+    result = runner.invoke(main, ["dev", "up", "--root", str(root)])
+    assert result.exit_code == 0 and f"nats-server started at nats://127.0.0.1:{port}" in result.output
+    assert "provisioner-dev" not in result.output  # the password stays in nats.conf
+    result = runner.invoke(main, ["dev", "status", "--root", str(root)])
+    assert result.exit_code == 0 and "nats-server is running at" in result.output
+    result = runner.invoke(main, ["dev", "down", "--root", str(root)])
+    assert result.exit_code == 0 and result.output.startswith("nats-server stopped (pid ")
+    assert runner.invoke(main, ["dev", "status", "--root", str(root)]).exit_code == 1

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import nats
 import pytest
+from click.testing import CliRunner
 
 from natsserver import raw_js_api, repo_nats_conf, start_server
+
+from medisync_topology.cli import main
 
 PROVISIONER = {"user": "provisioner", "password": "provisioner-dev"}
 SERVICE = {"user": "service", "password": "service-dev"}
@@ -144,3 +148,16 @@ def test_provisioner_may_not_publish_events(events):
 def test_wrong_or_missing_credentials_are_rejected(server, creds):
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         raw_js_api(server.url, "INFO", **creds)
+
+
+def test_the_shipped_topology_applies_as_provisioner_with_its_audit_event(server, monkeypatch):
+    """The example is real: the repo's topology.yaml applied through the tool on the repo's nats.conf."""
+    repo = Path(__file__).resolve().parent.parent
+    auth = ["--server", server.url, "--user", "provisioner"]
+    monkeypatch.setenv("NATS_PASSWORD", "provisioner-dev")
+    result = CliRunner().invoke(main, ["apply", "-f", str(repo / "topology.yaml"), "--auto-approve", *auth])
+    assert result.exit_code == 0, result.output
+    assert "Apply complete: 10 created" in result.output and "Warning" not in result.output
+    assert as_provisioner(server, "STREAM.INFO.AUDIT")["state"]["messages"] == 1  # the audit event, stored
+    result = CliRunner().invoke(main, ["plan", "-f", str(repo / "topology.yaml"), "--detailed-exitcode", *auth])
+    assert result.exit_code == 0 and "No changes." in result.output, result.output
