@@ -8,7 +8,12 @@ from typing import Callable
 from . import rules
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
-from .ops import CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, operation_to_dict
+from .ops import (
+    CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict, operation_to_dict,
+)
+
+PAST_TENSE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+APPLY_JSON_VERSION = 1
 
 # What the server's error codes mean for a person running apply.
 EXPLANATIONS = {
@@ -52,6 +57,26 @@ def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
         outcome = by_operation.get(id(op), Outcome(op, "not attempted"))
         rows.append({**operation_to_dict(op), "outcome": outcome.status, "error": outcome.error, "err_code": outcome.err_code})
     return rows
+
+
+def apply_document(plan: Plan, result: ApplyResult, audit: dict | None, error: str | None) -> dict:
+    """The machine-readable apply (`apply --format json`): every operation with its outcome, a summary,
+    the plan's findings, the audit event published (``audit``) and why the apply stopped (``error``)."""
+    rows = outcome_rows(plan, result)
+    done = [row for row in rows if row["outcome"] == "done"]
+    summary = {PAST_TENSE[a]: sum(row["action"] == a for row in done) for a in PAST_TENSE}
+    summary.update(
+        failed=sum(row["outcome"] == "failed" for row in rows),
+        not_attempted=sum(row["outcome"] == "not attempted" for row in rows),
+    )
+    return {
+        "format_version": APPLY_JSON_VERSION,
+        "summary": summary,
+        "error": error,
+        "operations": rows,
+        "findings": [finding_to_dict(f) for f in plan.findings],
+        "audit": audit,
+    }
 
 
 async def apply_plan(

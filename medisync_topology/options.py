@@ -51,6 +51,27 @@ class Timeout(click.ParamType):
         return seconds
 
 
+class LockWait(click.ParamType):
+    """How long to wait for another apply's lock, in seconds: a duration with a unit (units.parse_duration), or 0.
+
+    Unlike Timeout, a bare number other than 0 is refused (the unit says what is meant) and 0 is
+    allowed: it does not wait.
+    """
+
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            nanoseconds = parse_duration(value)
+        except UnitError as exc:
+            self.fail(str(exc), param, ctx)
+        if nanoseconds < 0:
+            self.fail(f"{value!r}: give a duration, e.g. 30s or 5m (0 does not wait)", param, ctx)
+        return nanoseconds / 1e9
+
+
 # Names and environment variables as the `nats` CLI has them, so the same shell setup works for both.
 _CONNECTION_OPTIONS = (
     click.option("-s", "--server", metavar="URL", envvar="NATS_URL", show_envvar=True,

@@ -1,0 +1,173 @@
+"""A plan or an apply against a live server, from connecting to the audit event.
+
+The steps and their order live here; how each step is shown to a person is the caller's
+business (cli.py prints), told through ApplyCallbacks and the returned data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .apply import ApplyResult, Outcome, apply_plan
+from .audit import audit_event, git_commit, publish_audit
+from .client import JetStreamClient
+from .connection import ConnectOptions
+from .errors import TopologyError
+from .lock import ApplyLock, capturing_streams
+from .model import Topology
+from .ops import Plan
+from .plan import make_plan
+from .planfile import PlanFileError, SavedPlan, check_target, live_snapshot, read_target, stale_changes, topology_hash
+
+
+class NothingApplied(TopologyError):
+    """Apply stopped before its first operation; ``plan`` is what it would have applied."""
+
+    def __init__(self, message: str, plan: Plan):
+        self.plan = plan
+        super().__init__(message)
+
+
+def check_replacements(plan: Plan, allowed: bool, hint: str) -> None:
+    """Replacing destroys data: only when asked for, when applying or when saving a plan."""
+    replaced = [str(op.ref) for op in plan.operations if op.action == "replace"]
+    if replaced and not allowed:
+        raise NothingApplied(f"the plan replaces {', '.join(replaced)}, destroying their data; {hint}", plan)
+
+
+def _provenance(topology: Topology) -> tuple[str | None, str, str | None]:
+    """(audit subject, topology hash, git commit): where a plan made from this topology came from."""
+    return (topology.audit or {}).get("subject"), topology_hash(topology), git_commit(topology.sources)
+
+
+async def plan_live(
+    topology: Topology, connect: ConnectOptions, options: dict, *, save: bool
+) -> tuple[Plan, SavedPlan | None]:
+    """The plan against live JetStream; with ``save``, also the SavedPlan that records what it was made from.
+
+    ``options``: prune, adopt, allow_replace.
+    """
+    async with JetStreamClient(connect) as client:
+        live = await client.read_live()
+        plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
+        if not save:
+            return plan, None
+        subject, file_hash, commit = _provenance(topology)
+        saved = SavedPlan(
+            plan, options, file_hash, await read_target(client), live_snapshot(live),
+            audit_subject=subject, git_commit=commit,
+        )
+        return plan, saved
+
+
+@dataclass
+class ApplyCallbacks:
+    """How an apply tells what happens as it goes; each does nothing unless given."""
+
+    show_plan: Callable[[Plan], None] = lambda plan: None
+    # Asked (in a thread, so a Ctrl-C still reaches the apply) before anything changes; None applies without asking.
+    confirm: Callable[[], bool] | None = None
+    done: Callable[[Outcome], None] = lambda outcome: None
+    warn: Callable[[str], None] = lambda text: None
+    waiting_for_lock: Callable[[dict, float], None] = lambda holder, seconds: None
+
+
+@dataclass
+class ApplyRun:
+    """One apply: its operations come from a topology planned now, or from a saved plan read from ``plan_file``."""
+
+    connect: ConnectOptions
+    lock_timeout: float = 0.0  # seconds to wait for another apply's lock
+    topology: Topology | None = None
+    options: dict = field(default_factory=dict)  # prune, adopt, allow_replace: for a topology planned now
+    saved: SavedPlan | None = None
+    plan_file: str | None = None
+
+    async def plan_to_apply(self, client: JetStreamClient) -> Plan:
+        """The plan to apply: made from the topology now, or the saved one if live JetStream still matches it."""
+        live = await client.read_live()
+        if self.saved is None:
+            return make_plan(self.topology, live, prune=self.options["prune"], adopt=self.options["adopt"])
+        check_target(self.saved, await read_target(client), self.plan_file)
+        changes = stale_changes(self.saved, live_snapshot(live), client.server_version)
+        if changes:
+            listed = "\n".join(f"  {change}" for change in changes)
+            raise PlanFileError(
+                f"{self.plan_file} is stale; live JetStream changed since the plan was made:\n{listed}\n"
+                "Nothing was applied; make a new plan."
+            )
+        return self.saved.plan
+
+    def capturing_lock(self) -> list[str]:
+        """Streams this apply would create or keep on the lock's subject: then it cannot be locked."""
+        if self.saved is not None:
+            configs = {op.ref.stream_name: getattr(op, "config", None) or getattr(op, "after", None) or {}
+                       for op in self.saved.plan.operations if op.ref.kind != "consumer"}
+        else:
+            configs = {name: spec.config for name, spec in self.topology.streams.items()}
+        return capturing_streams({name: config.get("subjects") for name, config in configs.items()})
+
+    def audit_source(self) -> tuple[str | None, str, str | None]:
+        """(audit subject, topology hash, git commit): as recorded in the saved plan, else read now."""
+        if self.saved is not None:
+            return self.saved.audit_subject, self.saved.topology_hash, self.saved.git_commit
+        return _provenance(self.topology)
+
+    def replacement_allowed(self) -> bool:
+        return (self.saved.options if self.saved else self.options).get("allow_replace", False)
+
+    async def audit(self, client: JetStreamClient, plan: Plan, result: ApplyResult, warn: Callable[[str], None],
+                    interrupted: bool = False) -> dict | None:
+        """Publish the audit event, if topology.yaml asks for one; a failure to publish is only a warning."""
+        subject, file_hash, commit = self.audit_source()
+        if not subject:
+            return None
+        event = audit_event(plan, result, self.connect, topology_hash=file_hash, commit=commit,
+                            plan_file=self.plan_file, interrupted=interrupted)
+        warning = await publish_audit(client, subject, event)
+        if warning:
+            warn(warning)
+        return {"subject": subject, "id": event["id"], "type": event["type"], "warning": warning}
+
+
+async def run_apply(run: ApplyRun, callbacks: ApplyCallbacks) -> tuple[Plan, ApplyResult | None, dict | None]:
+    """Lock, plan, check, confirm, apply, audit; (plan, result, audit), result None when there was nothing to do.
+
+    NothingApplied (carrying the plan) when it stopped before the first operation.
+    """
+    async with JetStreamClient(run.connect) as client:
+        # The lock is taken before live state is read, so no other apply changes it under this plan.
+        lock = ApplyLock(client, run.connect, wait=run.lock_timeout, capturing=run.capturing_lock(),
+                         on_wait=lambda holder: callbacks.waiting_for_lock(holder, run.lock_timeout))
+        async with lock:
+            if lock.unavailable:
+                callbacks.warn(lock.unavailable)
+            plan = await run.plan_to_apply(client)
+            callbacks.show_plan(plan)
+            if plan.errors:
+                raise NothingApplied("the plan has errors (above); nothing was applied", plan)
+            if not plan.has_changes:
+                return plan, None, None
+            hint = ("it was saved without --allow-replace. Nothing was applied." if run.saved else
+                    "pass --allow-replace if that is what you want. Nothing was applied.")
+            check_replacements(plan, run.replacement_allowed(), hint)
+            if callbacks.confirm and not await asyncio.to_thread(callbacks.confirm):
+                raise NothingApplied("apply cancelled; nothing was applied", plan)
+            outcomes: list[Outcome] = []
+
+            def done(outcome: Outcome) -> None:
+                outcomes.append(outcome)
+                callbacks.done(outcome)
+
+            try:
+                result = await apply_plan(client, plan, on_done=done)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                # Ctrl-C: what was done so far is on the server; the audit trail says so.
+                await run.audit(client, plan, ApplyResult(outcomes), callbacks.warn, interrupted=True)
+                raise
+            audit = await run.audit(client, plan, result, callbacks.warn)
+        if lock.warning:
+            callbacks.warn(lock.warning)
+    return plan, result, audit
