@@ -1,0 +1,279 @@
+"""How long `topology plan` takes on a large account, against the bare JetStream LIST requests it needs.
+
+A script, not a test: it starts its own nats-server (tests/natsserver.py) with a temporary store,
+creates N streams with K durable consumers each through the raw JetStream API, writes the matching
+topology.yaml (so the plan says "No changes", the steady state CI sees), then times each step
+--repeat times and prints min / median:
+
+  bare LIST requests   STREAM.LIST pages + CONSUMER.LIST per stream, raw nats-py, no product code
+  read_live()          the product's JetStreamClient.read_live() on an open connection
+  plan, in-process     load + validate the file, connect, read live, make_plan, render text
+  plan, subprocess     `topology plan -f topology.yaml -s URL` (adds interpreter start and imports)
+  validate             load + validate the file alone, in-process and as `topology validate`
+  CLI start            `topology --version`: what every subprocess pays before any work
+
+    .venv/bin/python bench/plan_bench.py [--streams 1000] [--consumers 5] [--repeat 5] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the test harness is a plain module, not a package
+
+from natsserver import start_server  # noqa: E402
+
+from medisync_topology.client import JetStreamClient  # noqa: E402
+from medisync_topology.connection import ConnectOptions  # noqa: E402
+from medisync_topology.plan import OWNER_KEY, make_plan  # noqa: E402
+from medisync_topology.render import render  # noqa: E402
+from medisync_topology.validate import load_topology  # noqa: E402
+
+OWNER = "bench"
+API = "$JS.API"
+# As many requests in flight as the product allows itself (client.CONCURRENT_REQUESTS), so the
+# bare figure is what the same strategy costs without the product's code around it.
+IN_FLIGHT = 64
+TIMEOUT = 30.0
+
+
+def stream_name(i: int) -> str:
+    return f"S{i:05d}"
+
+
+def consumer_name(j: int) -> str:
+    return f"c{j}"
+
+
+def stream_config(i: int) -> dict:
+    return {"name": stream_name(i), "subjects": [f"bench.s{i}.>"], "storage": "file", "num_replicas": 1,
+            "max_age": 7 * 24 * 3600 * 10**9, "metadata": {OWNER_KEY: OWNER}}
+
+
+def consumer_config(i: int, j: int) -> dict:
+    return {"durable_name": consumer_name(j), "ack_policy": "explicit", "max_deliver": 5,
+            "ack_wait": 30 * 10**9, "filter_subject": f"bench.s{i}.{consumer_name(j)}.>",
+            "metadata": {OWNER_KEY: OWNER}}
+
+
+def topology_yaml(streams: int, consumers: int) -> str:
+    """The same streams and consumers as the file declares them (human units, defaults section)."""
+    lines = [
+        "version: 1",
+        f"owner: {OWNER}",
+        "defaults:",
+        "  stream: {storage: file, num_replicas: 1}",
+        "  consumer: {ack_policy: explicit, max_deliver: 5, ack_wait: 30s}",
+        "streams:",
+    ]
+    for i in range(streams):
+        lines += [f"  {stream_name(i)}:", f"    subjects: [bench.s{i}.>]", "    max_age: 7d", "    consumers:"]
+        lines += [f"      {consumer_name(j)}: {{filter_subject: bench.s{i}.{consumer_name(j)}.>}}" for j in range(consumers)]
+    return "\n".join(lines) + "\n"
+
+
+async def api(nc, subject: str, body: dict | None = None) -> dict:
+    reply = await nc.request(f"{API}.{subject}", json.dumps(body).encode() if body is not None else b"", timeout=TIMEOUT)
+    answer = json.loads(reply.data or b"{}")
+    if "error" in answer:
+        raise RuntimeError(f"{subject}: {answer['error']}")
+    return answer
+
+
+async def populate(url: str, streams: int, consumers: int) -> None:
+    """Every stream then its consumers, IN_FLIGHT streams at a time."""
+    nc = await nats.connect(url)
+    limit = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(i: int) -> None:
+        async with limit:
+            await api(nc, f"STREAM.CREATE.{stream_name(i)}", stream_config(i))
+            for j in range(consumers):
+                await api(nc, f"CONSUMER.CREATE.{stream_name(i)}.{consumer_name(j)}",
+                          {"stream_name": stream_name(i), "config": consumer_config(i, j)})
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(streams)))
+    finally:
+        await nc.close()
+
+
+async def bare_lists(nc) -> tuple[int, int]:
+    """The LIST requests alone: (streams, consumers) seen."""
+
+    async def paged(subject: str, key: str) -> list[dict]:
+        items: list[dict] = []
+        while True:
+            reply = await api(nc, subject, {"offset": len(items)})
+            page = reply.get(key) or []
+            items += page
+            if not page or len(items) >= reply.get("total", 0):
+                return items
+
+    limit = asyncio.Semaphore(IN_FLIGHT)
+
+    async def consumers_of(name: str) -> list[dict]:
+        async with limit:
+            return await paged(f"CONSUMER.LIST.{name}", "consumers")
+
+    infos = await paged("STREAM.LIST", "streams")
+    lists = await asyncio.gather(*(consumers_of(i["config"]["name"]) for i in infos))
+    return len(infos), sum(len(c) for c in lists)
+
+
+def timed(repeat: int, run) -> list[float]:
+    """Wall-clock seconds of each of ``repeat`` calls of run()."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_on_open_connection(repeat: int, url: str, opener, work) -> list[float]:
+    """Time ``work(conn)`` only: connecting happens once, outside the clock."""
+
+    async def go() -> list[float]:
+        conn = await opener(url)
+        try:
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                await work(conn)
+                times.append(time.perf_counter() - start)
+            return times
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+async def open_client(url: str) -> JetStreamClient:
+    client = JetStreamClient(ConnectOptions(server=url, timeout=TIMEOUT))
+    await client.connect()
+    return client
+
+
+def plan_in_process(topology_file: Path, url: str) -> str:
+    """What `topology plan` does, without the interpreter start: the rendered text."""
+    topology = load_topology([str(topology_file)])
+
+    async def read() -> object:
+        async with JetStreamClient(ConnectOptions(server=url, timeout=TIMEOUT)) as client:
+            return await client.read_live()
+
+    live = asyncio.run(read())
+    return render(make_plan(topology, live), "text", color=False)
+
+
+def run_cli(*args: str) -> str:
+    topology = Path(sys.executable).parent / "topology"
+    done = subprocess.run([str(topology), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"topology {' '.join(args)} exited {done.returncode}: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def row(label: str, times: list[float], bare: float | None = None) -> str:
+    low, mid = min(times) * 1000, statistics.median(times) * 1000
+    ratio = f"{mid / (bare * 1000):6.1f}x" if bare else "       "
+    return f"  {label:<34} {low:9.1f} {mid:9.1f}  {ratio}"
+
+
+def profile_plan(topology_file: Path, url: str) -> None:
+    """Where one in-process plan spends its time (cProfile; pyinstrument is not a dependency)."""
+    profiler = cProfile.Profile()
+    profiler.runcall(plan_in_process, topology_file, url)
+    print("\nProfile of one in-process plan (top 25 by cumulative time):")
+    pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats("cumulative").print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=1000, metavar="N", help="streams to create (default 1000)")
+    parser.add_argument("--consumers", type=int, default=5, metavar="K", help="durable consumers per stream (default 5)")
+    parser.add_argument("--repeat", type=int, default=5, metavar="R", help="repetitions of each measurement (default 5)")
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of one in-process plan")
+    args = parser.parse_args()
+    if args.streams < 1 or args.consumers < 0 or args.repeat < 1:
+        parser.error("--streams and --repeat must be at least 1, --consumers at least 0")
+
+    # SIGTERM unwinds like Ctrl-C does, through the finally below that stops the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(prefix="plan-bench-") as tmp:
+        server = start_server(Path(tmp) / "nats")
+        try:
+            bench(server, Path(tmp), args)
+        finally:
+            server.stop()
+
+
+def bench(server, tmp: Path, args) -> None:
+    n, k, r = args.streams, args.consumers, args.repeat
+    start = time.perf_counter()
+    asyncio.run(populate(server.url, n, k))
+    setup = time.perf_counter() - start
+    topology_file = tmp / "topology.yaml"
+    topology_file.write_text(topology_yaml(n, k))
+
+    counts = asyncio.run(_counted(server.url))  # also warms the server up before anything is timed
+    if counts != (n, n * k):
+        raise RuntimeError(f"the server lists {counts[0]} streams and {counts[1]} consumers, not {n} and {n * k}")
+    first_line = plan_in_process(topology_file, server.url).splitlines()[0]
+
+    bare = time_on_open_connection(r, server.url, nats.connect, bare_lists)
+    read_live = time_on_open_connection(r, server.url, open_client, lambda c: c.read_live())
+    plan_inproc = timed(r, lambda: plan_in_process(topology_file, server.url))
+    plan_cli = timed(r, lambda: run_cli("plan", "-f", str(topology_file), "-s", server.url, "--no-color"))
+    validate_inproc = timed(r, lambda: load_topology([str(topology_file)]))
+    validate_cli = timed(r, lambda: run_cli("validate", "-f", str(topology_file)))
+    cli_start = timed(r, lambda: run_cli("--version"))
+
+    bare_median = statistics.median(bare)
+    pages = -(-n // 256)  # the server answers STREAM.LIST and CONSUMER.LIST 256 items a page (JSApiListLimit)
+    print(f"\nplan benchmark: {n} streams x {k} durable consumers = {n * k} consumers; {r} repetitions each")
+    print(f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), Python {sys.version.split()[0]}, "
+          f"nats-server {server.version} (file store in a temp dir)")
+    print(f"requests per read: {pages} STREAM.LIST page(s) + {n} CONSUMER.LIST, up to {IN_FLIGHT} in flight")
+    print(f"setup (create streams and consumers): {setup:.1f}s; the plan says: {first_line!r}\n")
+    print(f"  {'step':<34} {'min ms':>9} {'median ms':>9}  vs bare")
+    print(row("1. bare LIST requests (nats-py)", bare))
+    print(row("2. read_live()", read_live, bare_median))
+    print(row("3. plan, in-process", plan_inproc, bare_median))
+    print(row("3. plan, subprocess", plan_cli, bare_median))
+    print(row("4. validate, in-process", validate_inproc, bare_median))
+    print(row("4. validate, subprocess", validate_cli, bare_median))
+    print(row("   CLI start (topology --version)", cli_start, bare_median))
+    if args.profile:
+        profile_plan(topology_file, server.url)
+
+
+async def _counted(url: str) -> tuple[int, int]:
+    nc = await nats.connect(url)
+    try:
+        return await bare_lists(nc)
+    finally:
+        await nc.close()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
