@@ -62,6 +62,50 @@ def subjects_overlap(a: str, b: str) -> bool:
     return len(tokens_a) == len(tokens_b)
 
 
+class SubjectIndex:
+    """Valid subjects by token, so the subjects overlapping one are found without comparing every
+    pair (validating thousands of streams compared hundreds of thousands of pairs)."""
+
+    def __init__(self) -> None:
+        self.root: dict = {}  # token -> child node; the key None holds the items whose subject ends here
+
+    def add(self, subject: str, item) -> None:
+        node = self.root
+        for token in subject.split("."):
+            node = node.setdefault(token, {})
+        node.setdefault(None, []).append(item)
+
+    def overlapping(self, subject: str) -> list:
+        """The items of every added subject that overlaps ``subject`` (as subjects_overlap says)."""
+        found: list = []
+        self._walk(self.root, subject.split("."), 0, found)
+        return found
+
+    def _walk(self, node: dict, tokens: list[str], i: int, found: list) -> None:
+        if i == len(tokens):
+            found += node.get(None, [])
+            return
+        token = tokens[i]
+        keys = [k for k in node if k is not None] if token in ("*", ">") else [token, "*", ">"]
+        for key in keys:
+            child = node.get(key)
+            if child is None:
+                continue
+            if token == ">":  # takes this token and any after it: everything below overlaps
+                self._collect(child, found)
+            elif key == ">":  # an added subject ending in '>' takes the rest of this one
+                found += child.get(None, [])
+            else:
+                self._walk(child, tokens, i + 1, found)
+
+    def _collect(self, node: dict, found: list) -> None:
+        for key, child in node.items():
+            if key is None:
+                found += child
+            else:
+                self._collect(child, found)
+
+
 def subject_is_subset(inner: str, outer: str) -> bool:
     """True when every subject matched by valid ``inner`` is also matched by valid ``outer``.
 

@@ -81,7 +81,7 @@ def _checked(doc: compose.ComposedDocument, env: str | None) -> Topology:
 
 
 def _location(problem: Problem) -> tuple:
-    return problem.file, problem.line, problem.col, problem.path
+    return problem.file, problem.line, problem.col, problem.path, problem.message
 
 
 def _describe(error: ValidationError, doc: Document) -> list[Problem]:
@@ -253,7 +253,7 @@ def _overlap_problems(doc, topology: Topology):
     KV buckets and object stores take part with their backing subjects ($KV.<bucket>.>, $O.<bucket>.>).
     """
     problems = []
-    claimed: list[tuple[str, str]] = []
+    claimed = subjects.SubjectIndex()  # (owner, subject) of every subject seen so far
     sections = {"key_value": "key_value", "object_store": "object_stores"}
     owners = [(("streams", name), stream) for name, stream in topology.streams.items()]
     owners += [((sections[spec.kind], spec.bucket), spec) for spec in topology.buckets.values()]
@@ -261,8 +261,8 @@ def _overlap_problems(doc, topology: Topology):
         for i, subject in enumerate(stream.config.get("subjects") or []):
             if subjects.subject_problem(subject):
                 continue
-            for other, other_subject in claimed:
-                if other != str(stream.ref) and subjects.subjects_overlap(subject, other_subject):
+            for other, other_subject in claimed.overlapping(subject):
+                if other != str(stream.ref):
                     path = here + ("subjects", i) if here[0] == "streams" else here
                     problems.append(
                         doc.problem(
@@ -270,5 +270,5 @@ def _overlap_problems(doc, topology: Topology):
                             f"subject '{subject}' overlaps '{other_subject}' of {other}: a subject may belong to one stream only",
                         )
                     )
-            claimed.append((str(stream.ref), subject))
+            claimed.add(subject, (str(stream.ref), subject))
     return problems

@@ -1,9 +1,12 @@
 """Subject validity, overlap and subset, and JetStream names, against the server's own rules."""
 
+import itertools
+
 import pytest
 
 from medisync_topology.subjects import (
     MAX_NAME_LENGTH,
+    SubjectIndex,
     bucket_name_problem,
     name_problem,
     subject_is_subset,
@@ -197,3 +200,20 @@ def test_bucket_length_limit_follows_stream_prefix():
     )
     assert bucket_name_problem("x" * 251, "object store", stream_prefix="OBJ_") is None
     assert bucket_name_problem("x" * 255, "bucket") is None
+
+
+def test_subject_index_finds_exactly_the_overlapping_subjects():
+    """The index must agree with subjects_overlap on every pair, wildcards anywhere."""
+    tokens = ["a", "b", "*", ">"]
+    candidates = sorted({
+        ".".join(parts)
+        for n in (1, 2, 3)
+        for parts in itertools.product(tokens, repeat=n)
+        if subject_problem(".".join(parts)) is None
+    })
+    index = SubjectIndex()
+    for subject in candidates:
+        index.add(subject, subject)
+    for subject in candidates:
+        expected = sorted(other for other in candidates if subjects_overlap(subject, other))
+        assert sorted(index.overlapping(subject)) == expected, subject
