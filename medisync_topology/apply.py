@@ -10,6 +10,7 @@ from .client import JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .ops import (
     CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict, operation_to_dict,
+    resulting_config,
 )
 
 PAST_TENSE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
@@ -47,6 +48,18 @@ class ApplyResult:
     def failed(self) -> Outcome | None:
         return next((o for o in self.outcomes if o.status == "failed"), None)
 
+    def failure(self) -> str | None:
+        """'<resource>: <error>' of the operation that failed; None when none did."""
+        return f"{self.failed.operation.ref}: {self.failed.error}" if self.failed else None
+
+    def with_status(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    def done_counts(self) -> dict[str, int]:
+        """How many resources were created, updated, replaced, deleted (keys in PAST_TENSE's words)."""
+        done = self.with_status("done")
+        return {PAST_TENSE[a]: sum(o.operation.action == a for o in done) for a in PAST_TENSE}
+
 
 def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
     """Every operation in its JSON form with what happened to it: done, failed (error, err_code) or
@@ -63,8 +76,7 @@ def apply_document(plan: Plan, result: ApplyResult, audit: dict | None, error: s
     """The machine-readable apply (`apply --format json`): every operation with its outcome, a summary,
     the plan's findings, the audit event published (``audit``) and why the apply stopped (``error``)."""
     rows = outcome_rows(plan, result)
-    done = [row for row in rows if row["outcome"] == "done"]
-    summary = {PAST_TENSE[a]: sum(row["action"] == a for row in done) for a in PAST_TENSE}
+    summary = result.done_counts()
     summary.update(
         failed=sum(row["outcome"] == "failed" for row in rows),
         not_attempted=sum(row["outcome"] == "not attempted" for row in rows),
@@ -108,7 +120,7 @@ async def _execute(client: JetStreamClient, op: Operation) -> None:
     if isinstance(op, (DeleteResource, ReplaceResource)):
         await client.request(_api("DELETE", ref), None)
     if isinstance(op, (CreateResource, ReplaceResource)):
-        config = op.config if isinstance(op, CreateResource) else op.after
+        config = resulting_config(op)
         # Some fields the create request refuses (a stream cannot be born sealed): create without, then update.
         later = rules.set_via(kind, config, "update_after_create")
         first = {**config, **{k: rules.RULES[kind][k].default for k in later}}
@@ -149,7 +161,7 @@ async def _explain(client: JetStreamClient, op: Operation, exc: JetStreamAPIErro
 
 
 async def _overlapping_streams(client: JetStreamClient, op: Operation) -> list[str]:
-    config = getattr(op, "config", None) or getattr(op, "after", {})
+    config = resulting_config(op) or {}
     names: set[str] = set()
     for subject in config.get("subjects") or []:
         try:

@@ -92,7 +92,7 @@ def audit_event(
     if interrupted:
         payload["error"] = "apply was interrupted"
     elif result.failed:
-        payload["error"] = f"{result.failed.operation.ref}: {result.failed.error}"
+        payload["error"] = result.failure()
     return {
         "id": str(uuid.uuid4()),
         "type": APPLY_FAILED if failed else APPLIED,

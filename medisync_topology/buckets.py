@@ -12,6 +12,7 @@ Values are the JetStream API's own JSON: durations in nanoseconds, sizes in byte
 from __future__ import annotations
 
 from .errors import TopologyError
+from .rules import SERVER_METADATA_PREFIX, UNLIMITED, duplicate_window_for
 from .subjects import bucket_name_problem
 
 KV_PREFIX = "KV_"
@@ -20,9 +21,6 @@ PREFIXES = {"key_value": KV_PREFIX, "object_store": OBJ_PREFIX}
 
 # nats.go KeyValueMaxHistory: the clients refuse more values per key than this.
 KV_MAX_HISTORY = 64
-# The server's default duplicate window (StreamDefaultDuplicatesWindow).
-DEFAULT_DUPLICATE_WINDOW = 2 * 60 * 10**9
-UNLIMITED = -1
 
 # The bucket settings each kind takes: nats.go KeyValueConfig / ObjectStoreConfig, JSON names.
 # nats.go tags the object store TTL "max_age"; the nats CLI, nats-py and the KV config all say
@@ -36,15 +34,12 @@ OBJ_SETTINGS = (
 )
 SETTINGS = {"key_value": KV_SETTINGS, "object_store": OBJ_SETTINGS}
 
-# Metadata the server (2.11+) writes into every stream config itself (jetstream_versioning.go).
-SERVER_METADATA_PREFIX = "_nats."
-
 
 def bucket_subjects(kind: str, bucket: str) -> list[str]:
     """The subjects the bucket's stream listens on (a KV mirror listens on none: see bucket_stream_config)."""
     _check_kind(kind)
     if kind == "key_value":
-        return [_kv_subjects(bucket)]
+        return [kv_subject(bucket)]
     return [f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"]
 
 
@@ -116,8 +111,9 @@ def bucket_settings(kind: str, stream_config: dict) -> dict:
 
 # -- key value -------------------------------------------------------------
 
-def _kv_subjects(bucket: str) -> str:
-    return f"$KV.{bucket}.>"
+def kv_subject(bucket: str, key: str = ">") -> str:
+    """Where a KV bucket keeps a key (">": all its keys), as nats.go publishes it."""
+    return f"$KV.{bucket}.{key}"
 
 
 def _kv_stream_config(bucket: str, settings: dict) -> dict:
@@ -130,9 +126,8 @@ def _kv_stream_config(bucket: str, settings: dict) -> dict:
         # nats.go silently drops the sources; the server refuses a mirror with sources.
         raise TopologyError(f"key_value bucket {bucket!r}: a bucket is either a mirror or has sources, not both")
     ttl = settings.get("ttl", 0)
-    # nats.go caps the duplicate window at the TTL (the server refuses a window longer than max_age)
-    # and otherwise keeps the server's 2 minute default, explicitly.
-    duplicate_window = ttl if 0 < ttl < DEFAULT_DUPLICATE_WINDOW else DEFAULT_DUPLICATE_WINDOW
+    # nats.go sends the window the server would choose (the default, capped at the TTL), explicitly.
+    duplicate_window = duplicate_window_for(ttl)
     config: dict = {"name": KV_PREFIX + bucket}
     if settings.get("description"):
         config["description"] = settings["description"]
@@ -174,7 +169,7 @@ def _kv_stream_config(bucket: str, settings: dict) -> dict:
         return config
     if settings.get("sources"):
         config["sources"] = [_kv_source(bucket, dict(source)) for source in settings["sources"]]
-    config["subjects"] = [_kv_subjects(bucket)]
+    config["subjects"] = [kv_subject(bucket)]
     return config
 
 
@@ -199,7 +194,7 @@ def _kv_source(bucket: str, source: dict) -> dict:
 
 
 def _kv_transform(source_bucket: str, bucket: str) -> dict:
-    return {"src": _kv_subjects(source_bucket), "dest": _kv_subjects(bucket)}
+    return {"src": kv_subject(source_bucket), "dest": kv_subject(bucket)}
 
 
 def _kv_source_setting(bucket: str, source: dict, *, mirror: bool) -> dict:

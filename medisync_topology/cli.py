@@ -136,8 +136,7 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
     if result is not None:
         _report_result(result, as_json)
     if as_json:
-        error = f"{result.failed.operation.ref}: {result.failed.error}" if result and result.failed else None
-        _echo_json(apply_document(the_plan, result or ApplyResult(), audit, error))
+        _echo_json(apply_document(the_plan, result or ApplyResult(), audit, result and result.failure()))
     if result is not None and result.failed:
         sys.exit(1)
 
@@ -187,16 +186,17 @@ def _report_progress(outcome: Outcome, to_stderr: bool = False) -> None:
 
 
 def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
-    done = [o for o in result.outcomes if o.status == "done"]
     if not result.failed:
-        counts = {a: sum(o.operation.action == a for o in done) for a in PAST_TENSE}
-        summary = ", ".join(f"{n} {PAST_TENSE[a]}" for a, n in counts.items())
+        summary = ", ".join(f"{n} {done}" for done, n in result.done_counts().items())
         click.echo(f"\nApply complete: {summary}.", err=to_stderr)
         return
-    skipped = [o for o in result.outcomes if o.status == "not attempted"]
-    click.echo(f"\nApply failed at {result.failed.operation.ref}: {result.failed.error}", err=True)
-    click.echo(f"Done before the failure: {', '.join(str(o.operation.ref) for o in done) or 'nothing'}", err=True)
-    click.echo(f"Not attempted: {', '.join(str(o.operation.ref) for o in skipped) or 'nothing'}", err=True)
+
+    def listed(status: str) -> str:
+        return ", ".join(str(o.operation.ref) for o in result.with_status(status)) or "nothing"
+
+    click.echo(f"\nApply failed at {result.failure()}", err=True)
+    click.echo(f"Done before the failure: {listed('done')}", err=True)
+    click.echo(f"Not attempted: {listed('not attempted')}", err=True)
     click.echo("Fix the cause and run apply again: it continues from where the server is now.", err=True)
 
 

@@ -27,7 +27,7 @@ from .subjects import subjects_overlap
 LOCK_BUCKET = "medisync_topology_lock"
 LOCK_STREAM = buckets.KV_PREFIX + LOCK_BUCKET
 LOCK_KEY = "apply"
-LOCK_SUBJECT = f"$KV.{LOCK_BUCKET}.{LOCK_KEY}"
+LOCK_SUBJECT = buckets.kv_subject(LOCK_BUCKET, LOCK_KEY)
 DEFAULT_TTL = 60 * 10**9  # nanoseconds: how long a crashed run can block the next one
 POLL_SECONDS = 0.25
 

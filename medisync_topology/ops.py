@@ -98,6 +98,11 @@ class DeleteResource:
 
 Operation = Union[CreateResource, UpdateResource, ReplaceResource, DeleteResource]
 
+
+def resulting_config(op: Operation) -> dict | None:
+    """The config the resource has once the operation is done; None after a delete."""
+    return op.config if isinstance(op, CreateResource) else getattr(op, "after", None)
+
 ACTIONS = ("create", "update", "replace", "delete")
 
 
@@ -164,7 +169,7 @@ def operation_to_dict(op: Operation) -> dict:
         **ref_to_dict(op.ref),
         "action": op.action,
         "before": getattr(op, "before", None),
-        "after": op.config if op.action == "create" else getattr(op, "after", None),
+        "after": resulting_config(op),
         "changes": [
             {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
         ],

@@ -23,6 +23,7 @@ from .ops import (
     Ref,
     ReplaceResource,
     UpdateResource,
+    resulting_config,
 )
 
 OWNER_KEY = "medisync-topology.owner"
@@ -66,7 +67,7 @@ def _origins_first(ops: list) -> list:
         if op in ordered or op.ref.stream_name in visiting:
             return
         visiting.add(op.ref.stream_name)
-        config = getattr(op, "config", None) or getattr(op, "after", None) or op.before
+        config = resulting_config(op) or op.before
         for origin in sorted(origins(config)):
             if origin in by_name:
                 visit(by_name[origin])

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__, buckets, rules
 from .audit import now_rfc3339
 from .client import JetStreamClient, LiveState
+from .connection import DEFAULT_API_PREFIX
 from .errors import TopologyError
 from .lock import LOCK_STREAM
 from .model import Topology
@@ -207,7 +208,7 @@ def _describe_target(target: dict) -> str:
         where += f", JetStream domain {target['domain']!r}"
     if target.get("account"):
         where += f", account {target['account']!r}"
-    if target.get("api_prefix") and target["api_prefix"] != "$JS.API":
+    if target.get("api_prefix") and target["api_prefix"] != DEFAULT_API_PREFIX:
         where += f", API prefix {target['api_prefix']}"
     return f"{where} at {target.get('url')}"
 

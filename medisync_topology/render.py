@@ -16,7 +16,10 @@ import click
 
 from . import rules
 from .errors import TopologyError
-from .ops import ACTIONS, CreateResource, DataAtRisk, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict, operation_to_dict
+from .ops import (
+    ACTIONS, CreateResource, DataAtRisk, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict, operation_to_dict,
+    resulting_config,
+)
 from .units import format_duration, format_size
 
 JSON_FORMAT_VERSION = 1
@@ -92,7 +95,7 @@ def _created_settings(op: CreateResource, plan: Plan) -> dict:
     """
     version = rules.parse_version(plan.server["version"]) if plan.server.get("version") else None
     streams = {
-        o.ref.stream_name: o.config if o.action == "create" else o.after
+        o.ref.stream_name: resulting_config(o)
         for o in plan.operations if o.ref.kind != "consumer" and o.action != "delete"
     }
     if op.ref.kind == "consumer":

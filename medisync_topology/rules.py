@@ -24,6 +24,10 @@ Version = tuple[int, int, int]
 
 SECOND = 10**9
 MINUTE = 60 * SECOND
+# -1 is "no limit" to the server in its limit fields (max_msgs, max_bytes, max_msg_size, ...).
+UNLIMITED = -1
+# StreamDefaultDuplicatesWindow (stream.go): a stream's duplicate window unless max_age is shorter.
+DEFAULT_DUPLICATE_WINDOW = 2 * MINUTE
 
 DURATION_FIELDS: frozenset[str] = frozenset(
     {
@@ -133,14 +137,14 @@ STREAM_RULES: dict[str, FieldRule] = {
         reason="the server cannot change retention to or from workqueue in place",
     ),
     "max_consumers": FieldRule(
-        default=-1, mutable_since=(2, 12, 5),
+        default=UNLIMITED, mutable_since=(2, 12, 5),
         reason="servers before 2.12.5 refuse to change max_consumers in place",
     ),
-    "max_msgs": FieldRule(default=-1),
-    "max_bytes": FieldRule(default=-1),
+    "max_msgs": FieldRule(default=UNLIMITED),
+    "max_bytes": FieldRule(default=UNLIMITED),
     "max_age": FieldRule(default=0),
-    "max_msgs_per_subject": FieldRule(default=-1, since=(2, 3, 0)),
-    "max_msg_size": FieldRule(default=-1),
+    "max_msgs_per_subject": FieldRule(default=UNLIMITED, since=(2, 3, 0)),
+    "max_msg_size": FieldRule(default=UNLIMITED),
     "discard": FieldRule(default="old"),
     "storage": FieldRule(default="file", mutable=False, reason="the server cannot change the storage type in place"),
     "num_replicas": FieldRule(default=1),
@@ -277,7 +281,7 @@ def complete_stream(
     _fill_defaults(cfg, STREAM_RULES, version)
     for key in ("max_msgs", "max_bytes", "max_msg_size", "max_consumers", "max_msgs_per_subject"):
         if key in cfg and cfg[key] == 0:  # 0 means "unlimited" to the server, reported as -1
-            cfg[key] = -1
+            cfg[key] = UNLIMITED
     if cfg.get("num_replicas") == 0:
         cfg["num_replicas"] = 1
     mirror, sources = cfg.get("mirror"), cfg.get("sources")
@@ -287,8 +291,7 @@ def complete_stream(
     # stream with sources.
     wants_window = not mirror and not (sources and _at_least(version, (2, 14, 0)))
     if not cfg.get("duplicate_window") and wants_window:
-        max_age = cfg.get("max_age") or 0
-        cfg["duplicate_window"] = max_age if 0 < max_age < 2 * MINUTE else 2 * MINUTE
+        cfg["duplicate_window"] = duplicate_window_for(cfg.get("max_age") or 0)
     if (cfg.get("subject_delete_marker_ttl") or 0) > 0:
         # Delete markers are messages with a TTL that roll up their subject.
         cfg["allow_msg_ttl"] = True
@@ -301,6 +304,12 @@ def complete_stream(
     if mirror and streams and mirror.get("name") in streams and not mirror.get("external"):
         cfg["mirror_direct"] = bool(streams[mirror["name"]].get("allow_direct"))
     return _drop_omitted(cfg, STREAM_RULES)
+
+
+def duplicate_window_for(max_age: int) -> int:
+    """The duplicate window the server gives a stream that sets none: the default, or max_age when
+    shorter (checkStreamCfg; a window longer than max_age is refused)."""
+    return max_age if 0 < max_age < DEFAULT_DUPLICATE_WINDOW else DEFAULT_DUPLICATE_WINDOW
 
 
 def _complete_republish(cfg: dict) -> None:

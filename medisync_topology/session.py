@@ -17,7 +17,7 @@ from .connection import ConnectOptions
 from .errors import TopologyError
 from .lock import ApplyLock, capturing_streams
 from .model import Topology
-from .ops import Plan
+from .ops import Plan, resulting_config
 from .plan import make_plan
 from .planfile import PlanFileError, SavedPlan, check_target, live_snapshot, read_target, stale_changes, topology_hash
 
@@ -103,7 +103,7 @@ class ApplyRun:
     def capturing_lock(self) -> list[str]:
         """Streams this apply would create or keep on the lock's subject: then it cannot be locked."""
         if self.saved is not None:
-            configs = {op.ref.stream_name: getattr(op, "config", None) or getattr(op, "after", None) or {}
+            configs = {op.ref.stream_name: resulting_config(op) or {}
                        for op in self.saved.plan.operations if op.ref.kind != "consumer"}
         else:
             configs = {name: spec.config for name, spec in self.topology.streams.items()}

@@ -17,8 +17,8 @@ from fractions import Fraction
 from typing import Callable
 
 from medisync_topology.errors import TopologyError
+from medisync_topology.rules import UNLIMITED
 
-UNLIMITED = -1
 # The server decodes these fields into Go int64 (time.Duration, int64 byte counts).
 INT64_MAX = 2**63 - 1
 

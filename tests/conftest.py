@@ -14,9 +14,20 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests import natsserver / natsauth as plain modules
 
-from natsserver import raw_js_api, start_cluster, start_server  # noqa: E402
+from natsserver import NatsServer, raw_js_api, start_cluster, start_server  # noqa: E402
 
 from medisync_topology.cli import main
+
+# The smallest useful topology, for tests about connecting rather than planning: one stream, one consumer.
+ONE_STREAM_TOPOLOGY = """\
+version: 1
+owner: medisync
+streams:
+  EVENTS:
+    subjects: [medisync.etl.>]
+    consumers:
+      etl-notifier: {filter_subject: medisync.etl.*.completed, ack_policy: explicit}
+"""
 
 
 @pytest.fixture
@@ -30,6 +41,26 @@ def nats_server(tmp_path):
 @pytest.fixture
 def nats_url(nats_server) -> str:
     return nats_server.url
+
+
+@pytest.fixture(scope="module")
+def module_servers(tmp_path_factory):
+    """``start("token", config)``: a server with this configuration, shared by the test module, stopped after it."""
+    started: list[NatsServer] = []
+
+    def start(name: str, config: str = "") -> NatsServer:
+        started.append(start_server(tmp_path_factory.mktemp(name), config=config))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def run(nats_server, tmp_path, monkeypatch):
+    """``run(text, "plan", ...)``: the CLI on a topology text against this test's server -> (exit code, output)."""
+    return topology_cli(nats_server.url, tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")

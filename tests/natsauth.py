@@ -48,6 +48,11 @@ accounts {{
 """
 
 
+def token_config(token: str) -> str:
+    """A server that lets in whoever sends this token."""
+    return f'authorization {{ token: "{token}" }}\n'
+
+
 def new_keypair(prefix: int) -> nkeys.KeyPair:
     return nkeys.from_seed(bytearray(nkeys.encode_seed(os.urandom(32), prefix)))
 

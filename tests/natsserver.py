@@ -54,6 +54,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def refused_url() -> str:
+    """A loopback URL where nothing listens: connecting is refused at once."""
+    return f"nats://127.0.0.1:{free_port()}"
+
+
 def _find_prctl():
     try:
         return ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the forked child must not dlopen

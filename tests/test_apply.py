@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import topology_cli
 
 from medisync_topology.plan import OWNER_KEY
 
@@ -31,11 +30,6 @@ streams:
     deny_purge: true
     protect: true
 """
-
-
-@pytest.fixture
-def run(nats_server, tmp_path, monkeypatch):
-    return topology_cli(nats_server.url, tmp_path, monkeypatch)
 
 
 def converged(run, text):

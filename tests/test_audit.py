@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
-from conftest import topology_cli
 
 from medisync_topology.cli import main
 
@@ -25,11 +24,6 @@ streams:
     subjects: [medisync.audit.>]
 """
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-@pytest.fixture
-def run(nats_server, tmp_path, monkeypatch):
-    return topology_cli(nats_server.url, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -21,18 +21,9 @@ from medisync_topology.connection import ConnectError, ConnectOptions, Permissio
 from medisync_topology.natscontext import ContextError
 from medisync_topology.natscontext import load_context
 from medisync_topology.options import Timeout
-from natsauth import CLEAN_ENV, accounts_config, creds_file, new_keypair, operator_config
-from natsserver import repo_nats_conf, start_server
-
-TOPOLOGY = """\
-version: 1
-owner: medisync
-streams:
-  EVENTS:
-    subjects: [medisync.etl.>]
-    consumers:
-      etl-notifier: {filter_subject: medisync.etl.*.completed, ack_policy: explicit}
-"""
+from conftest import ONE_STREAM_TOPOLOGY
+from natsauth import CLEAN_ENV, accounts_config, creds_file, new_keypair, operator_config, token_config
+from natsserver import refused_url, repo_nats_conf, start_server
 
 
 def run(*args, env=None):
@@ -45,7 +36,7 @@ def run(*args, env=None):
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
     path = tmp_path_factory.mktemp("topology") / "topology.yaml"
-    path.write_text(TOPOLOGY)
+    path.write_text(ONE_STREAM_TOPOLOGY)
     return str(path)
 
 
@@ -193,15 +184,6 @@ def test_bad_timeout_is_a_usage_error():
 # --- errors a person can act on --------------------------------------------------------------
 
 
-def refused_url():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"nats://127.0.0.1:{port}"
-
-
 def test_unreachable_server_fails_fast_with_exit_1(topology):
     url = refused_url()
     started = time.monotonic()
@@ -251,11 +233,8 @@ def user_nkey():
 
 
 @pytest.fixture(scope="module")
-def accounts_server(tmp_path_factory, user_nkey):
-    config = accounts_config(tmp_path_factory.mktemp("js"), PASSWORD, user_nkey)
-    server = start_server(tmp_path_factory.mktemp("accounts"), config=config)
-    yield server.url
-    server.stop()
+def accounts_server(tmp_path_factory, module_servers, user_nkey):
+    return module_servers("accounts", accounts_config(tmp_path_factory.mktemp("js"), PASSWORD, user_nkey)).url
 
 
 def test_user_and_bcrypt_password(accounts_server, topology):
@@ -385,11 +364,8 @@ TOKEN = "s3cr3t-t0ken"
 
 
 @pytest.fixture(scope="module")
-def token_server(tmp_path_factory):
-    config = f'jetstream {{ store_dir: "{tmp_path_factory.mktemp("js")}" }}\nauthorization {{ token: "{TOKEN}" }}\n'
-    server = start_server(tmp_path_factory.mktemp("token"), config=config)
-    yield server.url
-    server.stop()
+def token_server(module_servers):
+    return module_servers("token", token_config(TOKEN)).url
 
 
 def test_token(token_server, topology):
@@ -430,10 +406,8 @@ tls {{ cert_file: "{pki}/server.pem", key_file: "{pki}/server.pem", ca_file: "{p
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory, pki):
-    server = start_server(tmp_path_factory.mktemp("tls"), config=tls_config(tmp_path_factory, pki))
-    yield server.url
-    server.stop()
+def tls_server(tmp_path_factory, module_servers, pki):
+    return module_servers("tls", tls_config(tmp_path_factory, pki)).url
 
 
 def tls_flags(pki):
@@ -499,11 +473,8 @@ def test_tls_first(tmp_path_factory, topology, pki):
 
 
 @pytest.fixture(scope="module")
-def domain_server(tmp_path_factory):
-    config = f'jetstream {{ store_dir: "{tmp_path_factory.mktemp("js")}", domain: hub }}\n'
-    server = start_server(tmp_path_factory.mktemp("domain"), config=config)
-    yield server.url
-    server.stop()
+def domain_server(tmp_path_factory, module_servers):
+    return module_servers("domain", f'jetstream {{ store_dir: "{tmp_path_factory.mktemp("js")}", domain: hub }}\n').url
 
 
 def test_js_domain(domain_server, topology):
@@ -531,12 +502,9 @@ def test_wrong_js_domain(domain_server, topology):
 
 
 @pytest.fixture(scope="module")
-def operator_server(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("operator")
-    config, account = operator_config(directory, store_dir=tmp_path_factory.mktemp("js"))
-    server = start_server(directory, config=config)
-    yield server.url, account
-    server.stop()
+def operator_server(tmp_path_factory, module_servers):
+    config, account = operator_config(tmp_path_factory.mktemp("operator-keys"), store_dir=tmp_path_factory.mktemp("js"))
+    return module_servers("operator", config).url, account
 
 
 def test_creds_file(operator_server, topology, tmp_path):

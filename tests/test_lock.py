@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import topology_cli
 
 from medisync_topology.client import JetStreamClient
 from medisync_topology.connection import ConnectOptions
@@ -27,11 +26,6 @@ streams:
     subjects: [medisync.etl.>]
 """
 TOPOLOGY = Path(sys.executable).parent / "topology"
-
-
-@pytest.fixture
-def run(nats_server, tmp_path, monkeypatch):
-    return topology_cli(nats_server.url, tmp_path, monkeypatch)
 
 
 def held_by_someone(url: str) -> bool:

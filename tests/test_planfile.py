@@ -38,11 +38,6 @@ LATER = BASE.replace("max_age: 7d", "max_age: 14d")
 
 
 @pytest.fixture
-def run(nats_server, tmp_path, monkeypatch):
-    return topology_cli(nats_server.url, tmp_path, monkeypatch)
-
-
-@pytest.fixture
 def apply_saved(nats_server, monkeypatch):
     """``apply_saved(path, *args)``: `topology apply PATH` against this test's server -> (exit code, output)."""
     monkeypatch.setenv("NATS_URL", nats_server.url)

@@ -9,30 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 
 import nkeys
 import pytest
 from click.testing import CliRunner
 
 from medisync_topology.cli import main
-from natsauth import CLEAN_ENV, accounts_config, creds_file, new_keypair, operator_config
-from natsserver import start_server
+from conftest import ONE_STREAM_TOPOLOGY
+from natsauth import CLEAN_ENV, accounts_config, creds_file, new_keypair, operator_config, token_config
+from natsserver import refused_url
 
 PASSWORD = "pw-Qx7-never-shown"
 WRONG_PASSWORD = "pw-wrong-Zk2-never-shown"
 TOKEN = "tok-Rm4-never-shown"
 WRONG_TOKEN = "tok-wrong-Hv8-never-shown"
-
-TOPOLOGY = """\
-version: 1
-owner: medisync
-streams:
-  EVENTS:
-    subjects: [medisync.etl.>]
-    consumers:
-      etl-notifier: {filter_subject: medisync.etl.*.completed, ack_policy: explicit}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +36,7 @@ def material(tmp_path_factory):
     stranger_file = directory / "stranger.nk"
     stranger_file.write_text(stranger.seed.decode())
     topology = directory / "topology.yaml"
-    topology.write_text(TOPOLOGY)
+    topology.write_text(ONE_STREAM_TOPOLOGY)
     return {
         "dir": directory,
         "nkey": user_nkey,
@@ -58,39 +48,24 @@ def material(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def accounts_url(tmp_path_factory, material):
-    config = accounts_config(tmp_path_factory.mktemp("js"), PASSWORD, material["nkey"])
-    server = start_server(tmp_path_factory.mktemp("accounts"), config=config)
-    yield server.url
-    server.stop()
+def accounts_url(tmp_path_factory, module_servers, material):
+    return module_servers("accounts", accounts_config(tmp_path_factory.mktemp("js"), PASSWORD, material["nkey"])).url
 
 
 @pytest.fixture(scope="module")
-def token_url(tmp_path_factory):
-    config = f'jetstream {{ store_dir: "{tmp_path_factory.mktemp("js")}" }}\nauthorization {{ token: "{TOKEN}" }}\n'
-    server = start_server(tmp_path_factory.mktemp("token"), config=config)
-    yield server.url
-    server.stop()
+def token_url(module_servers):
+    return module_servers("token", token_config(TOKEN)).url
 
 
 @pytest.fixture(scope="module")
-def operator(tmp_path_factory, material):
+def operator(tmp_path_factory, module_servers, material):
     """An operator-mode server, a valid creds file and one of an unknown account; their contents are secrets."""
-    directory = tmp_path_factory.mktemp("operator")
-    config, account = operator_config(directory, store_dir=tmp_path_factory.mktemp("js"))
+    config, account = operator_config(tmp_path_factory.mktemp("operator-keys"), store_dir=tmp_path_factory.mktemp("js"))
     good = creds_file(material["dir"] / "alice.creds", account, "alice")
     bad = creds_file(material["dir"] / "mallory.creds", new_keypair(nkeys.PREFIX_BYTE_ACCOUNT), "mallory")
     for creds in (good, bad):
         material["secrets"] += [line for line in creds.read_text().splitlines() if len(line) > 40]
-    server = start_server(directory, config=config)
-    yield server.url, str(good), str(bad)
-    server.stop()
-
-
-def refused_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"nats://127.0.0.1:{s.getsockname()[1]}"
+    return module_servers("operator", config).url, str(good), str(bad)
 
 
 def with_password(url: str, password: str) -> str:
