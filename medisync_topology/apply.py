@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import rules
-from .client import JetStreamAPIError, JetStreamClient
+from .client import STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .ops import (
     CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict, operation_to_dict,
@@ -18,8 +18,8 @@ APPLY_JSON_VERSION = 1
 
 # What the server's error codes mean for a person running apply.
 EXPLANATIONS = {
-    10065: "the subjects overlap with another stream's",
-    10058: "a stream with that name already exists with a different configuration",
+    SUBJECTS_OVERLAP: "the subjects overlap with another stream's",
+    STREAM_NAME_IN_USE: "a stream with that name already exists with a different configuration",
     10059: "the stream does not exist",
     10014: "the consumer does not exist",
     10013: "a consumer with that name already exists with a different configuration",
@@ -153,7 +153,7 @@ def _body(ref, config: dict, action: str) -> dict:
 async def _explain(client: JetStreamClient, op: Operation, exc: JetStreamAPIError) -> str:
     text = f"{exc.description} (err_code {exc.err_code})"
     meaning = EXPLANATIONS.get(exc.err_code)
-    if exc.err_code == 10065:
+    if exc.err_code == SUBJECTS_OVERLAP:
         others = await _overlapping_streams(client, op)
         if others:
             meaning = f"its subjects overlap with stream {', '.join(others)}"

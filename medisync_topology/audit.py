@@ -114,7 +114,7 @@ async def publish_audit(client: JetStreamClient, subject: str, event: dict) -> s
         if captured:
             await client.publish(subject, data)
             return None
-        await client.nc.publish(subject, data)
+        await client.connection.publish(subject, data)
     except TopologyError as exc:
         return f"the audit event was not published to {subject}: {exc}"
     return f"no stream captures {subject}, so the audit event was published but not stored"

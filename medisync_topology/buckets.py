@@ -18,6 +18,8 @@ from .subjects import bucket_name_problem
 KV_PREFIX = "KV_"
 OBJ_PREFIX = "OBJ_"
 PREFIXES = {"key_value": KV_PREFIX, "object_store": OBJ_PREFIX}
+# Where topology.yaml declares each kind of bucket.
+SECTIONS = {"key_value": "key_value", "object_store": "object_stores"}
 
 # nats.go KeyValueMaxHistory: the clients refuse more values per key than this.
 KV_MAX_HISTORY = 64

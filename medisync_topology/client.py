@@ -11,11 +11,19 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-from .connection import ConnectOptions, JetStreamUnavailable, open_connection
+from .connection import ConnectOptions, Connection, JetStreamUnavailable, open_connection
 from .errors import TopologyError
 
 CONCURRENT_REQUESTS = 64
-JS_NOT_ENABLED_FOR_ACCOUNT = 10039  # nats-server errors.json JSNotEnabledForAccountErr
+
+# nats-server errors.json codes this tool acts on.
+JS_NOT_ENABLED_FOR_ACCOUNT = 10039  # JSNotEnabledForAccountErr
+STREAM_NAME_IN_USE = 10058  # JSStreamNameExistErr: a stream of that name exists with another config
+SUBJECTS_OVERLAP = 10065  # JSStreamSubjectOverlapErr
+NO_MESSAGE_FOUND = 10037  # JSNoMessageFoundErr
+# JSStreamWrongLastSequenceErrF, and JSStreamWrongLastSequenceConstantErr (replicated streams, 2.12+),
+# both meaning an Expected-Last-Subject-Sequence check failed.
+WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 class JetStreamAPIError(TopologyError):
@@ -46,7 +54,7 @@ class JetStreamClient:
 
     def __init__(self, options: ConnectOptions):
         self.options = options
-        self.nc = None
+        self.connection: Connection | None = None
 
     async def __aenter__(self) -> "JetStreamClient":
         await self.connect()
@@ -56,15 +64,15 @@ class JetStreamClient:
         await self.close()
 
     async def connect(self) -> None:
-        self.nc = await open_connection(self.options)
+        self.connection = await open_connection(self.options)
 
     async def close(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
+        if self.connection is not None and not self.connection.is_closed:
+            await self.connection.close()
 
     @property
     def server_version(self) -> str:
-        v = self.nc.connected_server_version
+        v = self.connection.connected_server_version
         return f"{v.major}.{v.minor}.{v.patch}"
 
     async def request(self, subject: str, body: dict | None = None) -> dict:
@@ -80,7 +88,7 @@ class JetStreamClient:
 
     async def _answer(self, full: str, payload: bytes, headers: dict | None = None) -> dict:
         # Connection.request raises PermissionDenied (naming subject and user), JetStreamUnavailable, or a timeout.
-        msg = await self.nc.request(full, payload, timeout=self.options.timeout, headers=headers)
+        msg = await self.connection.request(full, payload, timeout=self.options.timeout, headers=headers)
         reply = json.loads(msg.data or b"{}")
         error = reply.get("error")
         if error and error.get("err_code") == JS_NOT_ENABLED_FOR_ACCOUNT:

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import TopologyError
-from .loader import Document, InvalidTopology, Path_, Problem, _scalar, dotted, load_document
+from .loader import Document, InvalidTopology, KeyPath, Problem, dotted, load_document, scalar_value
 
 # Top-level sections that files share by name; each entry may be declared in one file only.
 # Any other top-level key (version, owner, defaults, audit) is set in one file, or the same in each.
@@ -32,7 +32,7 @@ _resolver = yaml.resolver.Resolver()
 class ComposedDocument(Document):
     """A Document built from several files: each path also remembers its file."""
 
-    files: dict[Path_, str] = field(default_factory=dict)
+    files: dict[KeyPath, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
 
     @classmethod
@@ -42,7 +42,7 @@ class ComposedDocument(Document):
     def copy(self, data: Any) -> ComposedDocument:
         return ComposedDocument(self.file, data, dict(self.positions), dict(self.files), list(self.sources))
 
-    def locate(self, path: Path_) -> tuple[str, int, int]:
+    def locate(self, path: KeyPath) -> tuple[str, int, int]:
         """(file, line, column) of ``path``, or of its nearest ancestor that is in a file."""
         line, col = self.position(path)
         path = tuple(path)
@@ -50,13 +50,13 @@ class ComposedDocument(Document):
             path = path[:-1]
         return self.files.get(path, self.file), line, col
 
-    def where(self, path: Path_) -> str:
+    def where(self, path: KeyPath) -> str:
         return "{}:{}:{}".format(*self.locate(path))
 
-    def problem(self, path: Path_, message: str) -> Problem:
+    def problem(self, path: KeyPath, message: str) -> Problem:
         return Problem(*self.locate(path), dotted(path), message)
 
-    def graft(self, to_path: Path_, source: ComposedDocument, from_path: Path_) -> None:
+    def graft(self, to_path: KeyPath, source: ComposedDocument, from_path: KeyPath) -> None:
         """The positions of ``source``'s subtree at from_path now describe this document's subtree at to_path."""
         for table in (self.positions, self.files):
             for path in [p for p in table if p[: len(to_path)] == to_path]:
@@ -171,7 +171,7 @@ def _environments_problems(doc: Document) -> list[Problem]:
     return problems
 
 
-def _overlay(doc: ComposedDocument, base: Any, over: Any, path: Path_, over_path: Path_) -> Any:
+def _overlay(doc: ComposedDocument, base: Any, over: Any, path: KeyPath, over_path: KeyPath) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         merged = dict(base)
         for key, value in over.items():
@@ -181,7 +181,7 @@ def _overlay(doc: ComposedDocument, base: Any, over: Any, path: Path_, over_path
     return over
 
 
-def _substitute(doc: ComposedDocument, value: Any, path: Path_, problems: list[Problem]) -> Any:
+def _substitute(doc: ComposedDocument, value: Any, path: KeyPath, problems: list[Problem]) -> Any:
     """${VAR} in every string value (not in keys), each unset one a problem at its line."""
     if isinstance(value, dict):
         return {k: _substitute(doc, v, path + (k,), problems) for k, v in value.items()}
@@ -212,4 +212,4 @@ def _substitute(doc: ComposedDocument, value: Any, path: Path_, problems: list[P
     if not substituted:
         return result
     # The result is typed as if written there unquoted: `num_replicas: ${REPLICAS:-1}` gives the int 1.
-    return _scalar(yaml.ScalarNode(_resolver.resolve(yaml.ScalarNode, result, (True, False)), result))
+    return scalar_value(yaml.ScalarNode(_resolver.resolve(yaml.ScalarNode, result, (True, False)), result))

@@ -230,6 +230,11 @@ class Connection:
     def is_closed(self) -> bool:
         return self.nc.is_closed
 
+    @property
+    def server_info(self) -> dict:
+        """The server's INFO (server_name, cluster, ...): nats-py keeps it only in a private attribute."""
+        return getattr(self.nc, "_server_info", {}) or {}
+
     async def close(self) -> None:
         await self.nc.close()
 

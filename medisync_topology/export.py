@@ -23,7 +23,6 @@ from .units import format_duration, format_size
 MODELINE = "# yaml-language-server: $schema=schema/topology.schema.json"
 # The owner when no exported resource has one yet (they are all adopted by the first apply).
 DEFAULT_OWNER = "medisync"
-SECTIONS = {"key_value": "key_value", "object_store": "object_stores"}
 
 
 @dataclass
@@ -71,7 +70,7 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
         bucket = _bucket_entry(name, configs, version, warnings)
         if bucket:
             kind, bucket_name, settings = bucket
-            document[SECTIONS[kind]][bucket_name] = settings
+            document[buckets.SECTIONS[kind]][bucket_name] = settings
             if any(c.get("durable_name") for c in stream.consumers.values()):
                 warnings.append(
                     f"{kind} {bucket_name}: the durable consumers of its stream {name} are not exported "

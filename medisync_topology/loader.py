@@ -14,7 +14,7 @@ import yaml
 
 from .errors import TopologyError
 
-Path_ = tuple  # a path into the document: ("streams", "EVENTS", "max_age")
+KeyPath = tuple  # a path into the document: ("streams", "EVENTS", "max_age")
 
 
 @dataclass(frozen=True)
@@ -46,21 +46,21 @@ class Document:
 
     file: str
     data: Any
-    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
 
-    def position(self, path: Path_) -> tuple[int, int]:
+    def position(self, path: KeyPath) -> tuple[int, int]:
         """The position of ``path``, or of its nearest ancestor that is in the file."""
         path = tuple(path)
         while path not in self.positions and path:
             path = path[:-1]
         return self.positions.get(path, (0, 0))
 
-    def problem(self, path: Path_, message: str) -> Problem:
+    def problem(self, path: KeyPath, message: str) -> Problem:
         line, col = self.position(path)
         return Problem(self.file, line, col, dotted(path), message)
 
 
-def dotted(path: Path_) -> str:
+def dotted(path: KeyPath) -> str:
     return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
 
 
@@ -117,7 +117,7 @@ def _compose(text: str) -> yaml.Node | None:
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def _build(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem]) -> Any:
+def _build(node: yaml.Node, path: KeyPath, doc: Document, problems: list[Problem]) -> Any:
     doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
@@ -145,10 +145,11 @@ def _build(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem])
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc, problems) for i, item in enumerate(node.value)]
-    return _scalar(node)
+    return scalar_value(node)
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
+def scalar_value(node: yaml.ScalarNode) -> Any:
+    """The Python value of a YAML scalar, as the safe loader types it (compose types ${VAR} results so too)."""
     # Timestamps (opt_start_time, pause_until) stay the RFC 3339 strings the JetStream API takes.
     if node.tag == "tag:yaml.org,2002:timestamp":
         return node.value

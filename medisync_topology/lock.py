@@ -19,7 +19,9 @@ import time
 
 from . import buckets
 from .audit import actor, now_rfc3339
-from .client import JetStreamAPIError, JetStreamClient
+from .client import (
+    NO_MESSAGE_FOUND, STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, WRONG_LAST_SEQUENCE, JetStreamAPIError, JetStreamClient,
+)
 from .connection import DEFAULT_API_PREFIX, ConnectOptions
 from .errors import TopologyError
 from .subjects import subjects_overlap
@@ -30,13 +32,6 @@ LOCK_KEY = "apply"
 LOCK_SUBJECT = buckets.kv_subject(LOCK_BUCKET, LOCK_KEY)
 DEFAULT_TTL = 60 * 10**9  # nanoseconds: how long a crashed run can block the next one
 POLL_SECONDS = 0.25
-
-# nats-server errors.json: JSStreamWrongLastSequenceErrF, and JSStreamWrongLastSequenceConstantErr
-# (replicated streams, 2.12+), both meaning an Expected-Last-Subject-Sequence check failed.
-WRONG_LAST_SEQUENCE = (10071, 10164)
-STREAM_NAME_IN_USE = 10058  # JSStreamNameExistErr: the bucket exists with another config
-SUBJECTS_OVERLAP = 10065  # JSStreamSubjectOverlapErr
-NO_MESSAGE_FOUND = 10037  # JSNoMessageFoundErr
 KV_OPERATION = "KV-Operation"  # nats.go kvop header: DEL or PURGE marks a deleted key
 
 

@@ -74,7 +74,7 @@ def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
             stream.consumers[cname] = ConsumerSpec(name, cname, cconfig, bool(craw.get("protect", False)))
         streams[name] = stream
     bucket_streams: dict[str, StreamSpec] = {}
-    for section, kind in (("key_value", "key_value"), ("object_stores", "object_store")):
+    for kind, section in buckets.SECTIONS.items():
         for bucket, raw in (data.get(section) or {}).items():
             here = (section, bucket)
             settings = {k: to_api_value(k, v, here + (k,), doc, problems) for k, v in (raw or {}).items() if k != "protect"}

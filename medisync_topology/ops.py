@@ -12,8 +12,6 @@ from typing import Any, Union
 
 from .buckets import PREFIXES
 
-KINDS = ("stream", "consumer", "key_value", "object_store")
-
 
 @dataclass(frozen=True, order=True)
 class Ref:

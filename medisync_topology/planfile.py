@@ -66,11 +66,10 @@ def topology_hash(topology: Topology) -> str:
 
 async def read_target(client: JetStreamClient) -> dict:
     """Which JetStream this connection reaches, as the server reports it; never a credential."""
-    # nats-py keeps the server's INFO only in a private attribute; it is where name and cluster are.
-    info = getattr(client.nc.nc, "_server_info", {}) or {}
+    info = client.connection.server_info
     js_info = await client.request("INFO")
     try:
-        reply = await client.nc.request(USER_INFO, b"", timeout=client.options.timeout)
+        reply = await client.connection.request(USER_INFO, b"", timeout=client.options.timeout)
         account = (json.loads(reply.data or b"{}").get("data") or {}).get("account")
     except (TopologyError, ValueError):  # no system account, or the user may not ask: the account stays unknown
         account = None

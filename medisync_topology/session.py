@@ -67,7 +67,8 @@ class ApplyCallbacks:
     """How an apply tells what happens as it goes; each does nothing unless given."""
 
     show_plan: Callable[[Plan], None] = lambda plan: None
-    # Asked (in a thread, so a Ctrl-C still reaches the apply) before anything changes; None applies without asking.
+    # Asked before anything changes, in a thread: the lock's refresh goes on while a person reads the plan.
+    # None applies without asking.
     confirm: Callable[[], bool] | None = None
     done: Callable[[Outcome], None] = lambda outcome: None
     warn: Callable[[str], None] = lambda text: None

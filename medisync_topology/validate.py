@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from . import compose, subjects
+from . import buckets, compose, subjects
 from .loader import Document, InvalidTopology, Problem
 from .model import StreamSpec, Topology, build_topology
 
@@ -254,9 +254,8 @@ def _overlap_problems(doc, topology: Topology):
     """
     problems = []
     claimed = subjects.SubjectIndex()  # (owner, subject) of every subject seen so far
-    sections = {"key_value": "key_value", "object_store": "object_stores"}
     owners = [(("streams", name), stream) for name, stream in topology.streams.items()]
-    owners += [((sections[spec.kind], spec.bucket), spec) for spec in topology.buckets.values()]
+    owners += [((buckets.SECTIONS[spec.kind], spec.bucket), spec) for spec in topology.buckets.values()]
     for here, stream in owners:
         for i, subject in enumerate(stream.config.get("subjects") or []):
             if subjects.subject_problem(subject):

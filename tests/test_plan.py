@@ -10,7 +10,7 @@ from medisync_topology import rules
 from medisync_topology.client import LiveState, LiveStream
 from medisync_topology.loader import parse_document
 from medisync_topology.model import build_topology
-from medisync_topology.ops import CreateResource, DeleteResource, ReplaceResource, UpdateResource
+from medisync_topology.ops import DeleteResource, ReplaceResource, UpdateResource
 from medisync_topology.plan import OWNER_KEY, make_plan
 
 VERSION = "2.15.1"
