@@ -27,11 +27,24 @@ from .validate import load_every_environment, load_topology
 
 
 class TopologyGroup(click.Group):
-    """Turns the library's errors into a clean "Error: ..." and exit 1, never a traceback."""
+    """Turns the library's errors into a clean "Error: ..." and exit 1, never a traceback.
+
+    Usage errors exit 1 too: click's 2 would read as "changes present" to `plan --detailed-exitcode`.
+    """
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.exit_code = 1
+            raise
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = 1
+            raise
         except InvalidTopology as exc:
             count = len(exc.problems)
             lines = "\n".join(str(p) for p in exc.problems)
