@@ -71,7 +71,7 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
         if bucket:
             kind, bucket_name, settings = bucket
             document[buckets.SECTIONS[kind]][bucket_name] = settings
-            if any(c.get("durable_name") for c in stream.consumers.values()):
+            if any(rules.declarable_consumer(c) for c in stream.consumers.values()):
                 warnings.append(
                     f"{kind} {bucket_name}: the durable consumers of its stream {name} are not exported "
                     "(a topology's buckets have no consumers)"
@@ -88,8 +88,8 @@ def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], versi
     complete = rules.complete_stream(configs[name], version, configs)
     consumers = {}
     for cname, config in sorted(stream.consumers.items()):
-        if not config.get("durable_name"):
-            continue  # ephemerals belong to a running client, not to the topology
+        if not rules.declarable_consumer(config):
+            continue
         _note_owner(owners, f"consumer {name}/{cname}", config)
         minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), complete, version)
         consumers[cname] = _in_order(_human(_without_identity(minimal)), rules.CONSUMER_RULES)

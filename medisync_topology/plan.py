@@ -150,7 +150,7 @@ class _Planner:
         elif owner == self.topology.owner:
             if self.prune:
                 for cname, consumer in sorted(stream.consumers.items()):
-                    if owner_of(consumer) == self.topology.owner:
+                    if rules.declarable_consumer(consumer) and owner_of(consumer) == self.topology.owner:
                         self.phases["consumer_delete"].append(
                             DeleteResource(Ref("consumer", cname, name), rules.strip_live(consumer, "consumer"))
                         )
@@ -230,7 +230,7 @@ class _Planner:
             self.phases["consumer"].append(CreateResource(ref, config))
 
     def _compare_consumers(self, spec: StreamSpec, stream: LiveStream, stream_config: dict) -> None:
-        live = {n: c for n, c in stream.consumers.items() if c.get("durable_name")}  # ephemerals are runtime state
+        live = {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
         for name in sorted(spec.consumers.keys() | live.keys()):
             ref = Ref("consumer", name, spec.name)
             if name not in live:

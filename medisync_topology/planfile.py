@@ -88,7 +88,7 @@ def live_snapshot(live: LiveState) -> dict[str, dict]:
     """The comparable config of every stream and durable consumer, by resource name.
 
     Message counts are left out (they change all the time and no operation depends on them), as are
-    ephemeral consumers (runtime state the plan ignores) and the tool's own lock bucket.
+    consumers the plan ignores (rules.declarable_consumer) and the tool's own lock bucket.
     """
     snapshot = {}
     for name, stream in live.streams.items():
@@ -97,7 +97,7 @@ def live_snapshot(live: LiveState) -> dict[str, dict]:
         kind, bucket = buckets.bucket_of(name) or ("stream", name)
         snapshot[str(Ref(kind, bucket))] = rules.strip_live(stream.config, "stream")
         for cname, consumer in stream.consumers.items():
-            if consumer.get("durable_name"):
+            if rules.declarable_consumer(consumer):
                 snapshot[str(Ref("consumer", cname, name))] = rules.strip_live(consumer, "consumer")
     return dict(sorted(snapshot.items()))
 

@@ -462,6 +462,16 @@ def strip_live(config: dict, kind: str) -> dict:
     return _drop_omitted(cfg, _rules(kind))
 
 
+def declarable_consumer(config: dict) -> bool:
+    """Whether a topology can declare this live consumer: a durable that a person or an app made.
+
+    Ephemerals are a running client's state. The server makes its own consumers on the origin of
+    a mirror or a source (JS_SRC_..., `sourcing: true`, or `direct: true` on servers before
+    sourcing consumers), fields a topology cannot hold, and removes them with the sourcing stream.
+    """
+    return bool(config.get("durable_name")) and not (config.get("sourcing") or config.get("direct"))
+
+
 def _rules(kind: str) -> dict[str, FieldRule]:
     if kind not in RULES:
         raise TopologyError(f"no JetStream rules for {kind!r}; expected one of {', '.join(RULES)}")

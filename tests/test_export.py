@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import nats
 import pytest
@@ -205,6 +206,7 @@ streams:
         subject_transforms:
           - src: medisync.document.>
             dest: agg.doc.>
+      - name: SHIP
   EVENTS:
     description: ETL and document events
     subjects: [medisync.etl.>, medisync.document.>]
@@ -245,6 +247,9 @@ streams:
     deny_delete: true
     allow_rollup_hdrs: true
     allow_msg_ttl: true
+  SHIP:
+    subjects: [medisync.ship.>]
+    retention: workqueue
 key_value:
   sessions:
     history: 3
@@ -266,10 +271,13 @@ def populate(url, js_api):
     })
     js_api("STREAM.CREATE.EVENTS_BACKUP", {"name": "EVENTS_BACKUP", "mirror": {"name": "EVENTS"}, "storage": "memory",
                                            "mirror_direct": True})
+    # Sourcing from a workqueue stream makes the server create a consumer on it (JS_SRC_..., sourcing: true).
+    js_api("STREAM.CREATE.SHIP", {"name": "SHIP", "subjects": ["medisync.ship.>"], "retention": "workqueue"})
     js_api("STREAM.CREATE.AGG", {
         "name": "AGG", "subjects": ["agg.>"], "max_age": MINUTE,
         "sources": [{"name": "EVENTS", "filter_subject": "medisync.etl.>"},
-                    {"name": "EVENTS", "subject_transforms": [{"src": "medisync.document.>", "dest": "agg.doc.>"}]}],
+                    {"name": "EVENTS", "subject_transforms": [{"src": "medisync.document.>", "dest": "agg.doc.>"}]},
+                    {"name": "SHIP"}],
     })
     js_api("CONSUMER.CREATE.EVENTS.etl-workers", {"stream_name": "EVENTS", "config": {
         "durable_name": "etl-workers", "deliver_subject": "deliver.etl", "deliver_group": "workers",
@@ -300,6 +308,16 @@ def populate(url, js_api):
             await nc.close()
 
     asyncio.run(buckets())
+    wait_for_sourcing_consumer(js_api, "SHIP")
+
+
+def wait_for_sourcing_consumer(js_api, stream):
+    """The server creates its sourcing consumer on the origin a moment after the sourcing stream."""
+    deadline = time.monotonic() + 10
+    while not js_api(f"CONSUMER.LIST.{stream}").get("consumers"):
+        assert time.monotonic() < deadline, f"no sourcing consumer on {stream}"
+        time.sleep(0.05)
+    return js_api(f"CONSUMER.LIST.{stream}")["consumers"][0]["config"]
 
 
 def cli(*args):
@@ -321,11 +339,11 @@ def test_export_validate_adopt_apply_converges(nats_server, js_api, tmp_path, mo
         "Warning: key_value cache: its stream KV_cache has allow_direct: false, allow_msg_ttl: true, which "
         "key_value settings cannot express (made by another client than nats.go?); exported as stream KV_cache "
         "under streams:\n"
-        f"Wrote {path}: 4 streams, 2 consumers, 1 key_value bucket, 1 object store\n"
+        f"Wrote {path}: 5 streams, 2 consumers, 1 key_value bucket, 1 object store\n"
     )
 
     result = cli("validate", "-f", path)
-    assert result.exit_code == 0 and result.output == f"{path} is valid: 4 streams, 2 consumers\n"
+    assert result.exit_code == 0 and result.output == f"{path} is valid: 5 streams, 2 consumers\n"
 
     result = cli("plan", "-f", path, "--adopt", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -333,7 +351,7 @@ def test_export_validate_adopt_apply_converges(nats_server, js_api, tmp_path, mo
     assert sorted((op["kind"], op["name"]) for op in operations) == [
         ("consumer", "etl-notifier"), ("consumer", "etl-workers"), ("key_value", "sessions"),
         ("object_store", "documents"), ("stream", "AGG"), ("stream", "EVENTS"), ("stream", "EVENTS_BACKUP"),
-        ("stream", "KV_cache"),
+        ("stream", "KV_cache"), ("stream", "SHIP"),
     ]
     for op in operations:
         assert op["action"] == "update" and op["adopt"], op
@@ -341,9 +359,11 @@ def test_export_validate_adopt_apply_converges(nats_server, js_api, tmp_path, mo
         assert op["after"]["metadata"][OWNER_KEY] == "medisync"
 
     result = cli("apply", "-f", path, "--adopt", "--auto-approve")
-    assert result.exit_code == 0 and "Apply complete: 0 created, 8 updated, 0 replaced, 0 deleted." in result.output
-    result = cli("plan", "-f", path, "--detailed-exitcode")
+    assert result.exit_code == 0 and "Apply complete: 0 created, 9 updated, 0 replaced, 0 deleted." in result.output
+    # The server's own consumer on SHIP (for AGG's source) is neither unmanaged noise nor pruned.
+    result = cli("plan", "-f", path, "--detailed-exitcode", "--prune")
     assert result.exit_code == 0 and result.output.startswith("No changes."), result.output
+    assert "JS_SRC_" not in result.output
 
     # Exporting what we now own gives the same file: the owner comes from the resources.
     result = cli("export")

@@ -136,6 +136,23 @@ def test_removed_resources_are_deleted_only_with_prune_consumers_first():
     assert isinstance(plan.operations[1], DeleteResource)
 
 
+def test_consumers_the_server_made_for_sources_and_mirrors_are_not_ours_to_mention_or_prune():
+    # What nats-server 2.15 puts on a workqueue origin for a sourcing stream, and (direct: true)
+    # what servers before sourcing consumers made for a mirror.
+    sourcing = {"durable_name": "JS_SRC_7qkpMN0w", "name": "JS_SRC_7qkpMN0w", "ack_policy": "flow_control",
+                "deliver_subject": "$JS.S.9fwqarZ6", "flow_control": True, "idle_heartbeat": 10**9,
+                "sourcing": True, "metadata": {"_nats.src.stream": "AGG"}}
+    direct = {**sourcing, "durable_name": "JS_SRC_old", "name": "JS_SRC_old", "sourcing": False, "direct": True}
+    live = live_from()
+    live.streams["EVENTS"].consumers.update({"JS_SRC_7qkpMN0w": sourcing, "JS_SRC_old": direct})
+    live.streams["AUDIT"].consumers.update({"JS_SRC_7qkpMN0w": sourcing})
+    plan = make_plan(topology(), live, prune=True)
+    assert plan.operations == [] and plan.findings == []
+    without_audit = topology(BASE.split("  AUDIT:")[0])
+    plan = make_plan(without_audit, live, prune=True)
+    assert actions(plan) == [("delete", "stream AUDIT")]
+
+
 def test_unowned_live_resources_are_unmanaged_and_never_touched():
     live = live_from(owner=None)
     plan = make_plan(topology("version: 1\nowner: medisync\nstreams: {}\n"), live, prune=True)
