@@ -5,6 +5,7 @@ Every problem is collected (not just the first) and located in the file.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from collections.abc import Iterable
@@ -64,20 +65,51 @@ def load_every_environment(paths: str | Path | Iterable[str | Path]) -> dict[str
 def _checked(doc: compose.ComposedDocument, env: str | None) -> Topology:
     errors = list(jsonschema.Draft202012Validator(load_schema()).iter_errors(doc.data))
     problems = sorted({p for error in errors for p in _describe(error, doc)}, key=_location)
-    # Semantic rules still run on every stream the schema found nothing wrong with, so one
-    # run lists every problem; a broken stream or defaults section could only mislead them.
-    broken = {_error_path(error, doc)[:2] for error in errors}
-    if not any(len(path) < 2 or path[0] == "defaults" for path in broken):
-        healthy = {**doc.data}
-        for section in ("streams", "key_value", "object_stores"):
-            entries = doc.data.get(section) or {}
-            healthy[section] = {name: spec for name, spec in entries.items() if (section, name) not in broken}
-        topology, more = build_topology(replace(doc, data=healthy))
+    # Semantic rules still run on everything the schema found nothing wrong with, so one run lists
+    # every problem (an unknown field beside an overlap); a field the schema refused could only mislead them.
+    checkable = _without(doc.data, [path for error in errors for path in _faulty_paths(error, doc)])
+    if checkable is not None:
+        topology, more = build_topology(replace(doc, data=checkable))
         problems += more + semantic_problems(topology, doc)
     if problems:
         raise InvalidTopology(sorted(set(problems), key=_location))
     topology.sources, topology.environment = list(doc.sources), env
     return topology
+
+
+# How deep a schema error's path is cut before the entry it names is set aside: a resource's field
+# as a whole (a bad source inside `sources` sets all sources aside, not just its `name`).
+_FIELD_DEPTH = {"streams": 3, "key_value": 3, "object_stores": 3, "defaults": 3}
+
+
+def _without(data: dict, paths: list[tuple]) -> dict | None:
+    """A copy of ``data`` without the fields at ``paths``; None when the document's shape itself is wrong."""
+    data = copy.deepcopy(data)
+    for path in paths:
+        depth = 5 if path[:1] == ("streams",) and path[2:3] == ("consumers",) else _FIELD_DEPTH.get(path[:1] and path[0], 1)
+        path = path[:depth]
+        if any(isinstance(part, int) for part in path):
+            path = path[: next(i for i, part in enumerate(path) if isinstance(part, int))]
+        if not path:
+            continue  # e.g. a required top-level key is missing: nothing to set aside
+        parent = data
+        for part in path[:-1]:
+            if not isinstance(parent, dict):
+                return None
+            parent = parent.get(part, {})  # {}: an enclosing entry was already set aside
+        if not isinstance(parent, dict):
+            return None
+        parent.pop(path[-1], None)
+    return data
+
+
+def _faulty_paths(error: ValidationError, doc: Document) -> list[tuple]:
+    """Where a schema error lies: each unknown key for additionalProperties, else the error's own path."""
+    path = _error_path(error, doc)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        return [path + (key,) for key in error.instance if key not in allowed]
+    return [path]
 
 
 def _location(problem: Problem) -> tuple:
@@ -134,7 +166,22 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
         problems += _workqueue_problems(doc, here, stream)
         problems += _origin_problems(doc, here, stream, topology)
     problems += _overlap_problems(doc, topology)
+    problems += _range_problems(doc, doc.data, ())
     return problems
+
+
+INT64 = range(-(2**63), 2**63)
+
+
+def _range_problems(doc, value, path: tuple) -> list[Problem]:
+    """Whole numbers the server cannot hold (its fields are 64-bit; err 10025 at apply otherwise)."""
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _range_problems(doc, item, path + (key,))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _range_problems(doc, item, path + (i,))]
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+        return [doc.problem(path, f"{value} is too large: the server's limit is {INT64.stop - 1}")]
+    return []
 
 
 def _name_problems(doc, path, name, what):
@@ -233,6 +280,9 @@ def _workqueue_problems(doc, here, stream: StreamSpec):
     problems = []
     seen: list[tuple[str, str]] = []
     for cname, consumer in stream.consumers.items():
+        if consumer.config.get("ack_policy") != "explicit":
+            # The server refuses it (err 10098 / 10084): a message leaves the queue when its consumer acks it.
+            problems.append(doc.problem(here + ("consumers", cname, "ack_policy"), "consumers of a workqueue stream need ack_policy: explicit"))
         filters = _filters(consumer.config) or [">"]
         for subject in filters:
             for other_name, other in seen:

@@ -88,13 +88,18 @@ streams:
             "priority_groups applies only to pull consumers (without deliver_subject)",
         ),
         (
-            "subjects: [a.>]\n    retention: workqueue\n    consumers:\n      c1: {filter_subject: a.>}\n      c2: {filter_subject: a.x}",
+            "subjects: [a.>]\n    retention: workqueue\n    consumers:\n      c1: {filter_subject: a.>, ack_policy: explicit}\n      c2: {filter_subject: a.x, ack_policy: explicit}",
             "on a workqueue stream each message goes to one consumer: filter 'a.x' overlaps consumer c1's 'a.>'",
         ),
         ("mirror: {name: S}", "a stream cannot mirror or source from itself"),
         ("sources: [{name: NOPE}]", "stream NOPE is not in the topology; declare it"),
         ("subjects: [a.>]\n    max_age: -5s", "is not valid: A duration"),
         ("subjects: [a.>]\n    num_replicas: 6", "6 is greater than the maximum of 5"),
+        (
+            "subjects: [a.>]\n    retention: workqueue\n    consumers:\n      c: {filter_subject: a.x}",
+            "consumers of a workqueue stream need ack_policy: explicit",
+        ),
+        ("subjects: [a.>]\n    max_msgs_per_subject: 99999999999999999999", "is too large: the server's limit is 9223372036854775807"),
     ],
 )
 def test_semantic_rules(tmp_path, stream, expected):
@@ -125,3 +130,24 @@ def test_binary_garbage_and_missing_files(tmp_path):
     assert result.exit_code == 1 and "not a text file" in result.output
     result = CliRunner().invoke(main, ["validate", "-f", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_schema_and_semantic_problems_are_listed_together(tmp_path):
+    """A schema error in one field does not hide the rules about the rest of its stream, nor others."""
+    text = """version: 1
+owner: medisync
+streams:
+  EVENTS:
+    subjects: [medisync.>]
+    max_agee: 7d
+    consumers:
+      c: {filter_subject: other.x, max_deliver: x}
+  ALERTS:
+    subjects: [medisync.alert.>]
+"""
+    assert problems(tmp_path, text) == [
+        "t.yaml:6:5: streams.EVENTS.max_agee: unknown field 'max_agee': did you mean 'max_age'?",
+        "t.yaml:8:11: streams.EVENTS.consumers.c.filter_subject: filter 'other.x' matches none of stream EVENTS's subjects: medisync.>",
+        "t.yaml:8:36: streams.EVENTS.consumers.c.max_deliver: 'x' is not of type 'integer'",
+        "t.yaml:10:16: streams.ALERTS.subjects[0]: subject 'medisync.alert.>' overlaps 'medisync.>' of stream EVENTS: a subject may belong to one stream only",
+    ]
