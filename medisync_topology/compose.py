@@ -1,7 +1,8 @@
 """One topology from several files, one environment's overlay and ${VAR} references.
 
 The result is a single document in which every path still knows the file, line and column it came
-from, so a problem found after composition points at the line a person has to change.
+from, so a problem found after composition points at the line a person has to change. An overlay
+entry left empty (YAML null where the base has a mapping) changes nothing.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ def environment_names(doc: Document) -> list[str]:
 
 def environment_document(base: ComposedDocument, env: str | None) -> ComposedDocument:
     """What gets validated and planned: the base without `environments`, env's overlay deep-merged over it
-    (mappings key by key; lists and scalars replace), then ${VAR} references substituted."""
+    (mappings key by key; lists and scalars replace; a null over a mapping, an entry left empty,
+    changes nothing), then ${VAR} references substituted."""
     problems = _environments_problems(base)
     if problems:
         raise InvalidTopology(problems)
@@ -148,7 +150,7 @@ def environment_document(base: ComposedDocument, env: str | None) -> ComposedDoc
         raise TopologyError(f"unknown environment '{env}' ({listed})")
     doc = base.copy({k: v for k, v in base.data.items() if k != "environments"})
     if env:
-        doc.data = _overlay(doc, doc.data, base.data["environments"][env] or {}, (), ("environments", env))
+        doc.data = _overlay(doc, doc.data, base.data["environments"][env], (), ("environments", env))
     doc.data = _substitute(doc, doc.data, (), problems)
     if problems:
         raise InvalidTopology(problems)
@@ -172,6 +174,10 @@ def _environments_problems(doc: Document) -> list[Problem]:
 
 
 def _overlay(doc: ComposedDocument, base: Any, over: Any, path: KeyPath, over_path: KeyPath) -> Any:
+    if isinstance(base, dict) and over is None:
+        # `EVENTS:` with everything under it commented out is YAML null: an empty overlay, not a
+        # request to blank the stream (which would move its subjects to [EVENTS] and prune its consumers).
+        return base
     if isinstance(base, dict) and isinstance(over, dict):
         merged = dict(base)
         for key, value in over.items():

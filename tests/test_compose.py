@@ -76,6 +76,18 @@ def test_defaults_overlay_changes_only_the_keys_it_names(tmp_path):
     assert load_topology("t.yaml", "staging").streams["EVENTS"].config["num_replicas"] == 1
 
 
+def test_an_overlay_entry_left_empty_changes_nothing(tmp_path):
+    # Everything under EVENTS (and under streams) commented out leaves a null, not an empty stream.
+    empty = BASE.split("environments:")[0] + "environments:\n  production:\n    streams:\n      EVENTS:\n    defaults:\n"
+    write(tmp_path, "t.yaml", empty)
+    production = load_topology("t.yaml", "production")
+    base = load_topology("t.yaml")
+    assert production.streams["EVENTS"].config == base.streams["EVENTS"].config
+    assert list(production.streams["EVENTS"].consumers) == ["etl-notifier"]
+    doc = environment_document(load_sources("t.yaml"), "production")
+    assert doc.where(("streams", "EVENTS")) == "t.yaml:7:3"  # still the base's line
+
+
 def test_overlay_values_keep_their_own_lines(tmp_path):
     write(tmp_path, "t.yaml", BASE)
     doc = environment_document(load_sources("t.yaml"), "production")
