@@ -117,8 +117,33 @@ def _compose(text: str) -> yaml.Node | None:
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def _build(node: yaml.Node, path: KeyPath, doc: Document, problems: list[Problem]) -> Any:
-    doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+# The tags a topology's data can carry; PyYAML's SafeConstructor raises on any other (a custom `!tag`,
+# `!!python/object:...`), and `!!set`, `!!omap` or `!!binary` would build data no JetStream field takes.
+_CORE = "tag:yaml.org,2002:"
+_TAGS = {
+    yaml.ScalarNode: {_CORE + t for t in ("null", "bool", "int", "float", "str", "timestamp")},
+    yaml.SequenceNode: {_CORE + "seq"},
+    yaml.MappingNode: {_CORE + "map"},
+}
+
+
+def _build(
+    node: yaml.Node, path: KeyPath, doc: Document, problems: list[Problem], open_nodes: frozenset = frozenset()
+) -> Any:
+    """The data of ``node``; open_nodes are the ids of the collections it lies within, so an alias
+    to one of them (`a: &x [*x]`, which PyYAML composes into a node containing itself) is found."""
+    if id(node) in open_nodes:
+        # Located at the key or list holding the alias: the node's own mark is its anchor's.
+        problems.append(doc.problem(path, "an alias refers to itself (an anchor used inside its own value)"))
+        return None
+    here = (node.start_mark.line + 1, node.start_mark.column + 1)
+    doc.positions.setdefault(path, here)
+    if node.tag not in _TAGS[type(node)]:
+        tag = node.tag.replace(_CORE, "!!", 1) if node.tag.startswith(_CORE) else node.tag
+        problems.append(Problem(doc.file, *here, dotted(path), f"unsupported YAML tag '{tag}'"))
+        return None
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        open_nodes = open_nodes | {id(node)}
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         seen: dict = {}
@@ -141,11 +166,16 @@ def _build(node: yaml.Node, path: KeyPath, doc: Document, problems: list[Problem
                 continue
             seen[key] = here
             doc.positions[key_path] = here
-            result[key] = _build(value_node, key_path, doc, problems)
+            result[key] = _build(value_node, key_path, doc, problems, open_nodes)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), doc, problems) for i, item in enumerate(node.value)]
-    return scalar_value(node)
+        return [_build(item, path + (i,), doc, problems, open_nodes) for i, item in enumerate(node.value)]
+    try:
+        return scalar_value(node)
+    except ValueError:  # an explicit tag the text does not fit: `!!int abc`
+        tag = node.tag.replace(_CORE, "!!", 1)
+        problems.append(Problem(doc.file, *here, dotted(path), f"{node.value!r} is not a valid {tag}"))
+        return None
 
 
 def scalar_value(node: yaml.ScalarNode) -> Any:

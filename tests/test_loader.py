@@ -1,7 +1,9 @@
 """The YAML loader: data, positions, and a located error for every kind of bad input."""
 
 import pytest
+from click.testing import CliRunner
 
+from medisync_topology.cli import main
 from medisync_topology.loader import InvalidTopology, load_document, parse_document
 
 
@@ -62,3 +64,47 @@ def test_missing_file(tmp_path):
     with pytest.raises(Exception) as exc:
         load_document(tmp_path / "nope.yaml")
     assert str(exc.value) == f"{tmp_path / 'nope.yaml'}: no such file"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("description: !custom hello\n", "t.yaml:1:14: description: unsupported YAML tag '!custom'"),
+        ("a: !!python/object:os.system ls\n", "t.yaml:1:4: a: unsupported YAML tag '!!python/object:os.system'"),
+        ("a: !custom {b: 1}\n", "t.yaml:1:4: a: unsupported YAML tag '!custom'"),
+        ("a: !!set {b: null}\n", "t.yaml:1:4: a: unsupported YAML tag '!!set'"),
+        ("a: !!int abc\n", "t.yaml:1:4: a: 'abc' is not a valid !!int"),
+    ],
+)
+def test_tags_other_than_plain_data_are_located_problems(text, expected):
+    with pytest.raises(InvalidTopology) as exc:
+        parse_document(text, "t.yaml")
+    assert str(exc.value) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a: &x [*x]\n", "t.yaml:1:1: a[0]: an alias refers to itself"),
+        ("a: &x {b: [1, *x]}\n", "t.yaml:1:8: a.b[1]: an alias refers to itself"),
+    ],
+)
+def test_an_alias_inside_its_own_anchor_is_a_located_problem(text, expected):
+    with pytest.raises(InvalidTopology) as exc:
+        parse_document(text, "t.yaml")
+    assert str(exc.value).startswith(expected)
+
+
+def test_aliases_to_earlier_values_still_work():
+    doc = parse_document("a: &x {b: [1, 2]}\nc: *x\nd: [*x, *x]\n")
+    assert doc.data == {"a": {"b": [1, 2]}, "c": {"b": [1, 2]}, "d": [{"b": [1, 2]}, {"b": [1, 2]}]}
+
+
+def test_a_bad_tag_or_alias_exits_1_without_a_traceback(tmp_path):
+    path = tmp_path / "topology.yaml"
+    path.write_text("version: 1\nowner: x\nstreams:\n  S: &s {subjects: [a], description: !custom hi, x: *s}\n")
+    result = CliRunner().invoke(main, ["validate", "-f", str(path)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{path}:4:38: streams.S.description: unsupported YAML tag '!custom'" in result.output
+    assert f"{path}:4:50: streams.S.x: an alias refers to itself" in result.output
