@@ -111,6 +111,20 @@ def _finding_text(finding: Finding) -> str:
     return finding.message if finding.message.startswith(ref) else f"{ref}: {finding.message}"
 
 
+def _header(plan: Plan, *, name: Callable[[str], str], file: Callable[[str], str]) -> str:
+    """What the plan was made from: owner, files, environment and server; ``name`` and ``file`` quote them."""
+    header = "Topology plan"
+    if plan.owner:
+        header += f" for owner {name(plan.owner)}"
+    context = [file(source) for source in plan.sources]
+    context += [f"environment {name(plan.environment)}"] if plan.environment else []
+    if context:
+        header += f" ({', '.join(context)})"
+    if plan.server.get("version"):
+        header += f" against nats-server {plan.server['version']}"
+    return header
+
+
 def _matches_text(plan: Plan) -> str:
     return f"Live JetStream matches {', '.join(plan.sources) or 'the topology'}."
 
@@ -134,7 +148,7 @@ def render_text(plan: Plan, *, color: bool) -> str:
 
     blocks = []
     if plan.operations or plan.errors:
-        blocks.append(_text_header(plan))
+        blocks.append(_header(plan, name=lambda text: f'"{text}"', file=str))
     for op in plan.operations:
         blocks.append("\n".join(_text_operation(op, plan, style)))
     findings = _text_findings(plan, style)
@@ -148,18 +162,6 @@ def render_text(plan: Plan, *, color: bool) -> str:
     else:
         blocks.append(f"No changes. {_matches_text(plan)}")
     return "\n\n".join(blocks) + "\n"
-
-
-def _text_header(plan: Plan) -> str:
-    header = "Topology plan"
-    if plan.owner:
-        header += f' for owner "{plan.owner}"'
-    context = list(plan.sources) + ([f'environment "{plan.environment}"'] if plan.environment else [])
-    if context:
-        header += f" ({', '.join(context)})"
-    if plan.server.get("version"):
-        header += f" against nats-server {plan.server['version']}"
-    return header
 
 
 def _text_operation(op: Operation, plan: Plan, style: Callable[..., str]) -> list[str]:
@@ -224,6 +226,8 @@ def render_json(plan: Plan) -> str:
 def render_markdown(plan: Plan) -> str:
     """A pull-request comment that reads well on GitHub."""
     blocks = []
+    if plan.operations or plan.errors:  # as render_text: a plan that changes nothing is one line
+        blocks.append(_header(plan, name=_code, file=_code))
     if plan.errors:
         count = _plural(len(plan.errors), "error")
         blocks.append(f"**Plan cannot be applied** ({count}): {_counts_text(plan)}")

@@ -227,6 +227,8 @@ def test_data_at_risk_sizes_are_approximate_for_people(size, shown):
 
 
 FULL_MARKDOWN = """\
+Topology plan for owner `medisync` (`topology.yaml`) against nats-server 2.15.1
+
 **Plan cannot be applied** (1 error): 1 to create, 2 to update, 2 to replace, 1 to delete
 
 **Errors:**
@@ -285,7 +287,11 @@ def test_markdown_has_summary_table_changes_warnings_and_findings():
 def test_markdown_summary_without_errors():
     plan = full_plan()
     plan.findings = []
-    assert render_markdown(plan).startswith("**Plan:** 1 to create, 2 to update, 2 to replace, 1 to delete\n\n| Action |")
+    plan.sources, plan.environment = ["base.yaml", "prod.yaml"], "production"
+    assert render_markdown(plan).startswith(
+        "Topology plan for owner `medisync` (`base.yaml`, `prod.yaml`, environment `production`) against nats-server 2.15.1\n\n"
+        "**Plan:** 1 to create, 2 to update, 2 to replace, 1 to delete\n\n| Action |"
+    )
 
 
 def test_markdown_escapes_pipes_in_cells_backticks_in_code_and_markup_in_messages():
@@ -299,6 +305,8 @@ def test_markdown_escapes_pipes_in_cells_backticks_in_code_and_markup_in_message
         findings=[Finding(Ref("stream", "Z"), "error", "impossible", "subject a.*.b overlaps *c* in <X>")],
     )
     assert render_markdown(plan) == (
+        "Topology plan\n"
+        "\n"
         "**Plan cannot be applied** (1 error): 0 to create, 1 to update, 0 to replace, 0 to delete\n"
         "\n"
         "**Errors:**\n"
