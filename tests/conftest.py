@@ -123,3 +123,15 @@ def topology_cli(url: str, workdir: Path, monkeypatch):
         return result.exit_code, result.output
 
     return invoke
+
+
+@pytest.fixture(autouse=True)
+def crashes_fail_tests(monkeypatch):
+    """CliRunner turns an uncaught exception into exit code 1 with no output, which looks like a clean error;
+    every CLI test here runs with exceptions raised instead, so a traceback can never pass as an error."""
+    invoke = CliRunner.invoke
+
+    def strict(self, cli, args=None, input=None, env=None, catch_exceptions=False, **kwargs):
+        return invoke(self, cli, args, input, env, catch_exceptions, **kwargs)
+
+    monkeypatch.setattr(CliRunner, "invoke", strict)

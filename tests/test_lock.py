@@ -204,9 +204,9 @@ def test_a_stream_on_every_subject_applies_without_the_lock_and_says_so(run, js_
 
 def test_lock_timeout_takes_a_duration(run):
     code, out = run(BASE, "apply", "--auto-approve", "--lock-timeout", "30")
-    assert code == 2 and "Invalid value for '--lock-timeout'" in out and "e.g. 30s, 5m" in out
+    assert code == 1 and "Invalid value for '--lock-timeout'" in out and "e.g. 30s, 5m" in out
     code, out = run(BASE, "apply", "--auto-approve", "--lock-timeout", "-1")
-    assert code == 2 and "give a duration, e.g. 30s or 5m (0 does not wait)" in out
+    assert code == 1 and "give a duration, e.g. 30s or 5m (0 does not wait)" in out
 
 
 def test_ctrl_c_during_apply_releases_the_lock_and_audits_what_was_done(nats_server, tmp_path, js_api):
