@@ -196,10 +196,10 @@ def normalise_url(url: str) -> str:
     url = url.strip()
     if "://" not in url:
         url = f"nats://{url}"
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:  # redact_url reads no port, so it can still show this URL safely
+    except ValueError as exc:  # "Invalid IPv6 URL", a port that is no number: redact_url parses no URL
         raise ConnectError(f"invalid server URL {redact_url(url)}: {exc}") from None
     if port is None and parts.scheme in ("nats", "tls") and parts.hostname:
         url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rstrip(':')}:4222"))
@@ -207,13 +207,20 @@ def normalise_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A server URL fit to print: a password or token in it replaced by ***."""
-    parts = urlsplit(url)
-    if not (parts.username or parts.password):
+    """A server URL fit to print: a password or token in it replaced by ***.
+
+    Plain string splitting, as urlsplit does it, so that even a URL urlsplit refuses can be shown.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***" if parts.password is not None else "***"  # a lone user part is a token
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not userinfo:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:***" if colon else "***"  # a lone user part is a token
+    return f"{scheme}://{shown}@{host}{rest[end:]}"
 
 
 class Connection:

@@ -161,6 +161,20 @@ def test_invalid_server_url_is_named_without_its_password():
         resolve_options({"server": "nats://ops:hunter2@host:abc"}, {"XDG_CONFIG_HOME": "/nonexistent"})
 
 
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("http://[::1", "http://[::1"),
+        ("nats://ops:hunter2@[::1", "nats://ops:***@[::1"),
+        ("tls://hunter2@[::1/x", "tls://***@[::1/x"),
+    ],
+)
+def test_unparseable_server_url_is_a_usage_error_without_its_password(url, shown):
+    result = run("plan", "-s", url)
+    assert result.exit_code == 1
+    assert result.output == f"Error: invalid server URL {shown}: Invalid IPv6 URL\n"
+
+
 def test_display_and_repr_never_show_secrets():
     options = ConnectOptions(server="nats://ops:hunter2@a:4222,nats://tok3n@b", user="u", password="pw1", token="tk1")
     assert options.display_server() == "nats://ops:***@a:4222,nats://***@b:4222"
