@@ -68,9 +68,12 @@ def validate(paths, env):
     """
     topologies = {env: load_topology(paths, env)} if env else load_every_environment(paths)
     for name, topology in topologies.items():
-        streams, consumers = len(topology.streams), topology.consumer_count()
+        counts = [_count(len(topology.streams), "stream"), _count(topology.consumer_count(), "consumer")]
+        for kind, noun in (("key_value", "KV bucket"), ("object_store", "object store")):
+            buckets = sum(spec.kind == kind for spec in topology.buckets.values())
+            counts += [_count(buckets, noun)] if buckets else []
         where = f" in environment {name}" if name else ""
-        click.echo(f"{', '.join(paths)} is valid{where}: {_count(streams, 'stream')}, {_count(consumers, 'consumer')}")
+        click.echo(f"{', '.join(paths)} is valid{where}: {', '.join(counts)}")
 
 
 @main.command()

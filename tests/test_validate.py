@@ -151,3 +151,9 @@ streams:
         "t.yaml:8:36: streams.EVENTS.consumers.c.max_deliver: 'x' is not of type 'integer'",
         "t.yaml:10:16: streams.ALERTS.subjects[0]: subject 'medisync.alert.>' overlaps 'medisync.>' of stream EVENTS: a subject may belong to one stream only",
     ]
+
+
+def test_the_summary_counts_buckets(tmp_path):
+    text = "version: 1\nowner: m\nstreams: {}\nkey_value: {a: {}, b: {}}\nobject_stores: {docs: {}}\n"
+    code, lines = validate(tmp_path, text)
+    assert (code, lines) == (0, ["t.yaml is valid: 0 streams, 0 consumers, 2 KV buckets, 1 object store"])
