@@ -297,6 +297,26 @@ class Connection:
         return f"no JetStream answered {subject}: {where}"
 
 
+class TLSNotOffered(NatsError):
+    """A tls:// server whose INFO offers no TLS at all."""
+
+
+class _Client(nats.NATS):
+    """nats-py's client, holding a tls:// URL to TLS as nats.go does (ErrSecureConnWanted).
+
+    nats-py upgrades only when the server's INFO says tls_required: against a plaintext server, or one
+    where TLS is optional (allow_non_tls), it would send CONNECT, password and all, in clear.
+    """
+
+    async def _process_info(self, info: dict, initial_connection: bool = False) -> None:
+        # nats-py calls this with the first INFO before it decides on TLS and sends CONNECT.
+        if initial_connection and self._current_server.uri.scheme == "tls" and not info.get("tls_required"):
+            if not info.get("tls_available"):
+                raise TLSNotOffered("the server does not offer TLS")
+            info["tls_required"] = True  # info is nats-py's _server_info, read next to decide the upgrade
+        await super()._process_info(info, initial_connection)
+
+
 async def open_connection(options: ConnectOptions) -> Connection:
     """A connected Connection, or ConnectError saying why not (without secrets)."""
     auth = auth_arguments(options)
@@ -304,7 +324,7 @@ async def open_connection(options: ConnectOptions) -> Connection:
     failures = []
     for server in options.servers():
         violations = PermissionViolations()
-        nc = nats.NATS()
+        nc = _Client()
         connecting = nc.connect(
             servers=[server],
             connect_timeout=options.timeout,

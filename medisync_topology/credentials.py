@@ -79,8 +79,9 @@ def creds_user_name(path: str) -> str | None:
 
 
 def tls_context(options: ConnectOptions) -> ssl.SSLContext | None:
-    """An SSLContext when any TLS option is given; otherwise nats-py's default serves tls:// servers."""
-    if not (options.tls_ca or options.tls_cert or options.tls_first):
+    """An SSLContext (system CAs unless --tlsca) when any TLS option or a tls:// URL is given; else None."""
+    wants_tls = any(url.startswith("tls://") for url in options.servers())
+    if not (options.tls_ca or options.tls_cert or options.tls_first or wants_tls):
         return None
     logging.getLogger("asyncio").addFilter(_drop_tls_eof_warning)
     try:

@@ -482,6 +482,32 @@ def test_tls_first(tmp_path_factory, topology, pki):
         server.stop()
 
 
+def test_a_tls_url_never_falls_back_to_plaintext(nats_server, topology):
+    # natscli refuses too (nats.go ErrSecureConnWanted): the password must not cross the wire in clear.
+    url = nats_server.url.replace("nats://", "tls://ops:hunter2@")
+    result = run("plan", "-f", topology, "-s", url)
+    shown = url.replace("hunter2", "***")
+    assert result.output == f"Error: cannot connect to {shown}: the server does not offer TLS\n"
+    assert result.exit_code == 1
+
+
+def test_a_tls_url_upgrades_where_tls_is_offered_but_optional(tmp_path_factory, topology, pki):
+    # allow_non_tls: INFO says tls_available, not tls_required; nats.go then upgrades for a tls:// URL.
+    # The server verifies TLS clients, so only an upgraded connection is asked for a certificate.
+    config = tls_config(tmp_path_factory, pki) + "allow_non_tls: true\n"
+    server = start_server(tmp_path_factory.mktemp("optional-tls"), config=config)
+    try:
+        assert run("plan", "-f", topology, "-s", server.url, "--tlsca", f"{pki}/ca.pem").exit_code == 0
+        url = server.url.replace("nats://", "tls://")
+        result = run("plan", "-f", topology, "-s", url, "--tlsca", f"{pki}/ca.pem")
+        assert result.output == (
+            f"Error: cannot connect to {url}: the server requires a TLS client certificate: give --tlscert and --tlskey\n"
+        )
+        assert run("plan", "-f", topology, "-s", url, *tls_flags(pki)).exit_code == 0
+    finally:
+        server.stop()
+
+
 # --- JetStream domain ------------------------------------------------------------------------
 
 
