@@ -44,6 +44,7 @@ class Topology:
     streams: dict[str, StreamSpec]
     buckets: dict[str, StreamSpec] = field(default_factory=dict)  # KV and object stores, by stream name
     audit: dict | None = None
+    existing_streams: list[str] = field(default_factory=list)  # sourced or mirrored, managed elsewhere
     sources: list[str] = field(default_factory=list)
     environment: str | None = None
 
@@ -87,6 +88,7 @@ def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
         streams=streams,
         buckets=bucket_streams,
         audit=data.get("audit"),
+        existing_streams=list(data.get("existing_streams") or []),
         sources=[doc.file],
     )
     return topology, problems

@@ -106,6 +106,10 @@ class _Planner:
         if LOCK_STREAM in desired:
             ref = desired.pop(LOCK_STREAM).ref
             self._error(ref, "reserved", f"{ref} is the bucket of the tool's apply lock; give yours another name")
+        for name in self.topology.existing_streams:
+            if name not in live:
+                self._error(Ref("stream", name), "missing_origin",
+                            f"stream {name} is listed under existing_streams, but the server has no stream of that name")
         for name in sorted(desired.keys() | live.keys()):
             if name not in live:
                 self._create_stream(desired[name])

@@ -167,6 +167,9 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
         problems += _origin_problems(doc, here, stream, topology)
     problems += _overlap_problems(doc, topology)
     problems += _range_problems(doc, doc.data, ())
+    for i, name in enumerate(topology.existing_streams):
+        if name in topology.streams:
+            problems.append(doc.problem(("existing_streams", i), f"stream {name} is declared under streams too: it is either managed here or elsewhere"))
     return problems
 
 
@@ -262,13 +265,14 @@ def _origin_problems(doc, here, stream: StreamSpec, topology: Topology):
         if entry.get("name") == stream.name:
             problems.append(doc.problem(here + path + ("name",), "a stream cannot mirror or source from itself"))
             continue
-        if entry.get("name") in topology.streams:
+        if entry.get("name") in topology.streams or entry.get("name") in topology.existing_streams:
             continue
         problems.append(
             doc.problem(
                 here + path + ("name",),
-                f"stream {entry.get('name')} is not in the topology; declare it, or give `external` "
-                "(api prefix, and deliver prefix) for a stream in another account or domain",
+                f"stream {entry.get('name')} is not in the topology; declare it, list it under existing_streams "
+                "(a stream on this account managed elsewhere), or give `external` (api prefix, and deliver prefix) "
+                "for a stream in another account or domain",
             )
         )
     return problems

@@ -353,3 +353,15 @@ def test_apply_in_a_terminal_asks_and_only_yes_proceeds(nats_server, tmp_path, j
     assert ("EVENTS" in (js_api("STREAM.NAMES")["streams"] or [])) == applied
     if not applied:
         assert "apply cancelled; nothing was applied" in out
+
+
+def test_sourcing_from_a_stream_managed_elsewhere(run, js_api, publish):
+    js_api("STREAM.CREATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.>"]})
+    publish("orders.new", b"{}")
+    text = "version: 1\nowner: medisync\nexisting_streams: [ORDERS]\nstreams:\n  COPY: {sources: [{name: ORDERS}]}\n"
+    code, out = run(text, "apply", "--auto-approve")
+    assert code == 0, out
+    assert converged(run, text)
+    js_api("STREAM.DELETE.ORDERS")
+    code, out = run(text, "plan")
+    assert code == 1 and "stream ORDERS is listed under existing_streams, but the server has no stream" in out

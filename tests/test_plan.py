@@ -208,3 +208,14 @@ streams:
     live = LiveState(VERSION, {op.ref.name: LiveStream(op.config, {}) for op in plan.operations})
     plan = make_plan(topology("version: 1\nowner: medisync\nstreams: {}\n"), live, prune=True)
     assert actions(plan) == [("delete", "stream B_AGG"), ("delete", "stream A_BACKUP"), ("delete", "stream Z_ORIGIN")]
+
+
+def test_an_existing_stream_managed_elsewhere_must_exist():
+    text = "version: 1\nowner: medisync\nexisting_streams: [ORDERS]\nstreams:\n  COPY: {sources: [{name: ORDERS}]}\n"
+    plan = make_plan(topology(text), LiveState(VERSION, {}))
+    assert [(f.reason, f.message) for f in plan.errors] == [
+        ("missing_origin", "stream ORDERS is listed under existing_streams, but the server has no stream of that name")
+    ]
+    live = LiveState(VERSION, {"ORDERS": LiveStream(rules.complete_stream({"name": "ORDERS"}), {})})
+    plan = make_plan(topology(text), live)
+    assert plan.errors == [] and actions(plan) == [("create", "stream COPY")]

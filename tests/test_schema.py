@@ -251,6 +251,7 @@ object_stores:
     protect: false
 audit:
   subject: medisync.audit.topology.applied
+existing_streams: [ORDERS]
 environments:
   prod:
     owner: medisync-prod

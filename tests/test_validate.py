@@ -157,3 +157,10 @@ def test_the_summary_counts_buckets(tmp_path):
     text = "version: 1\nowner: m\nstreams: {}\nkey_value: {a: {}, b: {}}\nobject_stores: {docs: {}}\n"
     code, lines = validate(tmp_path, text)
     assert (code, lines) == (0, ["t.yaml is valid: 0 streams, 0 consumers, 2 KV buckets, 1 object store"])
+
+
+def test_sources_may_name_streams_managed_elsewhere_when_listed(tmp_path):
+    text = "version: 1\nowner: m\nexisting_streams: [ORDERS]\nstreams:\n  COPY: {sources: [{name: ORDERS}]}\n"
+    assert validate(tmp_path, text)[0] == 0
+    found = problems(tmp_path, text.replace("[ORDERS]", "[ORDERS, COPY]"))
+    assert found == ["t.yaml:3:28: existing_streams[1]: stream COPY is declared under streams too: it is either managed here or elsewhere"]
