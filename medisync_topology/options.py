@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 
 import click
@@ -36,6 +37,7 @@ class Timeout(click.ParamType):
     name = "DURATION"
 
     def convert(self, value, param, ctx):
+        not_a_duration = f"{value!r} is not a duration: use seconds (2.5) or a unit (5s, 500ms, 1m)"
         if isinstance(value, (int, float)):
             seconds = float(value)
         else:
@@ -45,7 +47,9 @@ class Timeout(click.ParamType):
                 try:
                     seconds = parse_duration(value) / 1e9
                 except UnitError:
-                    self.fail(f"{value!r} is not a duration: use seconds (2.5) or a unit (5s, 500ms, 1m)", param, ctx)
+                    self.fail(not_a_duration, param, ctx)
+        if not math.isfinite(seconds):  # float() reads "nan", "inf" and "1e400"
+            self.fail(not_a_duration, param, ctx)
         if seconds <= 0:
             self.fail(f"{value!r} must be more than zero", param, ctx)
         return seconds
@@ -65,8 +69,9 @@ class LockWait(click.ParamType):
             return float(value)
         try:
             nanoseconds = parse_duration(value)
-        except UnitError as exc:
-            self.fail(str(exc), param, ctx)
+        except UnitError:  # its message offers integer nanoseconds, which no one means by a lock wait
+            self.fail(f"{value!r} is not a duration: use a number with a unit, e.g. 30s or 5m (0 does not wait)",
+                      param, ctx)
         if nanoseconds < 0:
             self.fail(f"{value!r}: give a duration, e.g. 30s or 5m (0 does not wait)", param, ctx)
         return nanoseconds / 1e9

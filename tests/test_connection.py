@@ -194,6 +194,17 @@ def test_bad_timeout_is_a_usage_error():
     assert "'soon' is not a duration" in result.output
 
 
+@pytest.mark.parametrize(
+    "text, why",
+    [(text, "is not a duration: use seconds (2.5) or a unit (5s, 500ms, 1m)") for text in ("nan", "inf", "1e400", "-inf")]
+    + [(text, "must be more than zero") for text in ("0", "-2", "0s")],
+)
+def test_timeout_must_be_finite_and_more_than_zero(text, why):
+    result = run("plan", "--timeout", text)
+    assert result.exit_code == 1
+    assert result.output.endswith(f"Error: Invalid value for '--timeout' (env var: 'NATS_TIMEOUT'): '{text}' {why}\n")
+
+
 # --- errors a person can act on --------------------------------------------------------------
 
 

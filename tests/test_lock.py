@@ -204,7 +204,9 @@ def test_a_stream_on_every_subject_applies_without_the_lock_and_says_so(run, js_
 
 def test_lock_timeout_takes_a_duration(run):
     code, out = run(BASE, "apply", "--auto-approve", "--lock-timeout", "30")
-    assert code == 1 and "Invalid value for '--lock-timeout'" in out and "e.g. 30s, 5m" in out
+    # A bare number is refused without offering nanoseconds, which no one means by a lock wait.
+    assert code == 1 and "Invalid value for '--lock-timeout': '30' is not a duration: use a number with a unit, " \
+        "e.g. 30s or 5m (0 does not wait)" in out, out
     code, out = run(BASE, "apply", "--auto-approve", "--lock-timeout", "-1")
     assert code == 1 and "give a duration, e.g. 30s or 5m (0 does not wait)" in out
 
