@@ -35,6 +35,15 @@ OBJ_SETTINGS = (
     "description", "ttl", "max_bytes", "storage", "num_replicas", "compression", "placement", "metadata",
 )
 SETTINGS = {"key_value": KV_SETTINGS, "object_store": OBJ_SETTINGS}
+# Stream fields that are a bucket setting under another name with the same value, so a plan can
+# name a bucket's change as the person wrote it (history, not max_msgs_per_subject).
+SETTING_NAMES = {
+    "key_value": {
+        "max_msgs_per_subject": "history", "max_age": "ttl", "max_msg_size": "max_value_size",
+        "subject_delete_marker_ttl": "limit_marker_ttl",
+    },
+    "object_store": {"max_age": "ttl"},
+}
 
 
 def bucket_subjects(kind: str, bucket: str) -> list[str]:

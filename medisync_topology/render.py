@@ -14,11 +14,11 @@ from typing import Any, Callable
 
 import click
 
-from . import rules
+from . import buckets, rules
 from .errors import TopologyError
 from .ops import (
-    ACTIONS, CreateResource, DataAtRisk, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict, operation_to_dict,
-    resulting_config,
+    ACTIONS, CreateResource, DataAtRisk, FieldChange, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict,
+    operation_to_dict, resulting_config,
 )
 from .units import format_duration, format_size
 
@@ -49,6 +49,13 @@ def display_value(name: str, value: Any) -> str:
         if name in rules.SIZE_FIELDS:
             return format_size(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+def _named_changes(op: Operation) -> list[tuple[str, FieldChange]]:
+    """Each change under the name topology.yaml gives its field (a bucket's history, not its
+    stream's max_msgs_per_subject), sorted by that name."""
+    names = buckets.SETTING_NAMES.get(op.ref.kind, {})
+    return sorted(((names.get(c.path, c.path), c) for c in op.changes), key=lambda named: named[0])
 
 
 def _change_value(path: str, value: Any) -> str:
@@ -90,9 +97,11 @@ def _data_at_risk_text(risk: DataAtRisk) -> str:
 def _created_settings(op: CreateResource, plan: Plan) -> dict:
     """What a create sets beyond the server's own defaults: the user's settings, not every completed field.
 
-    The plan's other streams give the context some defaults depend on (a mirror's origin, a
-    consumer's stream); the name is in the operation's header.
+    A bucket shows its bucket settings. The plan's other streams give the context some defaults
+    depend on (a mirror's origin, a consumer's stream); the name is in the operation's header.
     """
+    if op.ref.kind in buckets.SETTINGS:
+        return buckets.bucket_settings(op.ref.kind, op.config)
     version = rules.parse_version(plan.server["version"]) if plan.server.get("version") else None
     streams = {
         o.ref.stream_name: resulting_config(o)
@@ -178,8 +187,8 @@ def _text_operation(op: Operation, plan: Plan, style: Callable[..., str]) -> lis
         rows = []
     else:
         rows = [
-            (c.path, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
-            for c in op.changes
+            (name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
+            for name, c in _named_changes(op)
         ]
     width = max((len(name) for name, _, _ in rows), default=0) + 3  # name, colon, two spaces
     lines = [head]
@@ -257,9 +266,10 @@ def _md_details(op: Operation) -> str:
     if _verb(op) == "adopt":
         details.append("take ownership")
     if op.action == "update":
-        details.append("changes: " + ", ".join(_code(c.path) for c in op.changes))
+        details.append("changes: " + ", ".join(_code(name) for name, _ in _named_changes(op)))
     if op.action == "replace":
-        details.append("forces replacement: " + ", ".join(_code(path) for path in op.forced_by))
+        forcing = [name for name, c in _named_changes(op) if c.forces_replacement]
+        details.append("forces replacement: " + ", ".join(_code(name) for name in forcing))
     risk = getattr(op, "data_at_risk", None)
     if risk is not None:
         details.append(f"**{_data_at_risk_text(risk)}**")
@@ -273,8 +283,8 @@ def _md_risk_warning(op: Operation) -> str:
 
 def _md_changes(op: Operation) -> str:
     lines = [f"{_verb(op).capitalize()} {_md_ref(op.ref)}:", ""]
-    for c in op.changes:
-        line = f"- {_code(c.path)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
+    for name, c in _named_changes(op):
+        line = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
         if c.forces_replacement:
             line += " (**forces replacement**)"
         lines.append(line)

@@ -5,6 +5,7 @@ import json
 import click
 import pytest
 
+from medisync_topology import buckets
 from medisync_topology.errors import TopologyError
 from medisync_topology.ops import (
     CreateResource,
@@ -215,6 +216,39 @@ def test_nested_change_paths_take_units_from_their_last_component():
         ]
     )
     assert "      consumer_limits.inactive_threshold:  1m -> 2m\n" in render_text(plan, color=False)
+
+
+def test_buckets_show_their_bucket_settings_not_their_streams_fields():
+    created = buckets.bucket_stream_config("key_value", "cache", {"history": 3, "ttl": 3600 * S, "max_value_size": 1024})
+    plan = Plan(
+        operations=[
+            CreateResource(Ref("key_value", "cache"), created),
+            ReplaceResource(
+                Ref("key_value", "sessions"), {}, {},
+                (FieldChange("max_age", 3600 * S, 30 * S), FieldChange("max_msgs_per_subject", 3, 5),
+                 FieldChange("storage", "file", "memory", True)),
+            ),
+            UpdateResource(Ref("object_store", "docs"), {}, {}, (FieldChange("max_age", DAY, 2 * DAY),)),
+        ]
+    )
+    text = render_text(plan, color=False)
+    assert "  + create key_value cache\n      history:         3\n      max_value_size:  1KiB\n      ttl:             1h\n\n" in text
+    assert (
+        "  -/+ replace key_value sessions\n"
+        "      history:  3 -> 5\n"
+        "      storage:  \"file\" -> \"memory\"   # forces replacement\n"
+        "      ttl:      1h -> 30s\n\n"
+        "  ~ update object_store docs\n      ttl:  1d -> 2d\n"
+    ) in text
+    markdown = render_markdown(plan)
+    assert "| replace | key_value `sessions` | forces replacement: `storage` |" in markdown
+    assert "| update | object_store `docs` | changes: `ttl` |" in markdown
+    assert "Create key_value `cache`:\n\n- `history`: `3`\n- `max_value_size`: `1KiB`\n- `ttl`: `1h`\n" in markdown
+    assert "Replace key_value `sessions`:\n\n- `history`: `3` → `5`\n" in markdown
+    # JSON is for machines: the stream's own fields, as the server has them.
+    assert [c["path"] for c in json.loads(render_json(plan))["operations"][1]["changes"]] == [
+        "max_age", "max_msgs_per_subject", "storage",
+    ]
 
 
 @pytest.mark.parametrize(
