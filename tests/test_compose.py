@@ -247,12 +247,12 @@ def test_cli_validates_composed_files_with_an_environment(tmp_path):
     write(tmp_path, "b.yaml", ALERTS)
     runner = CliRunner()
     result = runner.invoke(main, ["validate", "-f", "a.yaml", "-f", "b.yaml", "--env", "production"])
-    assert (result.exit_code, result.output) == (0, "a.yaml, b.yaml is valid in environment production: 2 streams, 1 consumer\n")
+    assert (result.exit_code, result.output) == (0, "a.yaml, b.yaml is valid in environment production: 2 streams, 1 consumer, 1 KV bucket\n")
     result = runner.invoke(main, ["validate", "-f", "a.yaml", "-f", "b.yaml"])
     assert (result.exit_code, result.output.splitlines()) == (0, [
-        "a.yaml, b.yaml is valid: 2 streams, 1 consumer",
-        "a.yaml, b.yaml is valid in environment production: 2 streams, 1 consumer",
-        "a.yaml, b.yaml is valid in environment staging: 2 streams, 1 consumer",
+        "a.yaml, b.yaml is valid: 2 streams, 1 consumer, 1 KV bucket",
+        "a.yaml, b.yaml is valid in environment production: 2 streams, 1 consumer, 1 KV bucket",
+        "a.yaml, b.yaml is valid in environment staging: 2 streams, 1 consumer, 1 KV bucket",
     ])
     result = runner.invoke(main, ["validate", "-f", "a.yaml", "-f", "b.yaml"], env={"TOPOLOGY_ENV": "prod"})
     assert (result.exit_code, result.output) == (1, "Error: unknown environment 'prod' (known environments: production, staging)\n")

@@ -343,7 +343,7 @@ def test_export_validate_adopt_apply_converges(nats_server, js_api, tmp_path, mo
     )
 
     result = cli("validate", "-f", path)
-    assert result.exit_code == 0 and result.output == f"{path} is valid: 5 streams, 2 consumers\n"
+    assert result.exit_code == 0 and result.output == f"{path} is valid: 5 streams, 2 consumers, 1 KV bucket, 1 object store\n"
 
     result = cli("plan", "-f", path, "--adopt", "--format", "json")
     assert result.exit_code == 0, result.output
