@@ -120,6 +120,7 @@ def test_service_reads_and_writes_a_kv_bucket_the_provisioner_made(server):
     ("$JS.API.CONSUMER.CREATE.EVENTS.worker", {"stream_name": "EVENTS", "config": {**WORKER, "max_deliver": 1}}),  # update
     ("$JS.API.CONSUMER.DELETE.EVENTS.worker", None),
     ("$KV.medisync_topology_lock.apply", {"os_user": "service"}),
+    ("medisync.audit.topology.applied", {"type": "topology.applied"}),  # no forged audit records
 ])
 def test_service_may_not_change_streams_or_consumers(events, subject, body):
     async def scenario(nc):
