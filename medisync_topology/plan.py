@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from deepdiff import DeepDiff
 
-from . import buckets, rules
+from . import buckets, rules, subjects
 from .client import LiveState, LiveStream
 from .lock import LOCK_STREAM
 from .model import ConsumerSpec, StreamSpec, Topology
@@ -117,10 +117,29 @@ class _Planner:
                 self._live_only_stream(live[name])
             else:
                 self._compare_stream(desired[name], live[name])
+        self._check_live_overlaps(desired, live)
         self.phases["stream_delete"] = _origins_first(self.phases["stream_delete"])[::-1]
         self.phases["stream"] = _origins_first(self.phases["stream"])
         for phase in self.phases.values():
             self.plan.operations += phase
+
+    def _check_live_overlaps(self, desired: dict, live: dict) -> None:
+        """A stream we create or change may not take subjects of a live stream we leave alone: the server
+        refuses it (err 10065) halfway through an apply; the plan says so before anything is done."""
+        deleted = {op.ref.stream_name for op in self.phases["stream_delete"]}
+        others = subjects.SubjectIndex()
+        for name, stream in live.items():
+            if name not in desired and name not in deleted:
+                for subject in stream.config.get("subjects") or []:
+                    others.add(subject, (name, subject))
+        for op in self.phases["stream"]:
+            for subject in resulting_config(op).get("subjects") or []:
+                for other, other_subject in others.overlapping(subject):
+                    self._error(
+                        op.ref, "overlap",
+                        f"{op.ref}: subject '{subject}' overlaps '{other_subject}' of live stream {other}, which this "
+                        "topology does not manage; the server would refuse it (err_code 10065)",
+                    )
 
     # -- streams ---------------------------------------------------------
 

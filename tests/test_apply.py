@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import topology_cli
+from natsserver import start_server
 
+from medisync_topology.lock import LOCK_STREAM
 from medisync_topology.plan import OWNER_KEY
 
 BASE = """
@@ -143,17 +146,31 @@ def test_out_of_band_change_is_drift_and_apply_repairs_it(run, js_api):
     assert converged(run, BASE)
 
 
-def test_partial_failure_stops_cleanly_and_a_rerun_converges(run, js_api):
+def test_a_collision_with_an_unmanaged_stream_is_a_plan_error(run, js_api):
     js_api("STREAM.CREATE.SQUATTER", {"name": "SQUATTER", "subjects": ["medisync.tally.>"]})
     code, out = run(BASE, "apply", "--auto-approve")
-    assert code == 1
-    assert "stream EVENTS: create FAILED" in out and "SQUATTER" in out and "10065" in out
-    assert "Done before the failure: stream AUDIT" in out
-    assert "Not attempted: consumer EVENTS/etl-notifier" in out
-    js_api("STREAM.DELETE.SQUATTER")
-    code, out = run(BASE, "apply", "--auto-approve")
-    assert code == 0 and "2 created" in out
-    assert converged(run, BASE)
+    assert code == 1 and "nothing was applied" in out
+    assert "subject 'medisync.tally.>' overlaps 'medisync.tally.>' of live stream SQUATTER" in out
+    assert set(js_api("STREAM.NAMES")["streams"]) - {LOCK_STREAM} == {"SQUATTER"}
+
+
+def test_partial_failure_stops_cleanly_and_a_rerun_converges(tmp_path, monkeypatch):
+    """What the plan cannot know: the server has too little memory for EVENTS, so its create fails midway."""
+    server = start_server(tmp_path / "nats", config=f'jetstream {{ store_dir: "{tmp_path / "store"}", max_mem: 1MB }}')
+    try:
+        run = topology_cli(server.url, tmp_path, monkeypatch)
+        greedy = BASE.replace("max_age: 7d", "max_age: 7d\n    storage: memory\n    max_bytes: 64MiB")
+        code, out = run(greedy, "apply", "--auto-approve")
+        assert code == 1
+        assert "stream EVENTS: create FAILED" in out and "err_code 10" in out
+        assert "Done before the failure: stream AUDIT" in out
+        assert "Not attempted: consumer EVENTS/etl-notifier" in out
+        fitting = greedy.replace("max_bytes: 64MiB", "max_bytes: 512KiB")
+        code, out = run(fitting, "apply", "--auto-approve")
+        assert code == 0 and "2 created" in out, out
+        assert converged(run, fitting)
+    finally:
+        server.stop()
 
 
 def test_minimal_spec_relying_on_defaults_has_no_perpetual_diff(run):

@@ -219,3 +219,11 @@ def test_an_existing_stream_managed_elsewhere_must_exist():
     live = LiveState(VERSION, {"ORDERS": LiveStream(rules.complete_stream({"name": "ORDERS"}), {})})
     plan = make_plan(topology(text), live)
     assert plan.errors == [] and actions(plan) == [("create", "stream COPY")]
+
+
+def test_taking_subjects_of_an_unmanaged_live_stream_is_a_plan_error():
+    squatter = rules.complete_stream({"name": "SQUATTER", "subjects": ["medisync.tally.sync.*"]})
+    live = LiveState(VERSION, {"SQUATTER": LiveStream(squatter, {})})
+    plan = make_plan(topology(), live)
+    assert [(f.reason, str(f.ref)) for f in plan.errors] == [("overlap", "stream EVENTS")]
+    assert "overlaps 'medisync.tally.sync.*' of live stream SQUATTER" in plan.errors[0].message
