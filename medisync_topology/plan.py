@@ -220,17 +220,16 @@ class _Planner:
         forcing, impossible = rules.blocked_changes(kind, before, after, self.version)
         for message in impossible:
             self._error(ref, "impossible", message)
-        if impossible:
+        if forcing and protect:  # reported beside any impossible change: the person fixes both at once
+            self._error(
+                ref, "protected",
+                f"{ref} is protect: true, but changing {', '.join(forcing)} would replace it; "
+                "revert the change or remove protect",
+            )
+        if impossible or (forcing and protect):
             return False
         if forcing:
             changes = field_changes(before, after, forcing)
-            if protect:
-                self._error(
-                    ref, "protected",
-                    f"{ref} is protect: true, but changing {', '.join(forcing)} would replace it; "
-                    "revert the change or remove protect",
-                )
-                return False
             self.phases[phase].append(ReplaceResource(ref, before, after, changes, at_risk))
             return True
         self.phases[phase].append(UpdateResource(ref, before, after, changes, adopt=adopting))

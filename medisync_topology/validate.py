@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from . import buckets, compose, subjects
+from . import buckets, compose, rules, subjects
 from .loader import Document, InvalidTopology, Problem
 from .model import StreamSpec, Topology, build_topology
 
@@ -87,6 +87,10 @@ def _without(data: dict, paths: list[tuple]) -> dict | None:
     data = copy.deepcopy(data)
     for path in paths:
         depth = 5 if path[:1] == ("streams",) and path[2:3] == ("consumers",) else _FIELD_DEPTH.get(path[:1] and path[0], 1)
+        items = _at(data, path[:depth])
+        if isinstance(items, list) and path[depth:] and isinstance(items[path[depth]], (str, int, float, bool)):
+            items[path[depth]] = None  # one bad subject: blank it, so the others keep their places and checks
+            continue
         path = path[:depth]
         if any(isinstance(part, int) for part in path):
             path = path[: next(i for i, part in enumerate(path) if isinstance(part, int))]
@@ -100,6 +104,17 @@ def _without(data: dict, paths: list[tuple]) -> dict | None:
         if not isinstance(parent, dict):
             return None
         parent.pop(path[-1], None)
+    return data
+
+
+def _at(data, path: tuple):
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
     return data
 
 
@@ -135,6 +150,10 @@ def _describe(error: ValidationError, doc: Document) -> list[Problem]:
     if error.validator in ("pattern", "propertyNames") and error.schema.get("description"):
         # The schema's words for its own patterns, not the regular expression.
         return [doc.problem(path, f"{json.dumps(error.instance)} is not valid: {error.schema['description']}")]
+    if error.validator == "type":
+        # JSON's words for the value (true, null), as a YAML reader expects, not Python's (True, None).
+        wanted = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
+        return [doc.problem(path, f"{json.dumps(error.instance)} is not of type {wanted}")]
     if error.validator == "enum":
         choices = ", ".join(json.dumps(c) for c in error.validator_value)
         return [doc.problem(path, f"{json.dumps(error.instance)} is not one of {choices}")]
@@ -179,7 +198,9 @@ INT64 = range(-(2**63), 2**63)
 def _range_problems(doc, value, path: tuple) -> list[Problem]:
     """Whole numbers the server cannot hold (its fields are 64-bit; err 10025 at apply otherwise)."""
     if isinstance(value, dict):
-        return [p for key, item in value.items() for p in _range_problems(doc, item, path + (key,))]
+        # Durations and sizes have their own range check, with their units (model.to_api_value).
+        return [p for key, item in value.items() if key not in rules.DURATION_FIELDS and key not in rules.SIZE_FIELDS
+                for p in _range_problems(doc, item, path + (key,))]
     if isinstance(value, list):
         return [p for i, item in enumerate(value) for p in _range_problems(doc, item, path + (i,))]
     if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
@@ -196,12 +217,14 @@ def _stream_subject_problems(doc, here, stream: StreamSpec):
     problems = []
     subject_list = stream.config.get("subjects") or []
     for i, subject in enumerate(subject_list):
+        if subject is None:
+            continue  # the schema refused it already
         message = subjects.subject_problem(subject)
         if message:
             problems.append(doc.problem(here + ("subjects", i), message))
             continue
         for other in subject_list[:i]:
-            if not subjects.subject_problem(other) and subjects.subjects_overlap(subject, other):
+            if other is not None and not subjects.subject_problem(other) and subjects.subjects_overlap(subject, other):
                 problems.append(
                     doc.problem(here + ("subjects", i), f"subject '{subject}' overlaps '{other}' in the same stream")
                 )
@@ -218,16 +241,18 @@ def _stream_subject_problems(doc, here, stream: StreamSpec):
 def _filters(config: dict) -> list[str]:
     if config.get("filter_subject"):
         return [config["filter_subject"]]
-    return list(config.get("filter_subjects") or [])
+    return list(config.get("filter_subjects") or [])  # None where the schema refused one
 
 
 def _consumer_problems(doc, here, stream: StreamSpec, config: dict):
     problems = []
-    stream_subjects = stream.config.get("subjects") or []
+    stream_subjects = [s for s in stream.config.get("subjects") or [] if s is not None]
     if config.get("filter_subject") and config.get("filter_subjects"):
         problems.append(doc.problem(here + ("filter_subjects",), "set filter_subject or filter_subjects, not both"))
     field = "filter_subject" if config.get("filter_subject") else "filter_subjects"
     for i, subject in enumerate(_filters(config)):
+        if subject is None:
+            continue
         path = here + ((field,) if field == "filter_subject" else (field, i))
         message = subjects.subject_problem(subject)
         if message:
@@ -287,7 +312,7 @@ def _workqueue_problems(doc, here, stream: StreamSpec):
         if consumer.config.get("ack_policy") != "explicit":
             # The server refuses it (err 10098 / 10084): a message leaves the queue when its consumer acks it.
             problems.append(doc.problem(here + ("consumers", cname, "ack_policy"), "consumers of a workqueue stream need ack_policy: explicit"))
-        filters = _filters(consumer.config) or [">"]
+        filters = [f for f in _filters(consumer.config) if f is not None] or [">"]
         for subject in filters:
             for other_name, other in seen:
                 if subjects.subjects_overlap(subject, other):
@@ -312,7 +337,7 @@ def _overlap_problems(doc, topology: Topology):
     owners += [((buckets.SECTIONS[spec.kind], spec.bucket), spec) for spec in topology.buckets.values()]
     for here, stream in owners:
         for i, subject in enumerate(stream.config.get("subjects") or []):
-            if subjects.subject_problem(subject):
+            if subject is None or subjects.subject_problem(subject):
                 continue
             for other, other_subject in claimed.overlapping(subject):
                 if other != str(stream.ref):

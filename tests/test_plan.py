@@ -227,3 +227,9 @@ def test_taking_subjects_of_an_unmanaged_live_stream_is_a_plan_error():
     plan = make_plan(topology(), live)
     assert [(f.reason, str(f.ref)) for f in plan.errors] == [("overlap", "stream EVENTS")]
     assert "overlaps 'medisync.tally.sync.*' of live stream SQUATTER" in plan.errors[0].message
+
+
+def test_every_blocker_of_one_resource_is_reported_at_once():
+    text = BASE.replace("deny_delete: true", "deny_delete: false\n    storage: memory")
+    plan = make_plan(topology(text), live_from())
+    assert sorted(f.reason for f in plan.errors) == ["impossible", "protected"]

@@ -148,7 +148,7 @@ streams:
     assert problems(tmp_path, text) == [
         "t.yaml:6:5: streams.EVENTS.max_agee: unknown field 'max_agee': did you mean 'max_age'?",
         "t.yaml:8:11: streams.EVENTS.consumers.c.filter_subject: filter 'other.x' matches none of stream EVENTS's subjects: medisync.>",
-        "t.yaml:8:36: streams.EVENTS.consumers.c.max_deliver: 'x' is not of type 'integer'",
+        't.yaml:8:36: streams.EVENTS.consumers.c.max_deliver: "x" is not of type integer',
         "t.yaml:10:16: streams.ALERTS.subjects[0]: subject 'medisync.alert.>' overlaps 'medisync.>' of stream EVENTS: a subject may belong to one stream only",
     ]
 
@@ -164,3 +164,16 @@ def test_sources_may_name_streams_managed_elsewhere_when_listed(tmp_path):
     assert validate(tmp_path, text)[0] == 0
     found = problems(tmp_path, text.replace("[ORDERS]", "[ORDERS, COPY]"))
     assert found == ["t.yaml:3:28: existing_streams[1]: stream COPY is declared under streams too: it is either managed here or elsewhere"]
+
+
+def test_one_bad_subject_does_not_hide_the_others(tmp_path):
+    text = 'version: 1\nowner: m\nstreams:\n  C:\n    subjects: ["d..e", "h i", "f.>.g"]\n'
+    found = problems(tmp_path, text)
+    assert [line.split(": ")[1] for line in found] == ["streams.C.subjects[0]", "streams.C.subjects[1]", "streams.C.subjects[2]"]
+
+
+def test_type_errors_use_yaml_words_and_sizes_are_range_checked_once(tmp_path):
+    text = "version: 1\nowner: m\nstreams:\n  A:\n    subjects: [a.>]\n    max_age: yes\n    max_bytes: 99999999999999999999999\n"
+    found = problems(tmp_path, text)
+    assert found[0] == "t.yaml:6:5: streams.A.max_age: true is not of type integer or string"
+    assert len(found) == 2 and "max_bytes" in found[1]
