@@ -191,6 +191,10 @@ def _check(options: ConnectOptions) -> None:
         raise ConnectError("no server URL given")
 
 
+# What nats-py speaks: the NATS protocol, over TLS, or over websockets.
+URL_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
 def normalise_url(url: str) -> str:
     """nats://host:port form, as nats-py reads a bare "host" or "host:port" (natscli's contexts hold those)."""
     url = url.strip()
@@ -201,6 +205,10 @@ def normalise_url(url: str) -> str:
         port = parts.port
     except ValueError as exc:  # "Invalid IPv6 URL", a port that is no number: redact_url parses no URL
         raise ConnectError(f"invalid server URL {redact_url(url)}: {exc}") from None
+    if parts.scheme not in URL_SCHEMES:
+        raise ConnectError(
+            f"invalid server URL {redact_url(url)}: the scheme must be one of {', '.join(s + '://' for s in URL_SCHEMES)}"
+        )
     if port is None and parts.scheme in ("nats", "tls") and parts.hostname:
         url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rstrip(':')}:4222"))
     return url

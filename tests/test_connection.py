@@ -580,3 +580,11 @@ def test_creds_of_an_unknown_account_name_the_user(operator_server, topology, tm
     assert result.output == (
         f'Error: cannot connect to {url}: authentication failed for user "mallory" (creds {creds})\n'
     )
+
+
+def test_a_scheme_nats_does_not_speak_is_named_not_taken_for_a_host_problem():
+    result = run("plan", "-s", "http://ops:hunter2@127.0.0.1:4222")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: invalid server URL http://ops:***@127.0.0.1:4222: the scheme must be one of nats://, tls://, ws://, wss://\n"
+    )
