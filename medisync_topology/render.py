@@ -250,8 +250,9 @@ def render_markdown(plan: Plan) -> str:
         rows += [f"| {_verb(op)} | {_cell(_md_ref(op.ref))} | {_cell(_md_details(op))} |" for op in plan.operations]
         blocks.append("\n".join(rows))
     blocks += [_md_risk_warning(op) for op in plan.operations if getattr(op, "data_at_risk", None) is not None]
-    blocks += [_md_created(op, plan) for op in plan.operations if op.action == "create"]
-    blocks += [_md_changes(op) for op in plan.operations if op.action in ("update", "replace")]
+    # The details follow the table's order.
+    blocks += [_md_created(op, plan) if op.action == "create" else _md_changes(op)
+               for op in plan.operations if op.action != "delete"]
     unmanaged = _unmanaged(plan)
     if unmanaged:
         blocks.append("**Unmanaged (left alone):** " + ", ".join(_md_ref(ref) for ref in unmanaged))

@@ -458,3 +458,12 @@ def test_render_dispatches_on_format_and_refuses_unknown_ones():
     assert render(plan, "markdown", color=True) == render_markdown(plan)
     with pytest.raises(TopologyError, match="unknown plan format 'yaml': use one of text, json, markdown"):
         render(plan, "yaml", color=False)
+
+
+def test_markdown_details_follow_the_tables_order():
+    update = UpdateResource(Ref("stream", "EVENTS"), {"name": "EVENTS", "max_age": DAY}, {"name": "EVENTS", "max_age": 2 * DAY},
+                            (FieldChange("max_age", DAY, 2 * DAY),))
+    create = CreateResource(Ref("consumer", "new-one", "EVENTS"), {"durable_name": "new-one", "description": "d"})
+    out = render_markdown(Plan(operations=[update, create], owner="medisync", sources=["t.yaml"]))
+    assert out.index("| update | stream `EVENTS`") < out.index("| create | consumer `EVENTS/new-one`")
+    assert out.index("Update stream `EVENTS`:") < out.index("Create consumer `EVENTS/new-one`")
