@@ -139,10 +139,9 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
     else:
         run.topology = load_topology(paths, env)
         run.options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
-        if not auto_approve and not sys.stdin.isatty():
-            raise click.ClickException("apply needs confirmation: run it in a terminal, or pass --auto-approve")
         if not auto_approve:
-            callbacks.confirm = lambda: _confirm(as_json)
+            # Asked only when there is something to apply: with no changes, apply succeeds without a terminal.
+            callbacks.confirm = (lambda: _confirm(as_json)) if sys.stdin.isatty() else _no_terminal
     try:
         the_plan, result, audit = asyncio.run(run_apply(run, callbacks))
     except NothingApplied as exc:
@@ -186,6 +185,10 @@ def _apply_callbacks(as_json: bool, color: bool) -> ApplyCallbacks:
 
 def _echo_json(document: dict) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True) + "\n", nl=False)
+
+
+def _no_terminal() -> bool:
+    raise TopologyError("apply needs confirmation: run it in a terminal, or pass --auto-approve; nothing was applied")
 
 
 def _confirm(to_stderr: bool = False) -> bool:

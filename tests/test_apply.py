@@ -196,8 +196,8 @@ def test_minimal_spec_relying_on_defaults_has_no_perpetual_diff(run):
 
 def test_apply_refuses_without_a_terminal_or_auto_approve(run, js_api):
     code, out = run(BASE, "apply")
-    assert code == 1 and "apply needs confirmation" in out
-    assert js_api("STREAM.NAMES")["streams"] in (None, [])
+    assert code == 1 and "apply needs confirmation" in out and "nothing was applied" in out
+    assert set(js_api("STREAM.NAMES")["streams"] or []) <= {LOCK_STREAM}  # only the lock's bucket
 
 
 def test_json_and_markdown_plans(run):
@@ -382,3 +382,9 @@ def test_sourcing_from_a_stream_managed_elsewhere(run, js_api, publish):
     js_api("STREAM.DELETE.ORDERS")
     code, out = run(text, "plan")
     assert code == 1 and "stream ORDERS is listed under existing_streams, but the server has no stream" in out
+
+
+def test_without_a_terminal_an_apply_with_nothing_to_do_succeeds(run):
+    run(BASE, "apply", "--auto-approve")
+    code, out = run(BASE, "apply")
+    assert code == 0 and "No changes." in out
