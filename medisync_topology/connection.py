@@ -155,6 +155,11 @@ def _authentication(own: dict, ctx: dict) -> dict:
     The command line's method wins over the context's; a password from the environment still
     completes a user named by the context. A user without any password is a token (natscli's --user).
     """
+    methods = [m for m in ("user", "creds", "nkey", "token") if own.get(m)]
+    if len(methods) > 1:
+        # natscli would quietly use one of them; a pipeline that meant the other would then act as someone else.
+        given = " and ".join(f"--{m} (or NATS_{m.upper()})" for m in methods)
+        raise ConnectError(f"{given} both given: choose one way to authenticate")
     for layer in (own, ctx):
         if layer.get("user"):
             password = own.get("password") or ctx.get("password")

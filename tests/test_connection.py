@@ -588,3 +588,11 @@ def test_a_scheme_nats_does_not_speak_is_named_not_taken_for_a_host_problem():
     assert result.output == (
         "Error: invalid server URL http://ops:***@127.0.0.1:4222: the scheme must be one of nats://, tls://, ws://, wss://\n"
     )
+
+
+def test_two_ways_to_authenticate_are_refused_not_silently_ranked(tmp_path):
+    creds = tmp_path / "user.creds"
+    creds.write_text("not a creds file")
+    result = run("plan", "--creds", str(creds), "--user", "ops", "--password", "hunter2")
+    assert result.exit_code == 1
+    assert result.output == "Error: --user (or NATS_USER) and --creds (or NATS_CREDS) both given: choose one way to authenticate\n"
