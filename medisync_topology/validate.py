@@ -138,12 +138,11 @@ def _describe(error: ValidationError, doc: Document) -> list[Problem]:
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         problems = []
-        for key in error.instance:
-            if key in allowed:
-                continue
+        for key_path in _faulty_paths(error, doc):
+            key = key_path[-1]
             hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
             message = f"unknown field '{key}'" + (f": did you mean '{hint[0]}'?" if hint else "")
-            problems.append(doc.problem(path + (key,), message))
+            problems.append(doc.problem(key_path, message))
         return problems
     if error.validator == "required":
         return [doc.problem(path, error.message.replace("is a required property", "is required"))]
@@ -164,9 +163,7 @@ def _error_path(error: ValidationError, doc: Document) -> tuple:
     while error.context:
         error = best_match(error.context)
     path = tuple(error.absolute_path)
-    parent = doc.data
-    for part in path:
-        parent = parent[part]
+    parent = _at(doc.data, path)
     if isinstance(error.instance, str) and isinstance(parent, dict) and error.instance in parent:
         path += (error.instance,)  # propertyNames: the key itself is at fault
     return path
