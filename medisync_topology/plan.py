@@ -7,6 +7,8 @@ field on complete, normalised configs. Pure: no I/O, so every rule here is teste
 
 from __future__ import annotations
 
+import dataclasses
+
 from deepdiff import DeepDiff
 
 from . import buckets, rules, subjects
@@ -41,14 +43,14 @@ def comparable(config: dict) -> dict:
     return {k: sorted(v) if k in rules.UNORDERED_FIELDS and isinstance(v, list) else v for k, v in config.items()}
 
 
-def field_changes(before: dict, after: dict, forcing: list[str] = ()) -> tuple[FieldChange, ...]:
+def field_changes(before: dict, after: dict) -> tuple[FieldChange, ...]:
     """The top-level fields that differ, old and new value each, sorted by name."""
     before_form, after_form = comparable(before), comparable(after)
     if before_form == after_form:  # the common case, and DeepDiff's cost dominated plans of many streams
         return ()
     diff = DeepDiff(before_form, after_form, ignore_numeric_type_changes=True)
     keys = sorted(str(k) for k in diff.affected_root_keys)
-    return tuple(FieldChange(k, before.get(k), after.get(k), k in forcing) for k in keys)
+    return tuple(FieldChange(k, before.get(k), after.get(k)) for k in keys)
 
 
 def origins(config: dict) -> set[str]:
@@ -61,12 +63,12 @@ def _origins_first(ops: list) -> list:
     """Stable order in which every stream comes after the streams it mirrors or sources from."""
     by_name = {op.ref.stream_name: op for op in ops}
     ordered: list = []
-    visiting: set[str] = set()
+    visited: set[str] = set()  # by name: comparing operations (whole configs) per step made this quadratic
 
     def visit(op) -> None:
-        if op in ordered or op.ref.stream_name in visiting:
+        if op.ref.stream_name in visited:
             return
-        visiting.add(op.ref.stream_name)
+        visited.add(op.ref.stream_name)
         config = resulting_config(op) or op.before
         for origin in sorted(origins(config)):
             if origin in by_name:
@@ -229,7 +231,7 @@ class _Planner:
         if impossible or (forcing and protect):
             return False
         if forcing:
-            changes = field_changes(before, after, forcing)
+            changes = tuple(dataclasses.replace(c, forces_replacement=c.path in forcing) for c in changes)
             self.phases[phase].append(ReplaceResource(ref, before, after, changes, at_risk))
             return True
         self.phases[phase].append(UpdateResource(ref, before, after, changes, adopt=adopting))
