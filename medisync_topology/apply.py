@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import rules
+from . import refusals, rules
 from .client import STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .ops import (
@@ -15,19 +15,6 @@ from .ops import (
 
 PAST_TENSE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
 APPLY_JSON_VERSION = 1
-
-# What the server's error codes mean for a person running apply.
-EXPLANATIONS = {
-    SUBJECTS_OVERLAP: "the subjects overlap with another stream's",
-    STREAM_NAME_IN_USE: "a stream with that name already exists with a different configuration",
-    10059: "the stream does not exist",
-    10014: "the consumer does not exist",
-    10013: "a consumer with that name already exists with a different configuration",
-    10052: "the configuration is invalid",
-    10012: "the consumer configuration cannot be updated this way",
-    10101: "the consumer name does not match its durable name",
-    10047: "the server has no room for this many resources or this much storage",
-}
 
 
 @dataclass
@@ -152,7 +139,7 @@ def _body(ref, config: dict, action: str) -> dict:
 
 async def _explain(client: JetStreamClient, op: Operation, exc: JetStreamAPIError) -> str:
     text = f"{exc.description} (err_code {exc.err_code})"
-    meaning = EXPLANATIONS.get(exc.err_code)
+    meaning = refusals.ERROR_MEANINGS.get(exc.err_code)
     if exc.err_code == SUBJECTS_OVERLAP:
         others = await _overlapping_streams(client, op)
         if others:
