@@ -24,7 +24,7 @@ import nats
 import pytest
 from natsserver import find_binary, start_server
 
-from medisync_topology import refusals, rules
+from medisync_topology import errors, refusals, rules
 
 S, M = rules.SECOND, rules.MINUTE
 DAY = 86400 * S
@@ -523,7 +523,7 @@ CLUSTER_ONLY_REFUSALS = {"async_not_replicated", "all_subjects_single_replica", 
 def test_every_refusal_has_a_case():
     named = {case[0] for case in REFUSAL_CASES} | CLUSTER_ONLY_REFUSALS
     assert named == {r.name for kind in refusals.REFUSALS.values() for r in kind}
-    assert all(r.err_code in refusals.ERROR_MEANINGS for kind in refusals.REFUSALS.values() for r in kind)
+    assert all(r.err_code in errors.ERROR_MEANINGS for kind in refusals.REFUSALS.values() for r in kind)
 
 
 def err_code_of(reply: dict) -> int | None:
@@ -575,5 +575,5 @@ def test_workqueue_consumers_that_share_messages_are_refused(jsapi):
     assert set(conflicts) == {"B", "C", "D"}
     assert "err_code 10100" in conflicts["B"] and "err_code 10099" in conflicts["C"]
     assert err_code_of(jsapi.consumer(sname, completed[0][1], "create")) is None
-    assert err_code_of(jsapi.consumer(sname, completed[1][1], "create")) == refusals.WORKQUEUE_NOT_UNIQUE
-    assert err_code_of(jsapi.consumer(sname, completed[2][1], "create")) in (refusals.WORKQUEUE_UNFILTERED, refusals.WORKQUEUE_NOT_UNIQUE)
+    assert err_code_of(jsapi.consumer(sname, completed[1][1], "create")) == errors.WORKQUEUE_NOT_UNIQUE
+    assert err_code_of(jsapi.consumer(sname, completed[2][1], "create")) in (errors.WORKQUEUE_UNFILTERED, errors.WORKQUEUE_NOT_UNIQUE)
