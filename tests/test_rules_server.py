@@ -577,3 +577,17 @@ def test_workqueue_consumers_that_share_messages_are_refused(jsapi):
     assert err_code_of(jsapi.consumer(sname, completed[0][1], "create")) is None
     assert err_code_of(jsapi.consumer(sname, completed[1][1], "create")) == errors.WORKQUEUE_NOT_UNIQUE
     assert err_code_of(jsapi.consumer(sname, completed[2][1], "create")) in (errors.WORKQUEUE_UNFILTERED, errors.WORKQUEUE_NOT_UNIQUE)
+
+
+def test_consumer_limits_below_a_live_consumer_are_refused(jsapi):
+    """What plan._check_consumer_limits foresees: the stream update fails while a consumer exceeds the new limit."""
+    stream = make_stream(jsapi)
+    sname = stream["name"]
+    consumer = rules.complete_consumer({"durable_name": "C", "name": "C", "ack_policy": "explicit"}, stream, jsapi.version)
+    assert error_of(jsapi.consumer(sname, consumer, "create")) is None
+    limited = rules.complete_stream({**stream, "consumer_limits": {"max_ack_pending": 100}}, jsapi.version)
+    reply = jsapi.stream("UPDATE", limited)
+    assert err_code_of(reply) == errors.STREAM_UPDATE_FAILED and "violates consumers" in error_of(reply)
+    lowered = rules.complete_consumer({**consumer, "max_ack_pending": 100}, stream, jsapi.version)
+    assert error_of(jsapi.consumer(sname, lowered, "update")) is None
+    assert error_of(jsapi.stream("UPDATE", limited)) is None
