@@ -19,15 +19,15 @@ import click
 from . import buckets, rules
 from .errors import TopologyError
 from .ops import (
-    ACTIONS, CreateResource, DataAtRisk, FieldChange, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict,
-    operation_to_dict, resulting_config,
+    Action, CreateResource, DataAtRisk, DeleteResource, FieldChange, Finding, Operation, Plan, Reason, Ref,
+    ReplaceResource, Severity, UpdateResource, changes_of, data_at_risk, finding_to_dict, operation_to_dict,
 )
-from .units import format_duration, format_size
+from .units import format_duration, format_size, plural
 
 JSON_FORMAT_VERSION = 1
 
-SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
-COLORS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
+COLORS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta", Action.DELETE: "red"}
 ABSENT = "(absent)"
 
 
@@ -57,24 +57,24 @@ def _named_changes(op: Operation) -> list[tuple[str, FieldChange]]:
     """Each change under the name topology.yaml gives its field (a bucket's history, not its
     stream's max_msgs_per_subject), sorted by that name."""
     names = buckets.SETTING_NAMES.get(op.ref.kind, {})
-    return sorted(((names.get(c.path, c.path), c) for c in op.changes), key=lambda named: named[0])
+    return sorted(((names.get(c.path, c.path), c) for c in changes_of(op)), key=lambda named: named[0])
 
 
 def _change_value(path: str, value: Any) -> str:
     return ABSENT if value is None else display_value(path.rsplit(".", 1)[-1], value)
 
 
+def _adopts(op: Operation) -> bool:
+    return isinstance(op, UpdateResource) and op.adopt
+
+
 def _verb(op: Operation) -> str:
-    return "adopt" if isinstance(op, UpdateResource) and op.adopt else op.action
+    return "adopt" if _adopts(op) else op.action
 
 
 def _counts_text(plan: Plan) -> str:
     counts = plan.counts()
-    return ", ".join(f"{counts[a]} to {a}" for a in ACTIONS)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'s' * (n != 1)}"
+    return ", ".join(f"{counts[a]} to {a}" for a in Action)
 
 
 def _approximate_size(n: int) -> str:
@@ -90,42 +90,10 @@ def _approximate_size(n: int) -> str:
 
 
 def _data_at_risk_text(risk: DataAtRisk) -> str:
-    parts = [_plural(risk.messages, "message"), _approximate_size(risk.bytes)]
+    parts = [plural(risk.messages, "message"), _approximate_size(risk.bytes)]
     if risk.consumers:
-        parts.append(_plural(risk.consumers, "consumer"))
+        parts.append(plural(risk.consumers, "consumer"))
     return "destroys " + ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What the defaults of a created resource depend on, gathered once per rendering: the server's version
-    and the config every stream of the plan ends with (a mirror's origin, a consumer's stream)."""
-
-    version: rules.Version | None
-    streams: dict[str, dict]
-
-
-def _context(plan: Plan) -> _Context:
-    version = rules.parse_version(plan.server["version"]) if plan.server.get("version") else None
-    streams = {
-        o.ref.stream_name: resulting_config(o)
-        for o in plan.operations if o.ref.kind != "consumer" and o.action != "delete"
-    }
-    return _Context(version, streams)
-
-
-def _created_settings(op: CreateResource, context: _Context) -> dict:
-    """What a create sets beyond the server's own defaults: the user's settings, not every completed field.
-
-    A bucket shows its bucket settings; the name is in the operation's header.
-    """
-    if op.ref.kind in buckets.SETTINGS:
-        return buckets.bucket_settings(op.ref.kind, op.config)
-    if op.ref.kind == "consumer":
-        minimal = rules.minimal_consumer(op.config, context.streams.get(op.ref.stream) or {}, context.version)
-    else:
-        minimal = rules.minimal_stream(op.config, context.version, context.streams)
-    return {k: v for k, v in minimal.items() if k not in ("name", "durable_name")}
 
 
 def _finding_text(finding: Finding) -> str:
@@ -153,11 +121,11 @@ def _matches_text(plan: Plan) -> str:
 
 
 def _unmanaged(plan: Plan) -> list[Ref]:
-    return [f.ref for f in plan.findings if f.severity == "note" and f.reason == "unmanaged"]
+    return [f.ref for f in plan.findings if f.severity is Severity.NOTE and f.reason is Reason.UNMANAGED]
 
 
 def _other_notes(plan: Plan) -> list[Finding]:
-    return [f for f in plan.findings if f.severity == "note" and f.reason != "unmanaged"]
+    return [f for f in plan.findings if f.severity is Severity.NOTE and f.reason is not Reason.UNMANAGED]
 
 
 # -- text ---------------------------------------------------------------
@@ -172,14 +140,13 @@ def render_text(plan: Plan, *, color: bool) -> str:
     blocks = []
     if plan.operations or plan.errors:
         blocks.append(_header(plan, name=lambda text: f'"{text}"', file=str))
-    context = _context(plan)
     for op in plan.operations:
-        blocks.append("\n".join(_text_operation(op, context, style)))
+        blocks.append("\n".join(_text_operation(op, style)))
     findings = _text_findings(plan, style)
     if findings:
         blocks.append("\n".join(findings))
     if plan.errors:
-        count = _plural(len(plan.errors), "error")
+        count = plural(len(plan.errors), "error")
         blocks.append(style(f"Plan cannot be applied ({count}):", fg="red", bold=True) + f" {_counts_text(plan)}.")
     elif plan.operations:
         blocks.append(style("Plan:", bold=True) + f" {_counts_text(plan)}.")
@@ -188,23 +155,23 @@ def render_text(plan: Plan, *, color: bool) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def _text_operation(op: Operation, context: _Context, style: Callable[..., str]) -> list[str]:
-    verb = _verb(op)
-    head = "  " + style(f"{SYMBOLS[op.action]} {verb}", fg=COLORS[op.action], bold=True) + f" {op.ref}"
-    if verb == "adopt":
+def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
+    head = "  " + style(f"{SYMBOLS[op.action]} {_verb(op)}", fg=COLORS[op.action], bold=True) + f" {op.ref}"
+    if _adopts(op):
         head += " (take ownership)"
-    risk = getattr(op, "data_at_risk", None)
+    risk = data_at_risk(op)
     if risk is not None:
         head += "   " + style(f"({_data_at_risk_text(risk)})", fg="red")
-    if op.action == "create":
-        rows = [(key, display_value(key, value), False) for key, value in sorted(_created_settings(op, context).items())]
-    elif op.action == "delete":
-        rows = []
-    else:
-        rows = [
-            (name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
-            for name, c in _named_changes(op)
-        ]
+    match op:
+        case CreateResource():
+            rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
+        case UpdateResource() | ReplaceResource():
+            rows = [
+                (name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
+                for name, c in _named_changes(op)
+            ]
+        case DeleteResource():
+            rows = []
     width = max((len(name) for name, _, _ in rows), default=0) + 3  # name, colon, two spaces
     lines = [head]
     for name, text, forces in rows:
@@ -250,6 +217,7 @@ def render_json(plan: Plan) -> str:
 COMMENT_LIMIT = 65_536  # GitHub refuses a comment body longer than this many characters
 MARKER = "medisync-topology plan"
 PLAN_OPTIONS = ("prune", "adopt", "allow_replace")
+_DESTRUCTIVE = (Action.DELETE, Action.REPLACE)
 # Shares of the limit the lists above the table may take; what does not fit is counted, not shown.
 _LIST_SHARE = {"caution": 8, "errors": 4, "unmanaged": 16, "notes": 16}
 
@@ -276,7 +244,7 @@ def render_markdown(plan: Plan, *, saved_as: str | None = None, limit: int = COM
         return f"{head[0]}\n**No changes.** {_md_text(_matches_text(plan))}\n"
     head[0] += "\n" + _header(plan, name=_code, file=_code) + _md_options(plan)
     if plan.errors:
-        head.append(f"**Plan cannot be applied** ({_plural(len(plan.errors), 'error')}): {_counts_text(plan)}")
+        head.append(f"**Plan cannot be applied** ({plural(len(plan.errors), 'error')}): {_counts_text(plan)}")
     else:
         head.append(f"**Plan:** {_counts_text(plan)}")
     above = [_md_caution(plan, limit // _LIST_SHARE["caution"])]
@@ -289,8 +257,7 @@ def render_markdown(plan: Plan, *, saved_as: str | None = None, limit: int = COM
                  limit // _LIST_SHARE["notes"], "notes"),
     ]
     rows = [_md_row(op, _md_details(op)) for op in plan.operations]
-    context = _context(plan)
-    details = [_md_detail(op, context) for op in plan.operations if op.action != "delete"]  # in the table's order
+    details = [_md_detail(op) for op in plan.operations if not isinstance(op, DeleteResource)]  # the table's order
 
     def document(notice: str, shown_rows: list[str], shown_details: list[str]) -> str:
         table = "\n".join(["| Action | Resource | Details |", "| --- | --- | --- |", *shown_rows]) if shown_rows else ""
@@ -341,19 +308,19 @@ def _md_options(plan: Plan) -> str:
 
 def _md_action(op: Operation) -> str:
     """Deletions and replacements destroy what the server holds: bold in the table."""
-    return f"**{op.action}**" if op.action in ("delete", "replace") else _verb(op)
+    return f"**{op.action}**" if op.action in _DESTRUCTIVE else _verb(op)
 
 
 def _md_caution(plan: Plan, budget: int) -> str:
     """Everything the plan deletes or replaces, with the data it destroys, as a GitHub caution alert."""
-    destroying = [op for op in plan.operations if op.action in ("delete", "replace")]
+    destroying = [op for op in plan.operations if isinstance(op, (DeleteResource, ReplaceResource))]
     if not destroying:
         return ""
     counts = plan.counts()
-    title = ", ".join(f"{counts[a]} to {a}" for a in ("delete", "replace") if counts[a])
+    title = ", ".join(f"{counts[a]} to {a}" for a in _DESTRUCTIVE if counts[a])
     items = []
     for op in destroying:
-        verb = {"replace": "Replaces", "delete": "Deletes"}[op.action]
+        verb = "Replaces" if isinstance(op, ReplaceResource) else "Deletes"
         risk = f": {_data_at_risk_text(op.data_at_risk)}" if op.data_at_risk is not None else ""
         items.append(f"**{verb} {_md_ref(op.ref)}{risk}**")
     listed = _md_list(f"**Destructive: {title}**", items, budget, "resources")
@@ -421,12 +388,11 @@ def _md_size_notice(cut: _Shortened, saved_as: str | None, limit: int) -> str:
             f"The full plan: {where}.")
 
 
-def _md_detail(op: Operation, context: _Context) -> tuple[str, str]:
+def _md_detail(op: CreateResource | UpdateResource | ReplaceResource) -> tuple[str, str]:
     """(the folded details, a one-line summary) of one resource's create, update or replace."""
-    if op.action == "create":
-        items = [f"- {_code(key)}: {_code(display_value(key, value))}"
-                 for key, value in sorted(_created_settings(op, context).items())]
-        what = _plural(len(items), "setting")
+    if isinstance(op, CreateResource):
+        items = [f"- {_code(key)}: {_code(display_value(key, value))}" for key, value in sorted(op.settings.items())]
+        what = plural(len(items), "setting")
         if not items:
             line = f"Create {_md_ref(op.ref)} with the server's defaults."
             return line, line
@@ -435,11 +401,11 @@ def _md_detail(op: Operation, context: _Context) -> tuple[str, str]:
         for name, c in _named_changes(op):
             item = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
             items.append(item + (" (**forces replacement**)" if c.forces_replacement else ""))
-        what = _plural(len(items), "change")
-    title = f"{_verb(op).capitalize()} {_md_ref(op.ref)}"
-    html_title = f"{_verb(op).capitalize()} {op.ref.kind} <code>{html.escape(_ref_name(op.ref))}</code>"
+        what = plural(len(items), "change")
+    verb = _verb(op).capitalize()
+    html_title = f"{verb} {op.ref.kind} <code>{html.escape(_ref_name(op.ref))}</code>"
     full = f"<details><summary>{html_title}: {what}</summary>\n\n" + "\n".join(items) + "\n\n</details>"
-    return full, f"{title}: {what} (summarised)"
+    return full, f"{verb} {_md_ref(op.ref)}: {what} (summarised)"
 
 
 def _md_row(op: Operation, details: str) -> str:
@@ -449,15 +415,16 @@ def _md_row(op: Operation, details: str) -> str:
 def _md_details(op: Operation, *, compact: bool = False) -> str:
     """The table's Details cell; ``compact`` counts the changed fields instead of naming them."""
     details = []
-    if _verb(op) == "adopt":
+    if _adopts(op):
         details.append("take ownership")
-    if op.action == "update":
-        names = [name for name, _ in _named_changes(op)]
-        details.append(_plural(len(names), "change") if compact else "changes: " + ", ".join(map(_code, names)))
-    if op.action == "replace":
-        forcing = [name for name, c in _named_changes(op) if c.forces_replacement]
-        details.append("forces replacement: " + ", ".join(_code(name) for name in forcing))
-    risk = getattr(op, "data_at_risk", None)
+    match op:
+        case UpdateResource():
+            names = [name for name, _ in _named_changes(op)]
+            details.append(plural(len(names), "change") if compact else "changes: " + ", ".join(map(_code, names)))
+        case ReplaceResource():
+            forcing = [name for name, c in _named_changes(op) if c.forces_replacement]
+            details.append("forces replacement: " + ", ".join(_code(name) for name in forcing))
+    risk = data_at_risk(op)
     if risk is not None:
         details.append(f"**{_data_at_risk_text(risk)}**")
     return "; ".join(details)
