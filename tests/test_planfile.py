@@ -226,8 +226,9 @@ def test_every_kind_of_operation_reads_back_exactly(tmp_path):
         ],
         findings=[Finding(Ref("stream", "LEGACY"), "note", "unmanaged", "stream LEGACY is not managed")],
         owner="o", sources=["topology.yaml"], environment="prod", server={"version": "2.15.1"},
+        options={"prune": True, "adopt": True, "allow_replace": True},
     )
-    saved = SavedPlan(plan, {"prune": True, "adopt": True, "allow_replace": True}, "sha256:x",
+    saved = SavedPlan(plan, plan.options, "sha256:x",
                       {"server_name": "n1", "url": "nats://h:4222"}, {"stream S": config}, "audit.subject", "abc123")
     path = tmp_path / "plan.json"
     save_plan(path, saved)
