@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ops import Finding, Operation, Ref, resulting_config
+from .ops import Finding, Operation, Reason, Ref, Severity, resulting_config
 
 FLAT_TIER = ""  # the account's limits apply to all replica counts alike
 
@@ -101,7 +101,7 @@ def target_findings(operations: list[Operation], live_streams: dict, facts: Targ
             findings += _placement_findings(op.ref, config, facts)
     for ref, needs in unchecked:
         findings.append(Finding(
-            ref, "note", "unchecked",
+            ref, Severity.NOTE, Reason.UNCHECKED,
             f"{ref}: {' and '.join(needs)} not checked against the cluster: {facts.servers_unknown}",
         ))
     if facts.account:
@@ -255,4 +255,4 @@ class _AccountCheck:
 
 
 def _error(ref: Ref, message: str) -> Finding:
-    return Finding(ref, "error", "target", message)
+    return Finding(ref, Severity.ERROR, Reason.TARGET, message)

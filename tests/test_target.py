@@ -5,7 +5,7 @@ import pytest
 from conftest import raw_js_api, topology_cli
 from natsserver import repo_nats_conf, start_cluster, start_server
 
-from medisync_topology.client import LiveState
+from medisync_topology.live import LiveState
 from medisync_topology.loader import parse_document
 from medisync_topology.model import build_topology
 from medisync_topology.plan import make_plan
