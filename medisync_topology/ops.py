@@ -189,6 +189,7 @@ class Plan:
     sources: list[str] = field(default_factory=list)
     environment: str | None = None
     server: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # prune, adopt, allow_replace: as given when planning
 
     @property
     def errors(self) -> list[Finding]:
