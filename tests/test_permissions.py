@@ -14,6 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from natsserver import raw_js_api, repo_nats_conf, start_server
+from test_nats_conf import denied
+from test_nats_conf import run_as as run_as_user
 
 from medisync_topology.cli import main
 
@@ -38,31 +40,8 @@ def server(tmp_path_factory):
 
 
 def run_as(server, service: str, scenario, *, denials: int = 0, **connect) -> list[str]:
-    """Run ``scenario(nc)`` as the service; the permission violations the server reported (waiting up
-    to 5 s for the ``denials`` expected; nats-py's flush can overtake a -ERR)."""
-    violations: list[str] = []
-
-    async def on_error(error):
-        violations.append(str(error))
-
-    async def go():
-        nc = await nats.connect(server.url, allow_reconnect=False, error_cb=on_error, **{**creds(service), **connect})
-        try:
-            await scenario(nc)
-            await nc.flush()
-            for _ in range(100):
-                if len(violations) >= denials:
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            await nc.close()
-
-    asyncio.run(go())
-    return violations
-
-
-def published_denied(subject: str) -> str:
-    return f'nats: permissions violation for publish to "{subject}"'.lower()
+    """Run ``scenario(nc)`` connected as the service (its own inbox prefix unless ``connect`` says otherwise)."""
+    return run_as_user(server, {**creds(service), **connect}, scenario, denials=denials)
 
 
 def subscribe_denied(subject: str) -> str:
@@ -96,7 +75,7 @@ def test_a_publisher_publishes_its_subjects_with_acks_and_nothing_else(server):
         assert ack.stream == "EVENTS"
         await nc.publish("medisync.tally.sync.approved", b"{}")  # tally-service's subject
 
-    assert run_as(server, "etl-service", scenario, denials=1) == [published_denied("medisync.tally.sync.approved")]
+    assert run_as(server, "etl-service", scenario, denials=1) == [denied("medisync.tally.sync.approved")]
     assert stream_messages(server, "EVENTS") == before + 1
 
 
@@ -133,8 +112,8 @@ def test_another_services_pull_consumer_is_denied(server, service):
         await nc.publish("$JS.API.CONSUMER.INFO.EVENTS.etl-notifier", b"", reply=nc.new_inbox())
 
     assert run_as(server, service, scenario, denials=2) == [
-        published_denied("$JS.API.CONSUMER.MSG.NEXT.EVENTS.etl-notifier"),
-        published_denied("$JS.API.CONSUMER.INFO.EVENTS.etl-notifier"),
+        denied("$JS.API.CONSUMER.MSG.NEXT.EVENTS.etl-notifier"),
+        denied("$JS.API.CONSUMER.INFO.EVENTS.etl-notifier"),
     ]
 
 
@@ -196,7 +175,7 @@ def test_kv_read_only_reads_and_watches_but_may_not_write(server):
         await nc.publish("$KV.agent-state.on-call", b"mallory")
 
     assert run_as(server, "agent", seed) == []
-    assert run_as(server, "escalation-agent", scenario, denials=1) == [published_denied("$KV.agent-state.on-call")]
+    assert run_as(server, "escalation-agent", scenario, denials=1) == [denied("$KV.agent-state.on-call")]
 
 
 def test_object_store_read_write_and_read_only(server):
@@ -215,7 +194,7 @@ def test_object_store_read_write_and_read_only(server):
         await nc.publish("$O.documents.M.x", b"{}")
 
     assert run_as(server, "document-service", store) == []
-    assert run_as(server, "agent", read, denials=1) == [published_denied("$O.documents.M.x")]
+    assert run_as(server, "agent", read, denials=1) == [denied("$O.documents.M.x")]
 
 
 @pytest.mark.parametrize("subject", [
@@ -228,7 +207,7 @@ def test_no_service_manages_streams_or_consumers(server, subject):
     async def scenario(nc):
         await nc.publish(subject, b"{}", reply=nc.new_inbox())
 
-    assert run_as(server, "document-service", scenario, denials=1) == [published_denied(subject)]
+    assert run_as(server, "document-service", scenario, denials=1) == [denied(subject)]
     assert raw_js_api(server.url, "CONSUMER.INFO.EVENTS.etl-notifier", **PROVISIONER)["config"]["durable_name"] == "etl-notifier"
 
 
