@@ -9,7 +9,6 @@ import json
 import re
 from pathlib import Path
 
-import nats
 import pytest
 from click.testing import CliRunner
 
