@@ -91,7 +91,7 @@ def test_provisioner_may_not_publish_events(events):
 
 
 @pytest.mark.parametrize("creds", [
-    {"user": "provisioner", "password": "service-dev"},
+    {"user": "provisioner", "password": "etl-service-dev"},
     {"user": "etl-service", "password": "wrong"},
     {"user": "admin", "password": "admin"},
     {},
