@@ -20,6 +20,7 @@ from .errors import TopologyError
 from .export import export_from_server, to_yaml
 from .loader import InvalidTopology
 from .lock import describe_holder
+from .permissions import render_json, render_nats_conf, topology_permissions
 from .planfile import load_plan, save_plan
 from .render import render
 from .session import (
@@ -102,7 +103,10 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
     topology = load_topology(paths, env)
     plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
     the_plan, saved = asyncio.run(plan_live(topology, connect, plan_options, save=bool(out)))
-    click.echo(render(the_plan, fmt, color=_color(no_color)), nl=False)
+    # Where a markdown plan too long to show whole points: the saved plan, when it will be saved.
+    saveable = saved and not the_plan.errors and (allow_replace or not the_plan.counts()["replace"])
+    saved_as = out if saveable else None
+    click.echo(render(the_plan, fmt, color=_color(no_color), saved_as=saved_as), nl=False)
     if the_plan.errors:
         if out:
             click.echo(f"The plan has errors; it was not saved to {out}.", err=True)
@@ -113,6 +117,16 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
         click.echo(f"Saved the plan to {out}: `topology apply {out}` applies exactly these operations.", err=True)
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(2)
+
+
+@main.command()
+@click.argument("planfile", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@options.no_color
+def show(planfile, fmt, no_color):
+    """Show a saved plan (from `plan --out`) offline, exactly as `topology plan` showed it. Exit 0, or 1 on error."""
+    saved = load_plan(planfile)
+    click.echo(render(saved.plan, fmt, color=_color(no_color), saved_as=planfile), nl=False)
 
 
 @main.command()
@@ -225,6 +239,20 @@ def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
 
 def _color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+@main.command()
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["json", "nats-conf"]), default="json", show_default=True)
+def permissions(paths, env, fmt):
+    """Each service's least-privilege NATS permissions, from `services:` (offline).
+
+    json: {"services": {NAME: {"pub": {"allow", "deny"}, "sub": {...}}}}, as in user JWTs.
+    nats-conf: one variable per service (ALERT_WORKER = {...}) to include in nats.conf.
+    """
+    topology = load_topology(paths, env)
+    rights = topology_permissions(topology)
+    click.echo(render_json(rights) if fmt == "json" else render_nats_conf(rights, list(paths)), nl=False)
 
 
 @main.command("export")
