@@ -117,7 +117,8 @@ def test_apply_format_json_lists_every_outcome_and_nothing_else_on_stdout(run, n
         ("create", "etl-notifier", "not attempted", None),
     ]
     assert "async persist mode is not supported" in document["operations"][0]["error"]
-    assert document["summary"] == {"created": 0, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "not_attempted": 2}
+    assert document["summary"] == {"created": 0, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "interrupted": 0,
+                                   "not_attempted": 2}
     assert document["error"].startswith("stream EVENTS: ")
     assert document["findings"] == []
     assert document["audit"]["type"] == "topology.apply_failed" and document["audit"]["warning"] is None
