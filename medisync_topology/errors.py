@@ -17,6 +17,7 @@ STREAM_INVALID_CONFIG = 10052  # JSStreamInvalidConfigF
 CONSUMER_CREATE_FAILED = 10012  # JSConsumerCreateErrF
 STORAGE_RESOURCES_EXCEEDED = 10047  # JSStorageResourcesExceededErr
 STREAM_UPDATE_FAILED = 10069  # JSStreamUpdateErrF
+MAXIMUM_CONSUMERS = 10026  # JSMaximumConsumersLimitErr
 WORKQUEUE_UNFILTERED = 10099  # JSConsumerWQMultipleUnfilteredErr
 WORKQUEUE_NOT_UNIQUE = 10100  # JSConsumerWQConsumerNotUniqueErr
 # JSStreamWrongLastSequenceErrF, and JSStreamWrongLastSequenceConstantErr (replicated streams, 2.12+),
@@ -30,7 +31,7 @@ ERROR_MEANINGS: dict[int, str] = {
     CONSUMER_CREATE_FAILED: "the server refused to create or update the consumer",
     CONSUMER_NAME_IN_USE: "the consumer name is already in use",
     CONSUMER_NOT_FOUND: "the consumer was not found",
-    10026: "the stream's maximum number of consumers is reached",
+    MAXIMUM_CONSUMERS: "the stream's maximum number of consumers is reached",
     10030: "a mirror's max_msg_size must be at least its origin's",
     10031: "a mirror cannot also have sources",
     10034: "a mirror cannot have subjects of its own",

@@ -261,11 +261,12 @@ class _Planner:
         for op in self.phases["consumer"]:
             for found in refusals.refusals_of("consumer", resulting_config(op), streams[op.ref.stream], self.version):
                 self._refused(op.ref, found.path, found.message)
-        self._check_workqueues(live, streams)
+        self._check_consumer_sets(live, streams)
 
-    def _check_workqueues(self, live: dict, streams: dict) -> None:
-        """Consumers a workqueue stream keeps (ones the topology does not manage, or does not delete)
-        take messages a new or changed consumer would share: the server refuses it (10099 / 10100)."""
+    def _check_consumer_sets(self, live: dict, streams: dict) -> None:
+        """Consumers a stream keeps (ones the topology does not manage, or does not delete) count towards
+        its max_consumers (10026), and on a workqueue stream take messages that a new or changed consumer
+        would share (10099 / 10100)."""
         renewed = {op.ref.stream_name for op in self.phases["stream"] if not isinstance(op, UpdateResource)}
         gone = {(op.ref.stream, op.ref.name) for op in self.phases["consumer_delete"]}
         requested: dict[str, list] = {}
@@ -277,7 +278,10 @@ class _Planner:
                 (cname, config) for cname, config in sorted(live[name].consumers.items())
                 if rules.declarable_consumer(config) and cname not in changed and (name, cname) not in gone]
             wanted = [(op.ref.name, resulting_config(op)) for op in ops]
-            for cname, message in refusals.workqueue_conflicts(streams[name], kept + wanted):
+            created = [op.ref.name for op in ops if not isinstance(op, UpdateResource)]
+            existing = len(kept) + len(ops) - len(created)
+            conflicts = refusals.workqueue_conflicts(streams[name], kept + wanted)
+            for cname, message in conflicts + refusals.too_many_consumers(streams[name], existing, created):
                 if cname in changed:
                     self._refused(Ref("consumer", cname, name), (), message)
 

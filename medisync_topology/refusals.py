@@ -348,9 +348,12 @@ CONSUMER_REFUSALS: tuple[Refusal, ...] = (
             lambda c, _: _when(c.get("ack_policy") == "flow_control" and _push(c) and _num(c, "max_deliver") > 0,
                                "max_deliver"), since=(2, 14, 0)),
     # addConsumerWithAssignment: a message leaves a workqueue when its one consumer acks it.
-    Refusal("consumer", "workqueue_explicit_ack", 10098, "consumers of a workqueue stream need ack_policy: explicit",
-            lambda c, s: _when(s.get("retention") == "workqueue" and c.get("ack_policy") not in ("explicit", "flow_control"),
+    Refusal("consumer", "workqueue_pull_needs_ack", 10084, "consumers of a workqueue stream need ack_policy: explicit",
+            lambda c, s: _when(s.get("retention") == "workqueue" and not _push(c) and c.get("ack_policy") == "none",
                                "ack_policy")),
+    Refusal("consumer", "workqueue_explicit_ack", 10098, "consumers of a workqueue stream need ack_policy: explicit",
+            lambda c, s: _when(s.get("retention") == "workqueue" and c.get("ack_policy") not in ("explicit", "flow_control")
+                               and (_push(c) or c.get("ack_policy") != "none"), "ack_policy")),
     Refusal("consumer", "workqueue_deliver_all", 10101,
             "consumers of a workqueue stream must deliver all messages (deliver_policy: all)",
             lambda c, s: _when(s.get("retention") == "workqueue" and c.get("deliver_policy", "all") != "all", "deliver_policy")),
@@ -394,4 +397,17 @@ def workqueue_conflicts(stream: dict, consumers: Iterable[tuple[str, dict]]) -> 
                                         f"overlaps consumer {other_name}'s '{other}'; the server refuses it "
                                         f"(err_code {errors.WORKQUEUE_NOT_UNIQUE})"))
         seen += [(name, s) for s in filters or [">"]]
+    return found
+
+
+def too_many_consumers(stream: dict, existing: int, creating: Iterable[str]) -> list[tuple[str, str]]:
+    """(consumer, message) for each consumer created beyond the stream's max_consumers, with ``existing``
+    consumers on it already (addConsumerWithAssignment counts them at each create; an update is not counted)."""
+    limit = _num(stream, "max_consumers")
+    found = []
+    for name in creating:
+        if 0 < limit <= existing:
+            found.append((name, f"stream {stream.get('name')} allows max_consumers {limit} and would have {existing} "
+                                f"already; the server refuses it (err_code {errors.MAXIMUM_CONSUMERS})"))
+        existing += 1
     return found

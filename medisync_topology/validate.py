@@ -323,7 +323,8 @@ def _refusal_problems(doc, topology: Topology) -> list[Problem]:
             problems += [doc.problem(here + ("consumers", cname) + f.path, f.message)
                          for f in refusals.refusals_of("consumer", cconfig, config)]
         problems += [doc.problem(here + ("consumers", cname), message)
-                     for cname, message in refusals.workqueue_conflicts(config, consumers)]
+                     for cname, message in refusals.workqueue_conflicts(config, consumers)
+                     + refusals.too_many_consumers(config, 0, [n for n, _ in consumers])]
     return problems
 
 

@@ -514,6 +514,8 @@ REFUSAL_CASES = [
     ("ack_flow_control_ack_wait", {}, {**PUSH, "ack_policy": "flow_control", "ack_wait": 10 * S}, None),
     ("ack_flow_control_max_deliver", {}, {**PUSH, "ack_policy": "flow_control", "max_deliver": 5}, None),
     ("workqueue_explicit_ack", {"retention": "workqueue"}, {"ack_policy": "all"}, None),
+    ("workqueue_explicit_ack", {"retention": "workqueue"}, {**PUSH, "ack_policy": "none"}, None),
+    ("workqueue_pull_needs_ack", {"retention": "workqueue"}, {"ack_policy": "none"}, None),
     ("workqueue_deliver_all", {"retention": "workqueue"}, {"deliver_policy": "new"}, None),
 ]
 # Proven on a cluster only (tests/test_cluster.py): a single server refuses replicas > 1 first (10074).
@@ -591,3 +593,15 @@ def test_consumer_limits_below_a_live_consumer_are_refused(jsapi):
     lowered = rules.complete_consumer({**consumer, "max_ack_pending": 100}, stream, jsapi.version)
     assert error_of(jsapi.consumer(sname, lowered, "update")) is None
     assert error_of(jsapi.stream("UPDATE", limited)) is None
+
+
+def test_consumers_beyond_max_consumers_are_refused(jsapi):
+    stream = make_stream(jsapi, max_consumers=1)
+    sname = stream["name"]
+    assert [n for n, _ in refusals.too_many_consumers(stream, 0, ["A", "B"])] == ["B"]
+    first, second = (rules.complete_consumer({"durable_name": n, "name": n, "ack_policy": "explicit"}, stream, jsapi.version)
+                     for n in ("A", "B"))
+    assert error_of(jsapi.consumer(sname, first, "create")) is None
+    assert err_code_of(jsapi.consumer(sname, second, "create")) == errors.MAXIMUM_CONSUMERS
+    # An update is not counted.
+    assert error_of(jsapi.consumer(sname, {**first, "description": "changed"}, "update")) is None
