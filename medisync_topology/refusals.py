@@ -150,6 +150,28 @@ def _republish_cycle(cfg: dict, _) -> list[Path]:
     return _when(any(subjects.subjects_overlap(dest, s) for s in own), "republish", "dest")
 
 
+def _bad_transforms(cfg: dict, kind: str) -> list[Path]:
+    """Paths of the transforms of ``kind`` ("subject_transform", "republish", "mirror", "sources") that
+    the server cannot make."""
+    if kind in ("subject_transform", "republish"):
+        transform = cfg.get(kind) if isinstance(cfg.get(kind), dict) else {}
+        return _when(bool(transform) and bool(subjects.transform_problem(transform.get("src") or "", transform.get("dest") or "")),
+                     kind, "dest")
+    found = []
+    for path, entry in _entries(cfg):
+        if path[0] == kind:
+            for i, t in enumerate(entry.get("subject_transforms") or []):
+                if isinstance(t, dict) and subjects.transform_problem(t.get("src") or "", t.get("dest") or ""):
+                    found.append(path + ("subject_transforms", i, "dest"))
+    return found
+
+
+def _transform_refusal(name: str, err_code: int, what: str, kind: str, **lines) -> Refusal:
+    return Refusal("stream", name, err_code,
+                   f"{what} cannot map src to dest: a '>' in one needs a '>' in the other, dest has no '*', and "
+                   "{{wildcard(n)}} names one of src's '*'", lambda c, _: _bad_transforms(c, kind), **lines)
+
+
 def _mirror_with(field: str) -> Callable[[dict, Any], list[Path]]:
     return lambda cfg, _: _when(bool(cfg.get("mirror")) and bool(cfg.get(field)), field)
 
@@ -222,6 +244,14 @@ STREAM_REFUSALS: tuple[Refusal, ...] = (
             _duplicate_sources),
     Refusal("stream", "republish_cycle", 10052, "republish.dest overlaps the stream's own subjects: republished messages would be stored again",
             _republish_cycle),
+    _transform_refusal("republish_transform", 10052, "republish", "republish"),
+    _transform_refusal("subject_transform_invalid", 10156, "subject_transform", "subject_transform", since=(2, 11, 0)),
+    # 2.10 checks transforms only when it makes the stream: a create error.
+    _transform_refusal("subject_transform_invalid_create", 10049, "subject_transform", "subject_transform", until=(2, 11, 0)),
+    _transform_refusal("mirror_transform_invalid", 10154, "a mirror's subject_transforms", "mirror", since=(2, 11, 0)),
+    _transform_refusal("mirror_transform_invalid_create", 10049, "a mirror's subject_transforms", "mirror", until=(2, 11, 0)),
+    _transform_refusal("source_transform_invalid", 10146, "a source's subject_transforms", "sources", since=(2, 11, 0)),
+    _transform_refusal("source_transform_invalid_create", 10049, "a source's subject_transforms", "sources", until=(2, 11, 0)),
     Refusal("stream", "mirror_max_msg_size", 10030,
             "a mirror's max_msg_size must be at least its origin's, or it could not hold every message",
             lambda c, streams: _smaller_than_origin(c, streams, "mirror")),

@@ -46,6 +46,31 @@ def subject_problem(subject: str) -> str | None:
     return None
 
 
+# server/subject_transform.go: {{wildcard(n)}} and its older spelling $n name the source's n-th '*'.
+_WILDCARD_REFERENCE = re.compile(r"^\{\{\s*wildcard\s*\(\s*(\d+)\s*\)\s*\}\}$|^\$(\d+)$", re.IGNORECASE)
+
+
+def transform_problem(src: str, dest: str) -> str | None:
+    """Why a subject transform (src -> dest) cannot be made, or None (server/subject_transform.go
+    NewSubjectTransform, the shape of it: the destination's other mapping functions are not checked)."""
+    if not dest:
+        return None
+    src = src or ">"
+    if subject_problem(src) or subject_problem(dest):
+        return "its source and destination must be valid subjects"
+    source, target = src.split("."), dest.split(".")
+    if "*" in target:
+        return "the destination may not contain '*': name the source's wildcard with {{wildcard(n)}}"
+    if (">" in source) != (">" in target):
+        return "a '>' in the source needs one in the destination, and only then"
+    wildcards = source.count("*")
+    for token in target:
+        match = _WILDCARD_REFERENCE.match(token)
+        if match and int(match.group(1) or match.group(2)) > wildcards:
+            return f"{token} names a wildcard the source {src!r} does not have ({wildcards} '*')"
+    return None
+
+
 def subjects_overlap(a: str, b: str) -> bool:
     """True when some concrete subject matches both valid subjects.
 

@@ -23,11 +23,11 @@ streams:
   AUDIT:
     subjects: [medisync.audit.>]
 """
-# A config the server refuses at create time, which the plan does not foresee (a transform naming a
-# wildcard its source does not have; err 10156, 10049 before 2.11): apply fails midway.
+# A config the server refuses at create time, which the plan does not foresee (a transform with a mapping
+# function the server does not know; err 10156, 10049 before 2.11): apply fails midway.
 REFUSED_EVENTS = BASE.replace(
     "    subjects: [medisync.etl.>]\n",
-    "    subjects: [medisync.etl.>]\n    subject_transform: {src: medisync.etl.>, dest: 'x.{{wildcard(3)}}'}\n", 1)
+    "    subjects: [medisync.etl.>]\n    subject_transform: {src: medisync.etl.>, dest: 'x.{{nosuch()}}.>'}\n", 1)
 REFUSED_CODES = (10049, 10156)
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

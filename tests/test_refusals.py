@@ -57,3 +57,12 @@ def test_apply_explains_err_codes_in_the_servers_words():
     text = asyncio.run(apply._explain(None, op, error))
     assert text == ("consumer must be deliver all on workqueue stream (err_code 10101): "
                     "a consumer on a workqueue stream must deliver all messages (deliver_policy all)")
+
+
+def test_transforms_the_server_cannot_make_are_located(tmp_path):
+    text = ("version: 1\nowner: m\nstreams:\n  S:\n    subjects: [a.>]\n    subject_transform: {src: 'a.*', dest: 'b.{{wildcard(2)}}'}\n"
+            "    republish: {src: a.>, dest: r.x}\n")
+    found = problems(tmp_path, text)
+    assert [line.split(": ")[1] for line in found] == ["streams.S.subject_transform.dest", "streams.S.republish.dest"]
+    assert "{{wildcard(2)}} names a wildcard" not in found[0]  # the refusal's words, one message per refusal
+    assert found[0].endswith("the server refuses it (err_code 10156)") and found[1].endswith("(err_code 10052)")
