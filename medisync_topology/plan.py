@@ -257,7 +257,7 @@ class _Planner:
             for found in refusals.refusals_of("stream", resulting_config(op), streams, self.version):
                 self._refused(op.ref, found.path, found.message)
             if isinstance(op, UpdateResource):
-                self._check_consumer_limits(op, live[op.ref.stream_name])
+                self._check_consumer_limits(op, live)
         for op in self.phases["consumer"]:
             for found in refusals.refusals_of("consumer", resulting_config(op), streams[op.ref.stream], self.version):
                 self._refused(op.ref, found.path, found.message)
@@ -285,15 +285,25 @@ class _Planner:
                 if cname in changed:
                     self._refused(Ref("consumer", cname, name), (), message)
 
-    def _check_consumer_limits(self, op: UpdateResource, stream: LiveStream) -> None:
+    def _check_consumer_limits(self, op: UpdateResource, live: dict) -> None:
         """stream.go updateWithAdvisory: a stream update that sets consumer_limits lower than what a live
-        consumer has is refused, even when that consumer is updated right after."""
+        consumer has is refused, even when that consumer is updated right after. Before 2.14 that
+        includes the unlisted consumer a live mirror or source reads through (no max_ack_pending limit)."""
+        name = op.ref.stream_name
         old, new = (op.before.get("consumer_limits") or {}), (op.after.get("consumer_limits") or {})
+        readers = [] if self.version is None or self.version >= (2, 14, 0) else sorted(
+            other for other, stream in live.items() if name in origins(stream.config))
         for key in ("max_ack_pending", "inactive_threshold"):
             limit = new.get(key) or 0
             if limit <= 0 or limit == old.get(key):
                 continue
-            over = sorted(name for name, config in stream.consumers.items() if (config.get(key) or 0) > limit)
+            over = sorted(c for c, config in live[name].consumers.items() if (config.get(key) or 0) > limit)
+            if readers and key == "max_ack_pending":
+                self._refused(
+                    op.ref, ("consumer_limits", key),
+                    f"stream {', '.join(readers)} reads from it through a consumer that servers before 2.14 give a "
+                    f"larger {key}; the server refuses the limit (err_code {STREAM_UPDATE_FAILED})",
+                )
             if over:
                 self._refused(
                     op.ref, ("consumer_limits", key),

@@ -4,6 +4,8 @@ The live side is what the server reports for a config, which rules.complete_* pr
 real-server tests in test_apply.py prove that prediction).
 """
 
+import dataclasses
+
 import pytest
 
 from medisync_topology import rules
@@ -280,3 +282,14 @@ def test_lowering_consumer_limits_below_a_live_consumer_is_refused():
         "refuses to lower the limit below them (err_code 10069): lower their max_ack_pending first, apply, then the limit"]
     first = BASE.replace("filter_subject: medisync.etl.>", "filter_subject: medisync.etl.>\n        max_ack_pending: 100")
     assert refused(make_plan(topology(text.replace("filter_subject: medisync.etl.>", "filter_subject: medisync.etl.>\n        max_ack_pending: 100")), live_from(first))) == []
+
+
+def test_consumer_limits_of_a_stream_a_live_mirror_reads_before_2_14():
+    text = ("version: 1\nowner: medisync\nstreams:\n  A: {subjects: [a.>], consumer_limits: {max_ack_pending: 100}}\n"
+            "  B: {mirror: {name: A}}\n")
+    live = live_from(text.replace(", consumer_limits: {max_ack_pending: 100}", ""))
+    assert refused(make_plan(topology(text), live)) == []
+    older = dataclasses.replace(live, server_version="2.12.8")
+    assert refused(make_plan(topology(text), older)) == [
+        "stream A: consumer_limits.max_ack_pending: stream B reads from it through a consumer that servers before 2.14 "
+        "give a larger max_ack_pending; the server refuses the limit (err_code 10069)"]

@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import nats
@@ -616,3 +617,21 @@ def test_consumers_beyond_max_consumers_are_refused(jsapi):
     assert err_code_of(jsapi.consumer(sname, second, "create")) == errors.MAXIMUM_CONSUMERS
     # An update is not counted.
     assert error_of(jsapi.consumer(sname, {**first, "description": "changed"}, "update")) is None
+
+
+def test_consumer_limits_of_a_mirrored_stream_before_2_14(jsapi):
+    """Before 2.14 a mirror reads through a consumer with no max_ack_pending limit, which a new
+    consumer_limits.max_ack_pending on its origin violates (plan._check_consumer_limits)."""
+    origin = make_stream(jsapi)
+    mirror = rules.complete_stream({"name": unique("M"), "mirror": {"name": origin["name"]}}, jsapi.version, {origin["name"]: origin})
+    assert error_of(jsapi.stream("CREATE", mirror)) is None
+    limited = rules.complete_stream({**origin, "consumer_limits": {"max_ack_pending": 100}}, jsapi.version)
+    deadline = time.monotonic() + 5
+    while jsapi.request(f"$JS.API.STREAM.INFO.{mirror['name']}")["mirror"]["active"] < 0:  # its consumer is made
+        assert time.monotonic() < deadline, "the mirror never connected"
+        time.sleep(0.02)
+    reply = jsapi.stream("UPDATE", limited)
+    if jsapi.version >= (2, 14, 0):
+        assert error_of(reply) is None, error_of(reply)
+    else:
+        assert err_code_of(reply) == errors.STREAM_UPDATE_FAILED and "violates consumers" in error_of(reply)
