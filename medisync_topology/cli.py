@@ -17,6 +17,8 @@ import click
 from . import __version__, devserver, options
 from .apply import PAST_TENSE, ApplyResult, Outcome, apply_document
 from .errors import TopologyError
+from .explain import explain as explain_subject
+from .explain import render_explain
 from .export import export_from_server, to_yaml
 from .loader import InvalidTopology
 from .lock import describe_holder
@@ -253,6 +255,15 @@ def permissions(paths, env, fmt):
     topology = load_topology(paths, env)
     rights = topology_permissions(topology)
     click.echo(render_json(rights) if fmt == "json" else render_nats_conf(rights, list(paths)), nl=False)
+
+
+@main.command()
+@click.argument("subject")
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(subject, paths, env, fmt):
+    """Where SUBJECT goes, offline: its stream, the consumers receiving it, who publishes and consumes it."""
+    click.echo(render_explain(explain_subject(load_topology(paths, env), subject), fmt), nl=False)
 
 
 @main.command("export")
