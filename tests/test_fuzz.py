@@ -111,7 +111,7 @@ topology_data = st.fixed_dictionaries(
         "nonsense": junk,
     },
 )
-environment = st.fixed_dictionaries({}, optional={v: st.text(st.characters(blacklist_characters="\x00"), max_size=8) | st.sampled_from(["*", "!", "&", "=", "<<", "3", "true"]) for v in VARIABLES})
+environment = st.fixed_dictionaries({}, optional={v: st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8) | st.sampled_from(["*", "!", "&", "=", "<<", "3", "true"]) for v in VARIABLES})
 
 
 def mutated(text: str):
