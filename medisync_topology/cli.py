@@ -17,7 +17,7 @@ import click
 from . import __version__, devserver, options
 from .apply import PAST_TENSE, ApplyResult, Outcome, apply_document
 from .errors import TopologyError
-from .export import export_from_server, to_yaml
+from .export import export_from_server, schema_reference, to_yaml
 from .loader import InvalidTopology
 from .lock import describe_holder
 from .permissions import render_json, render_nats_conf, topology_permissions
@@ -27,7 +27,7 @@ from .session import (
     ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
 )
 from .units import plural
-from .validate import load_every_environment, load_topology
+from .validate import load_every_environment, load_topology, schema_file
 
 
 class TopologyGroup(click.Group):
@@ -279,7 +279,7 @@ def export_(connect, output, patterns, owner):
     result = asyncio.run(export_from_server(connect, patterns, owner))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    text = to_yaml(result.document)
+    text = to_yaml(result.document, schema_reference(Path(output).parent if output else Path.cwd()))
     if not output:
         click.echo(text, nl=False)
         return
@@ -289,6 +289,12 @@ def export_(connect, output, patterns, owner):
     except OSError as exc:
         raise TopologyError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"Wrote {output}: {result.summary()}", err=True)
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of topology.yaml (its $id is stable), for editors and checkers outside this repository."""
+    click.echo(schema_file().read_text(), nl=False)
 
 
 @main.group()
