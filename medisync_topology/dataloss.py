@@ -125,14 +125,16 @@ def update_loss(before: dict, after: dict, facts: LossFacts, consumer_states: di
 
 
 def assess(plan: Plan, live: LiveState, facts: dict[str, LossFacts]) -> None:
-    """Each update that destroys messages gets its data_at_risk."""
+    """Every stream update gets what it destroys as its data_at_risk (None where nothing): ``facts`` answers
+    ``questions``, and an update not asked about destroys nothing. A saved plan is assessed anew at apply."""
     for i, op in enumerate(plan.operations):
-        answer = facts.get(op.ref.stream_name) if isinstance(op, UpdateResource) and op.ref.kind != "consumer" else None
-        if answer is None:
+        if not isinstance(op, UpdateResource) or op.ref.kind == "consumer":
             continue
-        stream = live.streams[op.ref.stream_name]
-        risk = update_loss(op.before, op.after, answer, stream.consumer_states)
-        if risk is not None:
+        answer = facts.get(op.ref.stream_name)
+        stream = live.streams.get(op.ref.stream_name)
+        risk = None if answer is None or stream is None else update_loss(op.before, op.after, answer,
+                                                                          stream.consumer_states)
+        if risk != op.data_at_risk:
             plan.operations[i] = dataclasses.replace(op, data_at_risk=risk)
 
 

@@ -19,8 +19,8 @@ from .errors import TopologyError
 from .lock import ApplyLock, capturing_streams
 from .model import Topology
 from .live import LiveState
-from .ops import Plan, ReplaceResource, resulting_config
-from .plan import make_plan
+from .ops import Plan, Ref, ReplaceResource, resulting_config
+from .plan import make_plan, saved_plan_refusals
 from .render import data_at_risk_text
 from .planfile import PlanFileError, SavedPlan, check_target, live_snapshot, read_target, stale_changes, topology_hash
 
@@ -59,15 +59,28 @@ async def plan_against(client: JetStreamClient, topology: Topology, options: dic
     """Read live JetStream, plan, and read what the plan's updates would destroy (only where limits shrink)."""
     live = await client.read_live()
     plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
-    asked = dataloss.questions(plan, live)
-    if asked:
-        dataloss.assess(plan, live, await client.read_losses(asked))
+    await _assess_losses(client, plan, live)
     return plan, live
+
+
+async def _assess_losses(client: JetStreamClient, plan: Plan, live: LiveState) -> None:
+    """What each update destroys, from live state read now, only for streams whose limits shrink."""
+    asked = dataloss.questions(plan, live)
+    dataloss.assess(plan, live, await client.read_losses(asked) if asked else {})
 
 
 def _provenance(topology: Topology) -> tuple[str | None, str, str | None]:
     """(audit subject, topology hash, git commit): where a plan made from this topology came from."""
     return (topology.audit or {}).get("subject"), topology_hash(topology), git_commit(topology.sources)
+
+
+def _protected(topology: Topology) -> list[str]:
+    """Each resource the topology marks protect: true; a saved plan may not replace or delete them."""
+    refs = []
+    for spec in {**topology.streams, **topology.buckets}.values():
+        refs += [str(spec.ref)] if spec.protect else []
+        refs += [str(Ref("consumer", c.name, c.stream)) for c in spec.consumers.values() if c.protect]
+    return sorted(refs)
 
 
 async def plan_live(
@@ -85,7 +98,7 @@ async def plan_live(
         subject, file_hash, commit = _provenance(topology)
         saved = SavedPlan(
             plan, options, file_hash, await read_target(client), live_snapshot(live),
-            audit_subject=subject, git_commit=commit,
+            audit_subject=subject, git_commit=commit, protected=_protected(topology),
         )
         return plan, saved
 
@@ -173,6 +186,17 @@ class SavedPlanRun(ApplyRun):
                 f"{self.plan_file} is stale; live JetStream changed since the plan was made:\n{listed}\n"
                 "Nothing was applied; make a new plan."
             )
+        options = self.saved.options
+        refusals = saved_plan_refusals(self.saved.plan, live, prune=options.get("prune", False),
+                                       adopt=options.get("adopt", False), protected=set(self.saved.protected))
+        if refusals:
+            listed = "\n".join(f"  {refusal}" for refusal in refusals)
+            raise PlanFileError(
+                f"{self.plan_file} holds operations `topology plan` could not make against this server "
+                f"(was it edited?):\n{listed}\nNothing was applied."
+            )
+        # What its updates destroy is the server's now, not the file's word: --allow-data-loss is checked on it.
+        await _assess_losses(client, self.saved.plan, live)
         return self.saved.plan
 
     def capturing_lock(self) -> list[str]:
