@@ -208,3 +208,20 @@ def test_an_update_that_raises_limits_destroys_nothing():
     facts = LossFacts({"messages": 50, "bytes": 5000, "first_seq": 1}, {"a": 50}, None)
     assert update_loss({"max_msgs_per_subject": 1}, {"max_msgs_per_subject": 100}, facts, {}) is None
     assert update_loss({"max_msgs": 10}, {"max_msgs": 100, "discard": "old"}, facts, {}) is None
+
+
+def test_a_saved_plan_is_assessed_anew_when_applied(run, js_api, fill, tmp_path):
+    from click.testing import CliRunner
+
+    from medisync_topology.cli import main
+
+    assert run(stream(), "apply", "--auto-approve")[0] == 0
+    path = tmp_path / "plan.json"
+    changed = stream(max_msgs_per_subject=2)
+    assert run(changed, "plan", "--out", str(path))[0] == 0  # an empty stream: nothing to lose yet
+    five_subjects(fill)  # message counts do not make a plan stale, but now the update destroys 40
+    result = CliRunner().invoke(main, ["apply", str(path), "--no-color"])
+    assert result.exit_code == 1, result.output
+    assert ("the plan updates stream S3 (destroys 40 messages, about" in result.output
+            and "it was saved without --allow-data-loss. Nothing was applied." in result.output)
+    assert state(js_api)["messages"] == 50
