@@ -12,9 +12,10 @@ import enum
 
 from deepdiff import DeepDiff
 
-from . import buckets, rules, subjects, target
-from .errors import SUBJECTS_OVERLAP
+from . import buckets, refusals, rules, subjects, target
+from .errors import STREAM_UPDATE_FAILED, SUBJECTS_OVERLAP
 from .live import LiveState, LiveStream
+from .loader import dotted
 from .model import ConsumerSpec, StreamSpec, Topology
 from .ops import (
     ConsumerAtRisk,
@@ -243,6 +244,7 @@ class _Planner:
             else:
                 self._compare_stream(desired[name], live[name])
         self._check_live_overlaps(desired, live)
+        self._check_refusals(live)
         self.phases["stream_delete"] = _origins_first(self.phases["stream_delete"])[::-1]
         self.phases["stream"] = _origins_first(self.phases["stream"])
         for phase in self.phases.values():
@@ -254,6 +256,58 @@ class _Planner:
         left_alone = {name: stream for name, stream in live.items() if name not in desired and name not in deleted}
         for ref, message in overlaps_left_alone(self.phases["stream"], left_alone):
             self._error(ref, Reason.OVERLAP, message)
+
+    def _check_refusals(self, live: dict) -> None:
+        """What the server would refuse of the requests this plan makes (refusals.py), judged with
+        what validate cannot know: the connected server's line, origins the file does not declare,
+        and live consumers the topology leaves alone. Each request meets the streams as they are
+        after their own change (origins are changed first)."""
+        streams = {name: rules.strip_live(stream.config, "stream") for name, stream in live.items()}
+        for op in self.phases["stream"]:
+            streams[op.ref.stream_name] = resulting_config(op)
+        for op in self.phases["stream"]:
+            for found in refusals.refusals_of("stream", resulting_config(op), streams, self.version):
+                self._refused(op.ref, found.path, found.message)
+            if isinstance(op, UpdateResource):
+                self._check_consumer_limits(op, live[op.ref.stream_name])
+        for op in self.phases["consumer"]:
+            for found in refusals.refusals_of("consumer", resulting_config(op), streams[op.ref.stream], self.version):
+                self._refused(op.ref, found.path, found.message)
+        self._check_workqueues(live, streams)
+
+    def _check_workqueues(self, live: dict, streams: dict) -> None:
+        """Consumers a workqueue stream keeps (ones the topology does not manage, or does not delete)
+        take messages a new or changed consumer would share: the server refuses it (10099 / 10100)."""
+        renewed = {op.ref.stream_name for op in self.phases["stream"] if not isinstance(op, UpdateResource)}
+        gone = {(op.ref.stream, op.ref.name) for op in self.phases["consumer_delete"]}
+        requested: dict[str, list] = {}
+        for op in self.phases["consumer"]:
+            requested.setdefault(op.ref.stream, []).append(op)
+        for name, ops in sorted(requested.items()):
+            changed = {op.ref.name for op in ops}
+            kept = [] if name in renewed or name not in live else [
+                (cname, config) for cname, config in sorted(live[name].consumers.items())
+                if rules.declarable_consumer(config) and cname not in changed and (name, cname) not in gone]
+            wanted = [(op.ref.name, resulting_config(op)) for op in ops]
+            for cname, message in refusals.workqueue_conflicts(streams[name], kept + wanted):
+                if cname in changed:
+                    self._refused(Ref("consumer", cname, name), (), message)
+
+    def _check_consumer_limits(self, op: UpdateResource, stream: LiveStream) -> None:
+        """stream.go updateWithAdvisory: a stream update that sets consumer_limits lower than what a live
+        consumer has is refused, even when that consumer is updated right after."""
+        old, new = (op.before.get("consumer_limits") or {}), (op.after.get("consumer_limits") or {})
+        for key in ("max_ack_pending", "inactive_threshold"):
+            limit = new.get(key) or 0
+            if limit <= 0 or limit == old.get(key):
+                continue
+            over = sorted(name for name, config in stream.consumers.items() if (config.get(key) or 0) > limit)
+            if over:
+                self._refused(
+                    op.ref, ("consumer_limits", key),
+                    f"the live consumers {', '.join(over)} have a larger {key}; the server refuses to lower the "
+                    f"limit below them (err_code {STREAM_UPDATE_FAILED}): lower their {key} first, apply, then the limit",
+                )
 
     # -- streams ---------------------------------------------------------
 
@@ -404,6 +458,10 @@ class _Planner:
 
     def _error(self, ref: Ref, reason: Reason, message: str) -> None:
         self.plan.findings.append(Finding(ref, Severity.ERROR, reason, message))
+
+    def _refused(self, ref: Ref, path: tuple, message: str) -> None:
+        where = f"{dotted(path)}: " if path else ""
+        self._error(ref, Reason.REFUSED, f"{ref}: {where}{message}")
 
     def _note(self, ref: Ref, reason: Reason, message: str) -> None:
         self.plan.findings.append(Finding(ref, Severity.NOTE, reason, message))
