@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services",
-        "permissions", "target")
+CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services", "explain", "graph",
+        "permissions", "target", "dataloss")
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -140,6 +140,18 @@ def test_a_corrupt_or_foreign_plan_file_is_refused(run, apply_saved, tmp_path, d
     assert (code, out) == (1, f"Error: {path} {message}\n")
 
 
+@pytest.mark.parametrize("content, message", [
+    (None, "is larger than the limit of 64 MiB for a plan file"),  # /dev/zero: endless, read no further than the limit
+    ("[" * 100_000 + "]" * 100_000, "is not a plan file: it is not valid JSON (truncated or corrupt?)"),  # was a RecursionError
+], ids=["endless", "nested"])
+def test_a_hostile_plan_file_is_refused_without_a_runaway(apply_saved, tmp_path, content, message):
+    path = "/dev/zero" if content is None else tmp_path / "plan.json"
+    if content is not None:
+        path.write_text(content)
+    code, out = apply_saved(path)
+    assert (code, out) == (1, f"Error: {path} {message}\n")
+
+
 def test_a_missing_plan_file_is_a_clean_error(apply_saved, tmp_path):
     code, out = apply_saved(tmp_path / "nope.json")
     assert code == 1 and out.startswith(f"Error: cannot read plan file {tmp_path / 'nope.json'}: ")
@@ -176,7 +188,7 @@ def test_the_file_records_where_it_came_from_and_no_secret(nats_server, tmp_path
     document = json.loads(text)
     assert document["target"]["url"] == secured.url.replace("nats://", "nats://deployer:***@")
     assert document["target"]["account"] == "$G" and document["target"]["server_version"]
-    assert document["options"] == {"prune": False, "adopt": False, "allow_replace": False}
+    assert document["options"] == {"prune": False, "adopt": False, "allow_replace": False, "allow_data_loss": False}
     assert document["topology"]["sources"] == [str(tmp_path / "topology.yaml")]
     assert document["topology"]["hash"].startswith("sha256:") and document["tool_version"] == "0.1.0"
 
@@ -270,7 +282,7 @@ def test_show_renders_a_saved_plan_offline_exactly_as_plan_did(nats_server, tmp_
     assert shown.exit_code == 0, shown.output
     assert shown.stdout == planned.stdout and "EVENTS" in shown.stdout
     if fmt == "markdown":
-        assert "planned with `--prune` (without `--adopt`, `--allow-replace`)" in shown.stdout
+        assert "planned with `--prune` (without `--adopt`, `--allow-replace`, `--allow-data-loss`)" in shown.stdout
 
 
 def test_show_refuses_what_apply_refuses(tmp_path):
