@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 from . import errors, subjects
 
 Version = tuple[int, int, int]
-Path = tuple  # a key path inside one stream or consumer config, e.g. ("sources", 1, "filter_subject")
+FieldPath = tuple  # a key path inside one stream or consumer config, e.g. ("sources", 1, "filter_subject")
 
 MS = 10**6
 SECOND = 10**9
@@ -40,7 +40,7 @@ class Refusal:
     name: str
     err_code: int
     reason: str
-    find: Callable[[dict, Any], Iterable[Path]]
+    find: Callable[[dict, Any], Iterable[FieldPath]]
     since: Version = (2, 10, 0)
     until: Version | None = None
 
@@ -58,7 +58,7 @@ class Found:
     """A refusal found in one config, at ``path`` inside it."""
 
     refusal: Refusal
-    path: Path
+    path: FieldPath
 
     @property
     def message(self) -> str:
@@ -71,14 +71,14 @@ def _num(config: Mapping, key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _when(condition: bool, *path) -> list[Path]:
+def _when(condition: bool, *path) -> list[FieldPath]:
     return [tuple(path)] if condition else []
 
 
 # -- streams ----------------------------------------------------------------------------------
 
 
-def _entries(cfg: dict) -> list[tuple[Path, dict]]:
+def _entries(cfg: dict) -> list[tuple[FieldPath, dict]]:
     """(path, entry) of the mirror and every source."""
     found = [(("mirror",), cfg["mirror"])] if isinstance(cfg.get("mirror"), dict) else []
     return found + [(("sources", i), s) for i, s in enumerate(cfg.get("sources") or []) if isinstance(s, dict)]
@@ -98,7 +98,7 @@ def _source_identity(entry: dict) -> tuple:
     return (entry.get("name"), (entry.get("external") or {}).get("api"), (entry.get("consumer") or {}).get("name"), wanted)
 
 
-def _duplicate_sources(cfg: dict, _) -> list[Path]:
+def _duplicate_sources(cfg: dict, _) -> list[FieldPath]:
     seen, found = set(), []
     for i, entry in enumerate(cfg.get("sources") or []):
         if isinstance(entry, dict):
@@ -109,7 +109,7 @@ def _duplicate_sources(cfg: dict, _) -> list[Path]:
     return found
 
 
-def _overlapping_transforms(cfg: dict, kind: str) -> list[Path]:
+def _overlapping_transforms(cfg: dict, kind: str) -> list[FieldPath]:
     found = []
     for path, entry in _entries(cfg):
         if path[0] != kind:
@@ -124,12 +124,12 @@ def _overlapping_transforms(cfg: dict, kind: str) -> list[Path]:
     return found
 
 
-def _filter_and_transforms(cfg: dict, kind: str) -> list[Path]:
+def _filter_and_transforms(cfg: dict, kind: str) -> list[FieldPath]:
     return [path + ("filter_subject",) for path, entry in _entries(cfg)
             if path[0] == kind and entry.get("filter_subject") and entry.get("subject_transforms")]
 
 
-def _smaller_than_origin(cfg: dict, streams: Mapping[str, dict] | None, kind: str) -> list[Path]:
+def _smaller_than_origin(cfg: dict, streams: Mapping[str, dict] | None, kind: str) -> list[FieldPath]:
     # The server compares only with an origin it can see (same account, not external), both limited.
     mine = _num(cfg, "max_msg_size")
     found = []
@@ -142,7 +142,7 @@ def _smaller_than_origin(cfg: dict, streams: Mapping[str, dict] | None, kind: st
     return found
 
 
-def _republish_cycle(cfg: dict, _) -> list[Path]:
+def _republish_cycle(cfg: dict, _) -> list[FieldPath]:
     dest = (cfg.get("republish") or {}).get("dest")
     if not dest or subjects.subject_problem(dest):
         return []
@@ -150,7 +150,7 @@ def _republish_cycle(cfg: dict, _) -> list[Path]:
     return _when(any(subjects.subjects_overlap(dest, s) for s in own), "republish", "dest")
 
 
-def _bad_transforms(cfg: dict, kind: str) -> list[Path]:
+def _bad_transforms(cfg: dict, kind: str) -> list[FieldPath]:
     """Paths of the transforms of ``kind`` ("subject_transform", "republish", "mirror", "sources") that
     the server cannot make."""
     if kind in ("subject_transform", "republish"):
@@ -172,7 +172,7 @@ def _transform_refusal(name: str, err_code: int, what: str, kind: str, **lines) 
                    "{{wildcard(n)}} names one of src's '*'", lambda c, _: _bad_transforms(c, kind), **lines)
 
 
-def _mirror_with(field: str) -> Callable[[dict, Any], list[Path]]:
+def _mirror_with(field: str) -> Callable[[dict, Any], list[FieldPath]]:
     return lambda cfg, _: _when(bool(cfg.get("mirror")) and bool(cfg.get(field)), field)
 
 
@@ -274,7 +274,7 @@ def _filters(c: dict) -> list[str]:
     return [f for f in c.get("filter_subjects") or [] if isinstance(f, str)]
 
 
-def _deliver_policy(c: dict, _) -> list[Path]:
+def _deliver_policy(c: dict, _) -> list[FieldPath]:
     """The start position must fit the deliver policy (checkConsumerCfg, err 10094)."""
     policy = c.get("deliver_policy", "all")
     seq, time = _num(c, "opt_start_seq") > 0, bool(c.get("opt_start_time"))
@@ -286,7 +286,7 @@ def _deliver_policy(c: dict, _) -> list[Path]:
     return found + _when(policy == "last_per_subject" and not _filters(c), "deliver_policy")
 
 
-def _overlapping_filters(c: dict, _) -> list[Path]:
+def _overlapping_filters(c: dict, _) -> list[FieldPath]:
     found = []
     filters = [f for f in c.get("filter_subjects") or [] if isinstance(f, str) and not subjects.subject_problem(f)]
     for i, a in enumerate(filters):
@@ -295,7 +295,7 @@ def _overlapping_filters(c: dict, _) -> list[Path]:
     return found
 
 
-def _delivers_into_stream(c: dict, stream: dict) -> list[Path]:
+def _delivers_into_stream(c: dict, stream: dict) -> list[FieldPath]:
     target = c.get("deliver_subject")
     if not target or subjects.subject_problem(target):
         return []

@@ -5,6 +5,7 @@ configUpdateCheck, server/consumer.go setConsumerConfigDefaults, checkConsumerCf
 checkNewConsumerConfig, server/jetstream_api.go, server/jetstream_versioning.go) and the
 version of each field from the tags in which its JSON name first appears; the rules that
 matter most are proven against a real server by tests/test_rules_server.py.
+What the server refuses of a config as a whole (fields that do not go together) is in refusals.py.
 
 Values are the API's own JSON: durations in nanoseconds, sizes in bytes, enums as strings.
 A version is a tuple (major, minor, patch); ``None`` means "the newest server".
