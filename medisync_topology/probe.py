@@ -5,7 +5,7 @@ config, or a consumer recreated after a replaced stream, the old resource and it
 already gone. So apply first creates the new config under a probe name, where it touches nothing:
 a stream with its subjects moved under a prefix no one publishes to (wildcards, overlaps and subsets
 between them and its consumers' filters stay as they were), each consumer the plan recreates on it;
-a consumer on its own stream, its deliver subject moved so nothing is pushed to anyone. The probe is
+a consumer on its own stream, its deliver subject moved under the prefix so nothing is pushed to anyone. The probe is
 deleted again whatever the answer. Refused: the replace fails and the old resource is left as it was.
 
 A probe can be refused for being a probe (the account's room for one more stream, storage reserved
@@ -67,7 +67,8 @@ def _probe_consumer(config: dict, name: str, nonce: str, moved: bool) -> dict:
         if probe.get("filter_subjects"):
             probe["filter_subjects"] = [_moved(s, nonce) for s in probe["filter_subjects"]]
     if probe.get("deliver_subject"):
-        probe["deliver_subject"] = f"{PROBE_SUBJECT}.{nonce}.deliver"  # pushed to no one
+        # Pushed to no one; moved like the stream's subjects, a deliver subject they capture still is (a cycle).
+        probe["deliver_subject"] = _moved(probe["deliver_subject"], nonce)
     return probe
 
 

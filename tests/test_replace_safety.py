@@ -5,7 +5,10 @@ findings are dropped to stand for a refusal no check foresees, so that apply mee
 """
 
 import asyncio
+import threading
+import time
 
+import nats
 import pytest
 
 from medisync_topology.apply import apply_plan
@@ -96,3 +99,39 @@ def test_an_accepted_replacement_leaves_no_probe(queue, run, js_api):
     assert js_api("STREAM.INFO.Q")["config"]["storage"] == "memory"
     assert js_api("CONSUMER.INFO.Q.c")["config"]["deliver_policy"] == "last"
     assert probes_left(js_api) == []
+
+
+def test_a_push_consumer_probe_pushes_to_no_one(run, nats_url, js_api, publish):
+    text = ("version: 1\nowner: medisync\nstreams:\n  P:\n    subjects: [p.>]\n    consumers:\n"
+            "      push: {{deliver_subject: deliver.p, ack_policy: none, deliver_policy: {policy}}}\n")
+    assert run(text.format(policy="new"), "apply", "--auto-approve")[0] == 0
+    received, ready, stop = [], threading.Event(), threading.Event()
+
+    async def note(msg):
+        received.append(msg.subject)
+
+    async def listen():
+        nc = await nats.connect(nats_url)
+        await nc.subscribe("deliver.p", cb=note)
+        await nc.flush()
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.02)
+        await nc.close()
+
+    listener = threading.Thread(target=lambda: asyncio.run(listen()))
+    listener.start()
+    try:
+        assert ready.wait(10)
+        publish("p.1", b"x")
+        deadline = time.monotonic() + 5
+        while len(received) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        code, out = run(text.format(policy="all"), "apply", "--auto-approve", "--allow-replace")
+        assert code == 0, out
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        listener.join(10)
+    # Once from the old consumer, once from the new one that delivers all; a probe on deliver.p would make it 3.
+    assert len(received) == 2, received
