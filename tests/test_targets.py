@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import ONE_STREAM_TOPOLOGY
 
 from medisync_topology.errors import TopologyError
 from medisync_topology.live import LiveState, LiveStream
@@ -11,13 +12,7 @@ from medisync_topology.model import build_topology
 from medisync_topology.plan import OWNER_KEY, make_plan
 from medisync_topology.targets import targeted
 
-TEXT = """version: 1
-owner: medisync
-streams:
-  EVENTS:
-    subjects: [medisync.etl.>]
-    consumers:
-      etl-notifier: {filter_subject: medisync.etl.*.completed, ack_policy: explicit}
+TEXT = ONE_STREAM_TOPOLOGY + """\
   BACKUP:
     mirror: {name: EVENTS}
   OTHER:
