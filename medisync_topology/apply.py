@@ -8,6 +8,7 @@ from typing import Callable
 from . import rules
 from .client import STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
+from .migrator import migrate_stream
 from .ops import (
     CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict, operation_to_dict,
     resulting_config,
@@ -38,6 +39,7 @@ class Outcome:
     status: str
     error: str | None = None
     err_code: int | None = None
+    detail: str | None = None  # what a migration did: messages copied, how long publishes were refused
 
 
 @dataclass
@@ -68,7 +70,8 @@ def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
     rows = []
     for op in plan.operations:
         outcome = by_operation.get(id(op), Outcome(op, "not attempted"))
-        rows.append({**operation_to_dict(op), "outcome": outcome.status, "error": outcome.error, "err_code": outcome.err_code})
+        rows.append({**operation_to_dict(op), "outcome": outcome.status, "error": outcome.error,
+                     "err_code": outcome.err_code, "detail": outcome.detail})
     return rows
 
 
@@ -103,8 +106,7 @@ async def apply_plan(
             result.outcomes.append(Outcome(op, "not attempted"))
             continue
         try:
-            await _execute(client, op)
-            outcome = Outcome(op, "done")
+            outcome = Outcome(op, "done", detail=await _execute(client, op))
         except JetStreamAPIError as exc:
             outcome = Outcome(op, "failed", await _explain(client, op, exc), exc.err_code)
         except TopologyError as exc:
@@ -114,9 +116,11 @@ async def apply_plan(
     return result
 
 
-async def _execute(client: JetStreamClient, op: Operation) -> None:
+async def _execute(client: JetStreamClient, op: Operation) -> str | None:
     ref = op.ref
     kind = "consumer" if ref.kind == "consumer" else "stream"
+    if isinstance(op, ReplaceResource) and op.migration:
+        return (await migrate_stream(client, op)).text()
     if isinstance(op, (DeleteResource, ReplaceResource)):
         await client.request(_api("DELETE", ref), None)
     if isinstance(op, (CreateResource, ReplaceResource)):
@@ -135,6 +139,7 @@ async def _execute(client: JetStreamClient, op: Operation) -> None:
             # An update keeps the old pause_until; only the PAUSE API changes it (an empty body resumes).
             body = rules.set_via("consumer", op.after, "pause")
             await client.request(f"CONSUMER.PAUSE.{ref.stream}.{ref.name}", body)
+    return None
 
 
 def _api(verb: str, ref) -> str:

@@ -86,16 +86,17 @@ def validate(paths, env):
               help="Also save the plan, for `topology apply PLANFILE` to apply exactly these operations.")
 @click.option("--allow-replace", is_flag=True,
               help="With --out: the saved plan may replace (delete then create) resources; data is lost.")
+@options.migrate
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
 @options.no_color
-def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_exitcode, no_color):
+def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, migrate, detailed_exitcode, no_color):
     """Show what apply would change, field by field.
 
     Exit 0 success, 1 error; with --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
     A plan with errors is not saved; one that replaces resources is saved only with --allow-replace.
     """
     topology = load_topology(paths, env)
-    plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
+    plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "migrate": migrate}
     the_plan, saved = asyncio.run(plan_live(topology, connect, plan_options, save=bool(out)))
     click.echo(render(the_plan, fmt, color=_color(no_color)), nl=False)
     if the_plan.errors:
@@ -117,13 +118,15 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @options.prune
 @click.option("--allow-replace", is_flag=True, help="Allow replacing (delete then create) resources; data is lost.")
+@options.migrate
 @options.adopt
 @click.option("--lock-timeout", type=options.LockWait(), default="0", show_default=True,
               help="Wait this long for another apply on the account to finish (default: fail at once, naming it).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one document with every operation's outcome on stdout at the end; all else on stderr.")
 @options.no_color
-def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, adopt, lock_timeout, fmt, no_color):
+def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, migrate, adopt, lock_timeout, fmt,
+          no_color):
     """Make live JetStream match the topology, or apply a saved plan (PLANFILE). Exit 0 success, 1 error.
 
     A saved plan is applied exactly as saved, without asking (it was reviewed when it was made), and
@@ -134,11 +137,11 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
     run = ApplyRun(connect, lock_timeout=lock_timeout)
     callbacks = _apply_callbacks(as_json, _color(no_color))
     if planfile:
-        _only_the_plan_file(prune=prune, allow_replace=allow_replace, adopt=adopt)
+        _only_the_plan_file(prune=prune, allow_replace=allow_replace, adopt=adopt, migrate=migrate)
         run.saved, run.plan_file = load_plan(planfile), planfile
     else:
         run.topology = load_topology(paths, env)
-        run.options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
+        run.options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "migrate": migrate}
         if not auto_approve:
             # Asked only when there is something to apply: with no changes, apply succeeds without a terminal.
             callbacks.confirm = (lambda: _confirm(as_json)) if sys.stdin.isatty() else _no_terminal
@@ -199,7 +202,8 @@ def _confirm(to_stderr: bool = False) -> bool:
 def _report_progress(outcome: Outcome, to_stderr: bool = False) -> None:
     op = outcome.operation
     if outcome.status == "done":
-        click.echo(f"{op.ref}: {PAST_TENSE[op.action]}", err=to_stderr)
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        click.echo(f"{op.ref}: {PAST_TENSE[op.action]}{detail}", err=to_stderr)
     else:
         click.echo(f"{op.ref}: {op.action} FAILED: {outcome.error}", err=True)
 

@@ -7,6 +7,7 @@ Values inside configs and field changes are the JetStream API's own JSON
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -52,6 +53,21 @@ class DataAtRisk:
 
 
 @dataclass(frozen=True)
+class Migration:
+    """How a replaced stream keeps its messages: copied out through a temporary stream and back
+    (migrate.py plans it, migrator.py carries it out). Figures are the live stream's when planned."""
+
+    temp: str  # the temporary stream
+    messages: int
+    bytes: int
+    first_seq: int
+    last_seq: int
+    consumers: dict = field(default_factory=dict)  # the new stream's consumers: durable name -> config
+    kept: tuple[str, ...] = ()  # consumers that resume where they stand
+    resume: str | None = None  # the step an interrupted migration stopped before; None for a new one
+
+
+@dataclass(frozen=True)
 class CreateResource:
     ref: Ref
     config: dict
@@ -79,6 +95,7 @@ class ReplaceResource:
     after: dict
     changes: tuple[FieldChange, ...]
     data_at_risk: DataAtRisk | None = None
+    migration: Migration | None = None  # the messages are migrated instead of destroyed
     action = "replace"
 
     @property
@@ -176,7 +193,14 @@ def operation_to_dict(op: Operation) -> dict:
             None if risk is None else {"messages": risk.messages, "bytes": risk.bytes, "consumers": risk.consumers}
         ),
         "adopt": isinstance(op, UpdateResource) and op.adopt,
+        "migration": migration_to_dict(getattr(op, "migration", None)),
     }
+
+
+def migration_to_dict(migration: Migration | None) -> dict | None:
+    if migration is None:
+        return None
+    return {**dataclasses.asdict(migration), "kept": list(migration.kept)}
 
 
 def operation_from_dict(data: dict) -> Operation:
@@ -190,7 +214,9 @@ def operation_from_dict(data: dict) -> Operation:
     if action == "update":
         return UpdateResource(ref, data["before"], data["after"], changes, adopt=bool(data["adopt"]))
     if action == "replace":
-        return ReplaceResource(ref, data["before"], data["after"], changes, risk)
+        migration = data.get("migration")
+        migration = Migration(**{**migration, "kept": tuple(migration["kept"])}) if migration else None
+        return ReplaceResource(ref, data["before"], data["after"], changes, risk, migration)
     if action == "delete":
         return DeleteResource(ref, data["before"], risk)
     raise ValueError(f"unknown action {action!r}")

@@ -14,10 +14,11 @@ from typing import Any, Callable
 
 import click
 
-from . import buckets, rules
+from . import buckets, migrate, rules
 from .errors import TopologyError
 from .ops import (
-    ACTIONS, CreateResource, DataAtRisk, FieldChange, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict,
+    ACTIONS, CreateResource, DataAtRisk, FieldChange, Finding, Migration, Operation, Plan, Ref, UpdateResource,
+    finding_to_dict,
     operation_to_dict, resulting_config,
 )
 from .units import format_duration, format_size
@@ -92,6 +93,35 @@ def _data_at_risk_text(risk: DataAtRisk) -> str:
     if risk.consumers:
         parts.append(_plural(risk.consumers, "consumer"))
     return "destroys " + ", ".join(parts)
+
+
+def _migration_summary(migration: Migration) -> str:
+    """"migrates 100 messages; 1 consumer keeps its position": what a migrating replacement keeps."""
+    text = f"migrates {_plural(migration.messages, 'message')}"
+    if migration.resume:
+        text = f"resumes an interrupted migration at step {migration.resume!r}; {text} held in {migration.temp}"
+    if migration.kept:
+        verb = "keeps its" if len(migration.kept) == 1 else "keep their"
+        text += f"; {_plural(len(migration.kept), 'consumer')} {verb} position"
+    return text
+
+
+def _migration_costs(op: Operation) -> list[str]:
+    """What a migration costs, for the person deciding: storage, sequences, refused publishes, consumers."""
+    m = op.migration
+    name = op.ref.stream_name
+    costs = [f"needs {_approximate_size(m.bytes)} more storage while {m.temp} holds a copy of the messages"]
+    if m.messages:
+        costs.append(f"sequence numbers change: {m.first_seq:,}..{m.last_seq:,} become 1..{m.messages:,}; "
+                     "message timestamps become the migration's time (max_age counts from then)")
+    costs.append(f"publishes to {name}'s subjects are refused twice, each time for at most "
+                 f"{migrate.SWAP_TIMEOUT:g}s (usually milliseconds); publishers must retry")
+    fresh = sorted(set(m.consumers) - set(m.kept))
+    if fresh:
+        costs.append(f"consumers starting over as their deliver_policy says: {', '.join(fresh)}")
+    if m.kept:
+        costs.append(f"consumers resuming after their acknowledged floor: {', '.join(m.kept)}")
+    return costs
 
 
 def _created_settings(op: CreateResource, plan: Plan) -> dict:
@@ -181,6 +211,9 @@ def _text_operation(op: Operation, plan: Plan, style: Callable[..., str]) -> lis
     risk = getattr(op, "data_at_risk", None)
     if risk is not None:
         head += "   " + style(f"({_data_at_risk_text(risk)})", fg="red")
+    migration = getattr(op, "migration", None)
+    if migration is not None:
+        head += "   " + style(f"({_migration_summary(migration)})", fg="green")
     if op.action == "create":
         rows = [(key, display_value(key, value), False) for key, value in sorted(_created_settings(op, plan).items())]
     elif op.action == "delete":
@@ -197,6 +230,8 @@ def _text_operation(op: Operation, plan: Plan, style: Callable[..., str]) -> lis
         if forces:
             line += "   " + style("# forces replacement", fg="red")
         lines.append(line)
+    if migration is not None:
+        lines += [f"      # {cost}" for cost in _migration_costs(op)]
     return lines
 
 
@@ -274,6 +309,8 @@ def _md_details(op: Operation) -> str:
     risk = getattr(op, "data_at_risk", None)
     if risk is not None:
         details.append(f"**{_data_at_risk_text(risk)}**")
+    if getattr(op, "migration", None) is not None:
+        details.append(_md_text(_migration_summary(op.migration)))
     return "; ".join(details)
 
 
@@ -289,6 +326,8 @@ def _md_changes(op: Operation) -> str:
         if c.forces_replacement:
             line += " (**forces replacement**)"
         lines.append(line)
+    if getattr(op, "migration", None) is not None:
+        lines += ["", "The migration:", ""] + [f"- {_md_text(cost)}" for cost in _migration_costs(op)]
     return "\n".join(lines)
 
 

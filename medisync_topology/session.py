@@ -32,7 +32,8 @@ class NothingApplied(TopologyError):
 
 def check_replacements(plan: Plan, allowed: bool, hint: str) -> None:
     """Replacing destroys data: only when asked for, when applying or when saving a plan."""
-    replaced = [str(op.ref) for op in plan.operations if op.action == "replace"]
+    # A migration keeps the data: it needs no permission to destroy.
+    replaced = [str(op.ref) for op in plan.operations if op.action == "replace" and not op.migration]
     if replaced and not allowed:
         raise NothingApplied(f"the plan replaces {', '.join(replaced)}, destroying their data; {hint}", plan)
 
@@ -47,11 +48,12 @@ async def plan_live(
 ) -> tuple[Plan, SavedPlan | None]:
     """The plan against live JetStream; with ``save``, also the SavedPlan that records what it was made from.
 
-    ``options``: prune, adopt, allow_replace.
+    ``options``: prune, adopt, allow_replace, migrate.
     """
     async with JetStreamClient(connect) as client:
         live = await client.read_live()
-        plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
+        plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"],
+                         migrate=options.get("migrate", False))
         if not save:
             return plan, None
         subject, file_hash, commit = _provenance(topology)
@@ -82,7 +84,7 @@ class ApplyRun:
     connect: ConnectOptions
     lock_timeout: float = 0.0  # seconds to wait for another apply's lock
     topology: Topology | None = None
-    options: dict = field(default_factory=dict)  # prune, adopt, allow_replace: for a topology planned now
+    options: dict = field(default_factory=dict)  # prune, adopt, allow_replace, migrate: for a topology planned now
     saved: SavedPlan | None = None
     plan_file: str | None = None
 
@@ -90,7 +92,8 @@ class ApplyRun:
         """The plan to apply: made from the topology now, or the saved one if live JetStream still matches it."""
         live = await client.read_live()
         if self.saved is None:
-            return make_plan(self.topology, live, prune=self.options["prune"], adopt=self.options["adopt"])
+            return make_plan(self.topology, live, prune=self.options["prune"], adopt=self.options["adopt"],
+                             migrate=self.options.get("migrate", False))
         check_target(self.saved, await read_target(client), self.plan_file)
         changes = stale_changes(self.saved, live_snapshot(live), client.server_version)
         if changes:
