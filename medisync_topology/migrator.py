@@ -12,11 +12,10 @@ import time
 from dataclasses import dataclass, field
 
 from . import migrate
-from .client import NO_MESSAGE_FOUND, JetStreamAPIError, JetStreamClient
-from .errors import TopologyError
+from .client import JetStreamAPIError, JetStreamClient
+from .errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, TopologyError
 from .ops import ReplaceResource
 
-STREAM_NOT_FOUND = 10059
 POLL = 0.01  # seconds between looks at a copy's progress
 STALLED = 30.0  # a copy that makes no progress for this long is given up (nothing is lost)
 
