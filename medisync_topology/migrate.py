@@ -141,7 +141,7 @@ def plan_migration(before: dict, after: dict, state: dict, live_consumers: dict,
     """
     kept = tuple(sorted(kept_consumers(live_consumers, consumers)))
     return Migration(
-        temp=temp_name(before["name"]), messages=state.get("messages", 0), bytes=state.get("bytes", 0),
+        temp=temp_name(after["name"]), messages=state.get("messages", 0), bytes=state.get("bytes", 0),
         first_seq=state.get("first_seq", 0), last_seq=state.get("last_seq", 0), consumers=consumers, kept=kept,
         resume=resume,
     )

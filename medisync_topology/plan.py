@@ -332,7 +332,7 @@ class _Planner:
         # The old consumers' positions are on the old stream, or recorded in TEMP once it was deleted.
         consumers = dict(original.consumers) if original and step in ("copy", "swap in", "delete") else {}
         consumers.update({n: {} for n in migrate.positions(temp.config)})
-        op = ReplaceResource(ref, before, after, field_changes(before, after))
+        op = ReplaceResource(ref, before, after, field_changes(before, after) if original else ())
         self.phases["stream"].append(self._migration(op, spec, temp.state, consumers, resume=step))
 
     @staticmethod

@@ -152,3 +152,36 @@ def test_publisher_through_the_migration_loses_nothing_acknowledged(run, nats_ur
     live = [int(p.split()[1]) for p in payloads[500:]]
     assert len(acked) > 10 and live == acked, (len(acked), len(live), refused)  # every acknowledged one, in order, once
 
+
+
+@pytest.mark.parametrize("step", ["swap_in", "delete", "create", "swap_out", "consumers"])
+def test_a_migration_interrupted_before_any_step_is_finished_by_the_next_apply(step, run, nats_url, js_api,
+                                                                                monkeypatch):
+    from medisync_topology import migrator
+
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 60))
+    before = asyncio.run(_stored(nats_url, "ORDERS"))
+    asyncio.run(_consume(nats_url, "billing", 10))  # acknowledged orders 0..18
+
+    async def killed(self, *args):
+        raise KeyboardInterrupt  # as Ctrl-C, or the tool killed, between two steps
+
+    with monkeypatch.context() as patch:
+        patch.setattr(migrator._Migration, step, killed)
+        code, out = run(TO_MEMORY, "apply", "--auto-approve")
+    assert code == 1 and "Aborted" in out, out
+    assert migrate.temp_name("ORDERS") in js_api("STREAM.NAMES")["streams"]
+
+    code, out = run(TO_MEMORY, "plan", "--no-color", "--prune")
+    assert code == 0, out
+    assert f"resumes an interrupted migration at step {step.replace('_', ' ')!r}" in out
+    assert "ORDERS_migrating" not in out.split("-/+ replace stream ORDERS")[0] and "  - delete" not in out
+    assert "Unmanaged" not in out and "Plan: 0 to create, 0 to update, 1 to replace, 0 to delete." in out
+    code, out = run(TO_MEMORY, "apply", "--auto-approve", "--prune")
+    assert code == 0, out
+    assert migrate.temp_name("ORDERS") not in js_api("STREAM.NAMES")["streams"]
+    after = asyncio.run(_stored(nats_url, "ORDERS"))
+    assert [d for _, _, d in after] == [d for _, _, d in before]
+    assert asyncio.run(_consume(nats_url, "billing", 1)) == [b"order 20"]
+    assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
