@@ -29,6 +29,7 @@ from medisync_topology.devserver import find_binary  # the product's lookup: NAT
 OWN_JETSTREAM = re.compile(r"^jetstream\b", re.MULTILINE)
 PORT_TAKEN = "address already in use"
 REPO_NATS_CONF = Path(__file__).resolve().parents[1] / "nats.conf"
+INCLUDE = re.compile(r'^include "([^"]+)"$', re.MULTILINE)
 
 _running: set[NatsServer] = set()
 
@@ -185,8 +186,9 @@ def start_server(workdir: Path, *, config: str = "", binary: str | None = None, 
 
 
 def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]] | None = None,
-                  binary: str | None = None, name: str = "medisync-test") -> list[NatsServer]:
-    """A JetStream cluster on loopback, routes between all nodes, server tags for placement."""
+                  binary: str | None = None, name: str = "medisync-test", config: str = "") -> list[NatsServer]:
+    """A JetStream cluster on loopback, routes between all nodes, server tags for placement; ``config`` is
+    extra configuration text for every node (accounts, ...)."""
     workdir = Path(workdir)
     binary = binary or find_binary()
     cluster_ports = [free_port() for _ in range(size)]
@@ -194,13 +196,14 @@ def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]
     nodes = []
     for i in range(size):
         tags = (tags_per_node or [[] for _ in range(size)])[i]
-        config = (
+        text = (
             f'server_name: "n{i + 1}"\n'
             f'jetstream {{ store_dir: "{workdir / f"n{i + 1}" / "store"}" }}\n'
             + (f"server_tags: {json.dumps(tags)}\n" if tags else "")
             + f'cluster {{ name: "{name}", listen: "127.0.0.1:{cluster_ports[i]}", routes: [{routes}] }}\n'
+            + config
         )
-        nodes.append(NatsServer(workdir / f"n{i + 1}", binary, config))
+        nodes.append(NatsServer(workdir / f"n{i + 1}", binary, text))
     try:
         # healthz waits for JetStream, which needs a meta leader: start all nodes before waiting on any.
         for node in nodes:
@@ -218,8 +221,10 @@ def repo_nats_conf(**settings: str | None) -> str:
     """The repository's nats.conf with top-level settings rewritten (a value) or dropped (None).
 
     Tests run the real file, changing only where it listens and stores, never port 4222 or .dev/.
+    Its includes (the generated permissions.conf) are put in place, as nats-server reads them, so the
+    text works from any directory.
     """
-    text = REPO_NATS_CONF.read_text()
+    text = INCLUDE.sub(lambda m: (REPO_NATS_CONF.parent / m.group(1)).read_text(), REPO_NATS_CONF.read_text())
     for key, value in settings.items():
         line = re.compile(rf"^(\s*){key}:.*$", re.MULTILINE)
         if len(line.findall(text)) != 1:
