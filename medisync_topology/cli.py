@@ -21,7 +21,7 @@ from .export import export_from_server, to_yaml
 from .loader import InvalidTopology
 from .lock import describe_holder
 from .permissions import render_json, render_nats_conf, topology_permissions
-from .planfile import load_plan, save_plan
+from .planfile import load_plan, plan_key, save_plan
 from .render import render
 from .session import (
     ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
@@ -114,7 +114,7 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, migrate, de
         sys.exit(1)
     if saved:
         check_replacements(the_plan, allow_replace, "pass --allow-replace to save a plan that does. The plan was not saved.")
-        save_plan(out, saved)
+        save_plan(out, saved, plan_key())
         click.echo(f"Saved the plan to {out}: `topology apply {out}` applies exactly these operations.", err=True)
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(2)
@@ -126,7 +126,7 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, migrate, de
 @options.no_color
 def show(planfile, fmt, no_color):
     """Show a saved plan (from `plan --out`) offline, exactly as `topology plan` showed it. Exit 0, or 1 on error."""
-    saved = load_plan(planfile)
+    saved = load_plan(planfile, plan_key())
     click.echo(render(saved.plan, fmt, color=_color(no_color), saved_as=planfile), nl=False)
 
 
@@ -156,7 +156,7 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, mig
     callbacks = _apply_callbacks(as_json, _color(no_color))
     if planfile:
         _only_the_plan_file(prune=prune, allow_replace=allow_replace, adopt=adopt, migrate=migrate)
-        run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile), plan_file=planfile)
+        run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile, plan_key()), plan_file=planfile)
     else:
         options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "migrate": migrate}
         run = TopologyRun(connect, lock_timeout, topology=load_topology(paths, env), options=options)

@@ -8,7 +8,10 @@ import nats
 import pytest
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
+from click.testing import CliRunner
+
 from medisync_topology import migrate
+from medisync_topology.cli import main
 
 ORDERS = """
 version: 1
@@ -185,3 +188,18 @@ def test_a_migration_interrupted_before_any_step_is_finished_by_the_next_apply(s
     assert [d for _, _, d in after] == [d for _, _, d in before]
     assert asyncio.run(_consume(nats_url, "billing", 1)) == [b"order 20"]
     assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_saved_plan_made_with_migrate_applies_the_migration(run, nats_url, js_api, tmp_path):
+    plain = ORDERS.replace("    replace: migrate\n", "")
+    assert run(plain, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 30))
+    changed = plain.replace("duplicate_window: 1m", "duplicate_window: 1m\n    storage: memory")
+    code, out = run(changed, "plan", "--out", str(tmp_path / "destroys.json"))
+    assert code == 1 and "--allow-replace" in out  # without --migrate the replacement destroys: refused
+    code, out = run(changed, "plan", "--migrate", "--out", str(tmp_path / "plan.json"), "--no-color")
+    assert code == 0 and "(migrates 30 messages; 2 consumers keep their position)" in out, out
+    result = CliRunner().invoke(main, ["apply", str(tmp_path / "plan.json")])
+    assert result.exit_code == 0 and "stream ORDERS: replaced (migrated 30 messages" in result.output, result.output
+    assert js_api("STREAM.INFO.ORDERS")["state"]["messages"] == 30
+    assert run(changed, "plan", "--detailed-exitcode")[0] == 0
