@@ -17,7 +17,10 @@ import click
 from . import __version__, devserver, options
 from .apply import PAST_TENSE, ApplyResult, Outcome, apply_document
 from .errors import TopologyError
+from .explain import explain as explain_subject
+from .explain import render_explain
 from .export import export_from_server, to_yaml
+from .graph import render_dot, render_mermaid, topology_graph
 from .loader import InvalidTopology
 from .lock import describe_holder
 from .permissions import render_json, render_nats_conf, topology_permissions
@@ -270,6 +273,24 @@ def permissions(paths, env, fmt):
     topology = load_topology(paths, env)
     rights = topology_permissions(topology)
     click.echo(render_json(rights) if fmt == "json" else render_nats_conf(rights, list(paths)), nl=False)
+
+
+@main.command()
+@click.argument("subject")
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(subject, paths, env, fmt):
+    """Where SUBJECT goes, offline: its stream, the consumers receiving it, who publishes and consumes it."""
+    click.echo(render_explain(explain_subject(load_topology(paths, env), subject), fmt), nl=False)
+
+
+@main.command()
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def graph(paths, env, fmt):
+    """The topology as a picture, offline: Mermaid (renders in GitHub markdown) or DOT (Graphviz)."""
+    picture = topology_graph(load_topology(paths, env))
+    click.echo(render_mermaid(picture) if fmt == "mermaid" else render_dot(picture), nl=False)
 
 
 @main.command("export")

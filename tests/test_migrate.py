@@ -2,13 +2,11 @@
 resume where they stood, publishers refused (never acknowledged and then lost) during the swaps."""
 
 import asyncio
-import json
 
 import nats
 import pytest
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-
 from click.testing import CliRunner
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
 from medisync_topology import migrate
 from medisync_topology.cli import main
