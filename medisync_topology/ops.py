@@ -81,11 +81,28 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class DataAtRisk:
-    """What deleting or replacing a stream destroys."""
+    """What an operation destroys of a stream: its messages and bytes, and for a delete or replace the
+    consumers that go with it. ``estimate`` names the figures that are estimated ("messages", "bytes"): an
+    update's loss is computed from counts and sizes, not from the messages themselves."""
 
     messages: int
     bytes: int
     consumers: int = 0
+    estimate: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConsumerAtRisk:
+    """What deleting or replacing a consumer loses: the messages pending for it, those delivered and awaiting
+    ack, and its position (the last stream sequence delivered, and below which all is acknowledged)."""
+
+    pending: int
+    ack_pending: int
+    delivered_stream_seq: int
+    ack_floor_stream_seq: int
+
+
+Risk = Union[DataAtRisk, ConsumerAtRisk]
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,7 @@ class UpdateResource:
     after: dict
     changes: tuple[FieldChange, ...]
     adopt: bool = False
+    data_at_risk: DataAtRisk | None = None  # messages the new limits destroy at once
     action: ClassVar[Action] = Action.UPDATE
 
 
@@ -134,7 +152,7 @@ class ReplaceResource:
     before: dict
     after: dict
     changes: tuple[FieldChange, ...]
-    data_at_risk: DataAtRisk | None = None
+    data_at_risk: Risk | None = None
     migration: Migration | None = None  # the messages are migrated instead of destroyed
     action: ClassVar[Action] = Action.REPLACE
 
@@ -147,7 +165,7 @@ class ReplaceResource:
 class DeleteResource:
     ref: Ref
     before: dict
-    data_at_risk: DataAtRisk | None = None
+    data_at_risk: Risk | None = None
     action: ClassVar[Action] = Action.DELETE
 
 
@@ -174,9 +192,9 @@ def changes_of(op: Operation) -> tuple[FieldChange, ...]:
     return op.changes if isinstance(op, (UpdateResource, ReplaceResource)) else ()
 
 
-def data_at_risk(op: Operation) -> DataAtRisk | None:
-    """What a replace or delete destroys (None when unknown, as for a consumer)."""
-    return op.data_at_risk if isinstance(op, (ReplaceResource, DeleteResource)) else None
+def data_at_risk(op: Operation) -> Risk | None:
+    """What an update, replace or delete destroys (None for a create, or when nothing is known to be lost)."""
+    return None if isinstance(op, CreateResource) else op.data_at_risk
 
 
 @dataclass(frozen=True)
@@ -250,9 +268,7 @@ def operation_to_dict(op: Operation) -> dict:
             {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
         ],
         "forces_replacement": [c.path for c in changes if c.forces_replacement],
-        "data_at_risk": (
-            None if risk is None else {"messages": risk.messages, "bytes": risk.bytes, "consumers": risk.consumers}
-        ),
+        "data_at_risk": None if risk is None else dataclasses.asdict(risk),
         "adopt": isinstance(op, UpdateResource) and op.adopt,
         "migration": migration_to_dict(getattr(op, "migration", None)),
     }
@@ -271,18 +287,26 @@ def operation_from_dict(data: dict) -> Operation:
     """The inverse of ``operation_to_dict``; KeyError or ValueError when the data is not one."""
     ref = ref_from_dict(data)
     changes = tuple(FieldChange(c["path"], c["old"], c["new"], bool(c["forces_replacement"])) for c in data["changes"])
-    risk = DataAtRisk(**data["data_at_risk"]) if data.get("data_at_risk") is not None else None
+    risk = _risk_from_dict(data.get("data_at_risk"))
     match Action(data["action"]):  # ValueError for an unknown action
         case Action.CREATE:
             return CreateResource(ref, data["after"], data["settings"])
         case Action.UPDATE:
-            return UpdateResource(ref, data["before"], data["after"], changes, adopt=bool(data["adopt"]))
+            return UpdateResource(ref, data["before"], data["after"], changes, bool(data["adopt"]), risk)
         case Action.REPLACE:
             migration = data.get("migration")
             migration = Migration(**{**migration, "kept": tuple(migration["kept"])}) if migration else None
             return ReplaceResource(ref, data["before"], data["after"], changes, risk, migration)
         case Action.DELETE:
             return DeleteResource(ref, data["before"], risk)
+
+
+def _risk_from_dict(data: dict | None) -> Risk | None:
+    if data is None:
+        return None
+    if "pending" in data:
+        return ConsumerAtRisk(**data)
+    return DataAtRisk(data["messages"], data["bytes"], data["consumers"], tuple(data["estimate"]))
 
 
 def finding_to_dict(finding: Finding) -> dict:
