@@ -34,6 +34,11 @@ target = click.option(
          "object_store/NAME; shell wildcards; repeatable.",
 )
 
+migrate = click.option(
+    "--migrate", is_flag=True,
+    help="Replace streams by migrating their messages and consumers' positions instead of destroying them.",
+)
+
 adopt = click.option("--adopt", is_flag=True, help="Take over existing resources of the same name that no one owns.")
 
 
