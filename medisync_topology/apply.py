@@ -8,6 +8,8 @@ from typing import Callable
 from . import errors, refusals, rules
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
+from .migrator import migrate_stream
+from .probe import Refused, probe_replacement
 from .ops import (
     Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
     operation_to_dict, resulting_config,
@@ -25,6 +27,7 @@ class Outcome:
     status: str
     error: str | None = None
     err_code: int | None = None
+    detail: str | None = None  # what a migration did: messages copied, how long publishes were refused
 
 
 @dataclass
@@ -69,7 +72,8 @@ def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
     rows = []
     for op in plan.operations:
         outcome = by_operation.get(id(op), Outcome(op, "not attempted"))
-        rows.append({**operation_to_dict(op), "outcome": outcome.status, "error": outcome.error, "err_code": outcome.err_code})
+        rows.append({**operation_to_dict(op), "outcome": outcome.status, "error": outcome.error,
+                     "err_code": outcome.err_code, "detail": outcome.detail})
     return rows
 
 
@@ -105,8 +109,13 @@ async def apply_plan(
             result.outcomes.append(Outcome(op, "not attempted"))
             continue
         try:
-            await _execute(client, op)
-            outcome = Outcome(op, "done")
+            outcome = Outcome(op, "done", detail=await _execute(client, op, plan.operations))
+        except Refused as exc:
+            what = "" if exc.ref == op.ref else f"{exc.ref}, as it would be created after it: "
+            outcome = Outcome(op, "failed", f"the server refuses {what}{await _explain(client, op, exc.error)}; "
+                              f"nothing was deleted, {op.ref} is as it was", exc.error.err_code)
+        except ReplaceFailed as exc:
+            outcome = Outcome(op, "failed", f"{await _explain(client, op, exc.error)}; {exc.aftermath}", exc.error.err_code)
         except JetStreamAPIError as exc:
             outcome = Outcome(op, "failed", await _explain(client, op, exc), exc.err_code)
         except TopologyError as exc:
@@ -116,17 +125,46 @@ async def apply_plan(
     return result
 
 
-async def _execute(client: JetStreamClient, op: Operation) -> None:
+class ReplaceFailed(Exception):
+    """The old resource was deleted, then the server refused the new config; ``aftermath`` says what is left."""
+
+    def __init__(self, error: JetStreamAPIError, aftermath: str):
+        self.error, self.aftermath = error, aftermath
+        super().__init__(str(error))
+
+
+async def _execute(client: JetStreamClient, op: Operation, operations: list[Operation]) -> str | None:
+    """Carry out one operation; what a migration did, as a line for the person applying, else None."""
     match op:
         case CreateResource():
             await _create(client, op.ref, op.config)
+        case ReplaceResource(migration=None):
+            await _replace(client, op, operations)
         case ReplaceResource():
-            await client.request(_api("DELETE", op.ref), None)
-            await _create(client, op.ref, op.after)
+            return (await migrate_stream(client, op)).text()
         case UpdateResource():
             await _update(client, op)
         case DeleteResource():
             await client.request(_api("DELETE", op.ref), None)
+    return None
+
+
+async def _replace(client: JetStreamClient, op: ReplaceResource, operations: list[Operation]) -> None:
+    """Delete then create, but only once the server accepted the new config on a probe (probe.py); when it
+    still refuses it after the delete, the old config is created again, so the resource at least exists."""
+    await probe_replacement(client, op, operations, lambda ref, config: _create(client, ref, config),
+                            lambda ref: client.request(_api("DELETE", ref), None))
+    await client.request(_api("DELETE", op.ref), None)
+    try:
+        await _create(client, op.ref, op.after)
+    except JetStreamAPIError as exc:
+        try:
+            await _create(client, op.ref, op.before)
+        except JetStreamAPIError as again:
+            raise ReplaceFailed(exc, f"{op.ref} was deleted and its old config could not be created again "
+                                     f"({again.description}, err_code {again.err_code})") from None
+        lost = "its messages and consumers" if op.ref.kind != "consumer" else "its position"
+        raise ReplaceFailed(exc, f"{op.ref} was created again with its old config ({lost} are lost)") from None
 
 
 def _kind(ref) -> str:
