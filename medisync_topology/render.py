@@ -115,6 +115,10 @@ def _migration_summary(migration: Migration) -> str:
     return text
 
 
+def _renamed_text(op: CreateResource) -> str:
+    return f"renamed from {op.renamed_from}: starts after its acknowledged floor, then {op.renamed_from} is deleted"
+
+
 def _migration_costs(op: Operation) -> list[str]:
     """What a migration costs, for the person deciding: storage, sequences, refused publishes, consumers."""
     m = op.migration
@@ -202,6 +206,8 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
     migration = getattr(op, "migration", None)
     if migration is not None:
         head += "   " + style(f"({_migration_summary(migration)})", fg="green")
+    if getattr(op, "renamed_from", None):
+        head += "   " + style(f"({_renamed_text(op)})", fg="green")
     match op:
         case CreateResource():
             rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
@@ -478,6 +484,8 @@ def _md_details(op: Operation, *, compact: bool = False) -> str:
         details.append(f"**{data_at_risk_text(risk)}**")
     if getattr(op, "migration", None) is not None:
         details.append(_md_text(_migration_summary(op.migration)))
+    if getattr(op, "renamed_from", None):
+        details.append(_md_text(_renamed_text(op)))
     return "; ".join(details)
 
 
