@@ -228,6 +228,7 @@ class Plan:
     environment: str | None = None
     server: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # prune, adopt, allow_replace: as given when planning
+    targets: list[str] = field(default_factory=list)  # --target KIND/NAME: a partial plan of these (targets.py)
 
     @property
     def errors(self) -> list[Finding]:

@@ -157,6 +157,13 @@ def _header(plan: Plan, *, name: Callable[[str], str], file: Callable[[str], str
     return header
 
 
+def _partial_text(plan: Plan) -> str:
+    """terraform's -target warning, in our words."""
+    return (f"This is a partial plan (--target {', --target '.join(plan.targets)}): only those resources and what they "
+            "need were planned, so the server may still differ from the topology elsewhere; a plan without "
+            "--target shows everything.")
+
+
 def _matches_text(plan: Plan) -> str:
     return f"Live JetStream matches {', '.join(plan.sources) or 'the topology'}."
 
@@ -181,6 +188,8 @@ def render_text(plan: Plan, *, color: bool) -> str:
     blocks = []
     if plan.operations or plan.errors:
         blocks.append(_header(plan, name=lambda text: f'"{text}"', file=str))
+    if plan.targets:
+        blocks.append(style("Warning:", fg="yellow", bold=True) + f" {_partial_text(plan)}")
     for op in plan.operations:
         blocks.append("\n".join(_text_operation(op, style)))
     findings = _text_findings(plan, style)
@@ -253,6 +262,7 @@ def render_json(plan: Plan) -> str:
         "environment": plan.environment,
         "server": plan.server,
         "options": {name: bool(plan.options.get(name)) for name in PLAN_OPTIONS},
+        "targets": list(plan.targets),
         "summary": {**counts, "errors": len(plan.errors), "has_changes": plan.has_changes},
         "operations": [operation_to_dict(op) for op in plan.operations],
         "findings": [finding_to_dict(f) for f in plan.findings],
@@ -291,6 +301,8 @@ def render_markdown(plan: Plan, *, saved_as: str | None = None, limit: int = COM
     if not plan.operations and not plan.errors:  # as render_text: a plan that changes nothing is one line
         return f"{head[0]}\n**No changes.** {_md_text(_matches_text(plan))}\n"
     head[0] += "\n" + _header(plan, name=_code, file=_code) + _md_options(plan)
+    if plan.targets:
+        head.append(f"> [!WARNING]\n> {_md_text(_partial_text(plan))}")
     if plan.errors:
         head.append(f"**Plan cannot be applied** ({plural(len(plan.errors), 'error')}): {_counts_text(plan)}")
     else:
