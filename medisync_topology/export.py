@@ -12,13 +12,13 @@ from fnmatch import fnmatchcase
 
 import yaml
 
-from . import buckets, rules
+from . import buckets, fields, rules
 from .client import JetStreamClient
 from .connection import ConnectOptions
 from .errors import TopologyError
 from .live import LiveState, LiveStream
 from .plan import OWNER_KEY, field_changes, origins, owner_of
-from .units import format_duration, format_size, plural
+from .units import convert_units, format_duration, format_size, plural
 
 MODELINE = "# yaml-language-server: $schema=schema/topology.schema.json"
 # The owner when no exported resource has one yet (they are all adopted by the first apply).
@@ -84,7 +84,7 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
 
 def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], version, owners: dict[str, list[str]]) -> dict:
     minimal = rules.minimal_stream(_unowned(configs[name]), version, configs)
-    entry = _in_order(_human(rules.without_identity(minimal)), rules.STREAM_RULES)  # the map key is the name
+    entry = _in_order(_human(rules.without_identity(minimal)), fields.STREAM)  # the map key is the name
     complete = rules.complete_stream(configs[name], version, configs)
     consumers = {}
     for cname, config in sorted(stream.consumers.items()):
@@ -92,7 +92,7 @@ def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], versi
             continue
         _note_owner(owners, f"consumer {name}/{cname}", config)
         minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), complete, version)
-        consumers[cname] = _in_order(_human(rules.without_identity(minimal)), rules.CONSUMER_RULES)
+        consumers[cname] = _in_order(_human(rules.without_identity(minimal)), fields.CONSUMER)
     if consumers:
         entry["consumers"] = consumers
     return entry
@@ -160,7 +160,7 @@ def _bucket_entry(name: str, configs: dict[str, dict], version, warnings: list[s
             f"(made by another client than nats.go?); exported as stream {name} under streams:"
         )
         return None
-    return kind, bucket, _in_order(_human(settings), buckets.SETTINGS[kind])
+    return kind, bucket, _in_order(_human(settings), fields.RESOURCES[kind])
 
 
 # -- owners -----------------------------------------------------------------
@@ -191,25 +191,24 @@ def _common_owner(owners: dict[str, list[str]]) -> str:
 
 
 def _in_order(config: dict, order) -> dict:
-    """Fields in the rules table's (the server's struct) order, unknown ones after, by name."""
+    """Fields in the registry's (the server's struct) order, unknown ones after, by name."""
     known = [k for k in order if k in config]
     return {k: config[k] for k in known + sorted(set(config) - set(known))}
 
 
 def _human(value, key: str = ""):
     """API units -> human ones by field name at any depth, as model.to_api_value reads them back."""
-    if key == "metadata":
+    return convert_units(value, key, _human_value)
+
+
+def _human_value(unit: str, value, path: tuple):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         return value
-    if isinstance(value, dict):
-        return {k: _human(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_human(v, key) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        if key in rules.DURATION_FIELDS:
-            return format_duration(value)
-        if key in rules.SIZE_FIELDS:
-            text = format_size(value)
-            return value if text.isdigit() else text  # 1500, not '1500'
+    if unit == "duration":
+        return format_duration(value)
+    if unit == "size":
+        text = format_size(value)
+        return value if text.isdigit() else text  # 1500, not '1500'
     return value
 
 

@@ -5,7 +5,10 @@ import sys
 
 import pytest
 
-CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity")
+CORE = (
+    "plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "fields",
+    "schema",
+)
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -6,7 +6,7 @@ table's logic so a refactor cannot change it silently.
 
 import pytest
 
-from medisync_topology import rules
+from medisync_topology import fields, rules
 from medisync_topology.errors import TopologyError
 
 S, M = rules.SECOND, rules.MINUTE
@@ -42,10 +42,11 @@ def test_parse_version_refuses_nonsense():
 def test_duration_and_size_fields_cover_streams_consumers_and_buckets():
     for name in ("max_age", "duplicate_window", "ack_wait", "backoff", "idle_heartbeat", "inactive_threshold",
                  "max_expires", "priority_timeout", "subject_delete_marker_ttl", "ttl", "limit_marker_ttl"):
-        assert name in rules.DURATION_FIELDS
+        assert fields.UNIT_BY_NAME[name] == "duration"
     for name in ("max_bytes", "max_msg_size", "max_value_size"):
-        assert name in rules.SIZE_FIELDS
-    assert not rules.DURATION_FIELDS & rules.SIZE_FIELDS
+        assert fields.UNIT_BY_NAME[name] == "size"
+    # one unit per name, wherever the name appears
+    assert {(name, f.unit) for name, f in fields.every_field() if f.unit} == set(fields.UNIT_BY_NAME.items())
 
 
 # -- complete_stream --------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def test_in_place_consumer_changes_are_not_blocked():
 
 
 def test_pause_is_not_an_update_and_is_not_blocked():
-    assert rules.CONSUMER_RULES["pause_until"].via == "pause"
+    assert fields.CONSUMER["pause_until"].via == "pause"
     assert blocked("consumer", consumer(), consumer(pause_until="2030-01-01T00:00:00Z")) == ([], [])
 
 

@@ -24,7 +24,7 @@ import nats
 import pytest
 from natsserver import find_binary, start_server
 
-from medisync_topology import rules
+from medisync_topology import fields, rules
 
 S, M = rules.SECOND, rules.MINUTE
 DAY = 86400 * S
@@ -338,7 +338,7 @@ def test_pause_until_changes_only_through_the_pause_api(jsapi):
     reply = jsapi.consumer(sname, paused, "update")
     # The update is accepted, but the server keeps the current pause (jsConsumerCreateRequest).
     assert error_of(reply) is None and "pause_until" not in reply["config"]
-    assert rules.CONSUMER_RULES["pause_until"].via == "pause"
+    assert fields.CONSUMER["pause_until"].via == "pause"
     reply = jsapi.request(f"$JS.API.CONSUMER.PAUSE.{sname}.P", {"pause_until": "2099-01-01T00:00:00Z"})
     assert reply["paused"] is True
     live = jsapi.request(f"$JS.API.CONSUMER.INFO.{sname}.P")["config"]
