@@ -47,6 +47,14 @@ TOP_LEVEL: dict[str, dict] = {
         "items": ref("name"),
         "uniqueItems": True,
     },
+    "policy": ref("policy"),
+    "services": {
+        "description": "MediSync's services: service name -> what it publishes and consumes. `topology permissions` "
+        "derives each one's least-privilege NATS permissions from it.",
+        "type": ["object", "null"],
+        "propertyNames": ref("service_name"),
+        "additionalProperties": ref("service"),
+    },
     "environments": {
         "description": "Per-environment overrides: environment name -> sections merged over the base.",
         "type": "object",
@@ -55,7 +63,16 @@ TOP_LEVEL: dict[str, dict] = {
     },
 }
 REQUIRED = ("version", "owner")
+# An environment overlay: these sections as at the top level, and its own narrower ones.
 ENVIRONMENT_SECTIONS = ("owner", "defaults", "streams", "key_value", "object_stores", "audit")
+ENVIRONMENT_ONLY: dict[str, dict] = {
+    "policy": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "An environment may tighten policy.streams (e.g. min_replicas: 3 in production), nothing else.",
+        "properties": {"streams": ref("policy_streams")},
+    },
+}
 
 # What each resource is, for its definition's description.
 RESOURCE_DESCRIPTIONS = {
@@ -97,6 +114,110 @@ DEFINITIONS: dict[str, dict] = {
         "and plan leaves resources of other owners alone.",
         "type": "string",
         "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    },
+    "policy": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Conventions every stream, consumer and service must follow; validate reports each breach "
+        "naming the rule.",
+        "properties": {
+            "subjects": {
+                "type": "string",
+                "description": "Subject pattern, e.g. medisync.{domain}.{entity}.{action}: literal tokens and "
+                "{placeholders}, one token each. Stream subjects, consumer filters and published subjects must fit it; "
+                "* or > may stand where placeholders stand.",
+            },
+            "values": {
+                "type": "object",
+                "description": "Allowed tokens per placeholder, e.g. {domain: [etl, document]}.",
+                "additionalProperties": {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                },
+            },
+            "names": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Regular expressions stream and consumer names must match (anchor them with ^ and $).",
+                "properties": {
+                    "stream": {
+                        "type": "string",
+                        "description": "Regular expression every stream name must match, e.g. ^[A-Z][A-Z0-9_]*$.",
+                    },
+                    "consumer": {
+                        "type": "string",
+                        "description": "Regular expression every consumer name must match, e.g. ^[a-z][a-z0-9-]*$.",
+                    },
+                },
+            },
+            "streams": ref("policy_streams"),
+        },
+    },
+    "policy_streams": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "What every stream under streams: must have, checked after defaults and the environment; an "
+        "environment may tighten it.",
+        "properties": {
+            "require": {
+                "type": "array",
+                "items": {"type": "string"},
+                "uniqueItems": True,
+                "description": "Stream fields that must be set (on the stream or in defaults.stream), e.g. [max_age].",
+            },
+            "storage": ref("storage"),
+            "min_replicas": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 5,
+                "description": "Fewest num_replicas a stream may have.",
+            },
+        },
+    },
+    "service_name": {
+        "type": "string",
+        "pattern": "^[A-Za-z][A-Za-z0-9_-]*$",
+        "description": "a letter, then letters, digits, '_' or '-' (it names the service's NATS user, its permissions "
+        "variable and its inbox)",
+    },
+    "service": {
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "description": "One service: what it publishes, which durable consumers it works, which buckets it reads or "
+        "writes.",
+        "properties": {
+            "description": ref("description"),
+            "publish": {
+                "type": "array",
+                "items": ref("subject"),
+                "uniqueItems": True,
+                "description": "Subjects it publishes (wildcards allowed).",
+            },
+            "consume": {
+                "type": "array",
+                "uniqueItems": True,
+                "description": "Durable consumers it works, as STREAM/consumer.",
+                "items": {
+                    "type": "string",
+                    "pattern": "^[^/\\s]+/[^/\\s]+$",
+                    "description": "STREAM/consumer, e.g. ALERTS/alert-delivery",
+                },
+            },
+            "key_value": {
+                "type": "object",
+                "description": "KV buckets it uses: bucket -> read | read-write.",
+                "propertyNames": ref("bucket"),
+                "additionalProperties": {"type": "string", "enum": ["read", "read-write"]},
+            },
+            "object_stores": {
+                "type": "object",
+                "description": "Object stores it uses: bucket -> read | read-write.",
+                "propertyNames": ref("bucket"),
+                "additionalProperties": {"type": "string", "enum": ["read", "read-write"]},
+            },
+        },
     },
 }
 
@@ -154,14 +275,14 @@ def build_schema() -> dict:
         "version.",
         "type": "object",
         "additionalProperties": False,
-        "properties": {name: TOP_LEVEL[name] for name in ENVIRONMENT_SECTIONS},
+        "properties": {name: TOP_LEVEL[name] for name in ENVIRONMENT_SECTIONS} | ENVIRONMENT_ONLY,
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:medisync-topology:topology.schema.json",
         "title": "medisync-topology file (topology.yaml), version 1",
-        "description": "JetStream streams, durable consumers, KV buckets and object stores as code. Field names are the "
-        "JetStream API's JSON names (nats-server 2.15); durations and sizes may also be written with units (30s, "
+        "description": "JetStream streams, durable consumers, KV buckets and object stores as code. Field names are "
+        "the JetStream API's JSON names (nats-server 2.15); durations and sizes may also be written with units (30s, "
         "512MiB).",
         "type": "object",
         "additionalProperties": False,
