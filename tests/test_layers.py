@@ -7,7 +7,7 @@ import pytest
 
 CORE = (
     "plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "fields",
-    "schema", "policy", "services",
+    "schema", "policy", "services", "target",
 )
 
 
