@@ -5,9 +5,25 @@ import sys
 
 import pytest
 
+# One a line, so branches that add a module merge cleanly.
 CORE = (
-    "plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "fields",
-    "schema", "policy", "services", "target",
+    "plan",
+    "render",
+    "rules",
+    "model",
+    "ops",
+    "validate",
+    "units",
+    "subjects",
+    "live",
+    "buckets",
+    "identity",
+    "fields",
+    "schema",
+    "policy",
+    "services",
+    "permissions",
+    "target",
 )
 
 
