@@ -48,6 +48,11 @@ class ApplyResult:
     def failed(self) -> Outcome | None:
         return next((o for o in self.outcomes if o.status == "failed"), None)
 
+    @property
+    def interrupted(self) -> Outcome | None:
+        """The operation under way when apply was interrupted (Ctrl-C): it may or may not have taken effect."""
+        return next((o for o in self.outcomes if o.status == "interrupted"), None)
+
     def failure(self) -> str | None:
         """'<resource>: <error>' of the operation that failed; None when none did."""
         return f"{self.failed.operation.ref}: {self.failed.error}" if self.failed else None
@@ -59,6 +64,15 @@ class ApplyResult:
         """How many resources were created, updated, replaced, deleted (keys in PAST_TENSE's words)."""
         done = self.with_status("done")
         return {PAST_TENSE[a]: sum(o.operation.action == a for o in done) for a in PAST_TENSE}
+
+
+def interrupted_result(plan: Plan, outcomes: list[Outcome]) -> ApplyResult:
+    """What an interrupted apply did: the outcomes reported so far, the first operation not reported
+    "interrupted" (it was under way), the rest "not attempted"."""
+    reported = {id(o.operation) for o in outcomes}
+    pending = [op for op in plan.operations if id(op) not in reported]
+    rest = [Outcome(op, "interrupted" if i == 0 else "not attempted") for i, op in enumerate(pending)]
+    return ApplyResult([*outcomes, *rest])
 
 
 def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
@@ -79,6 +93,7 @@ def apply_document(plan: Plan, result: ApplyResult, audit: dict | None, error: s
     summary = result.done_counts()
     summary.update(
         failed=sum(row["outcome"] == "failed" for row in rows),
+        interrupted=sum(row["outcome"] == "interrupted" for row in rows),
         not_attempted=sum(row["outcome"] == "not attempted" for row in rows),
     )
     return {

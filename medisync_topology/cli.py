@@ -24,7 +24,7 @@ from .permissions import render_json, render_nats_conf, topology_permissions
 from .planfile import load_plan, save_plan
 from .render import render
 from .session import (
-    ApplyCallbacks, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
+    ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
 )
 from .units import plural
 from .validate import load_every_environment, load_topology
@@ -166,6 +166,11 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
         if as_json:
             _echo_json(apply_document(exc.plan, ApplyResult(), None, str(exc)))
         raise
+    except ApplyInterrupted as exc:
+        _report_result(exc.result, as_json)
+        if as_json:
+            _echo_json(apply_document(exc.plan, exc.result, exc.audit, str(exc)))
+        sys.exit(1)
     if result is not None:
         _report_result(result, as_json)
     if as_json:
@@ -223,7 +228,8 @@ def _report_progress(outcome: Outcome, to_stderr: bool = False) -> None:
 
 
 def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
-    if not result.failed:
+    """The end of an apply: complete, or, after a failure or Ctrl-C, what was done, what stopped and what was not."""
+    if not result.failed and not result.interrupted:
         summary = ", ".join(f"{n} {done}" for done, n in result.done_counts().items())
         click.echo(f"\nApply complete: {summary}.", err=to_stderr)
         return
@@ -231,14 +237,21 @@ def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
     def listed(status: str) -> str:
         return ", ".join(str(o.operation.ref) for o in result.with_status(status)) or "nothing"
 
-    click.echo(f"\nApply failed at {result.failure()}", err=True)
-    click.echo(f"Done before the failure: {listed('done')}", err=True)
+    if result.failed:
+        click.echo(f"\nApply failed at {result.failure()}", err=True)
+        click.echo(f"Done before the failure: {listed('done')}", err=True)
+    else:
+        click.echo("\nApply interrupted (Ctrl-C).", err=True)
+        click.echo(f"Done before the interruption: {listed('done')}", err=True)
+        click.echo(f"Interrupted (it may or may not have taken effect): {listed('interrupted')}", err=True)
     click.echo(f"Not attempted: {listed('not attempted')}", err=True)
-    click.echo("Fix the cause and run apply again: it continues from where the server is now.", err=True)
+    cause = "Fix the cause and run" if result.failed else "Run"
+    click.echo(f"{cause} apply again: it continues from where the server is now.", err=True)
 
 
 def _color(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    """Colour on a terminal, unless --no-color, NO_COLOR, or TERM=dumb (a terminal that cannot show it)."""
+    return not no_color and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb" and sys.stdout.isatty()
 
 
 @main.command()
@@ -283,30 +296,43 @@ def dev():
     """A local nats-server with this repository's nats.conf (store under .dev/)."""
 
 
+_root = click.option(
+    "--root", type=click.Path(file_okay=False, path_type=Path),
+    help="The folder with nats.conf (default: the nearest one from here upwards); the server's store, log and "
+         "pid go under its .dev/.",
+)
+
+
+def _dev_root(root: Path | None) -> Path:
+    return root if root is not None else devserver.find_root(Path.cwd())
+
+
 @dev.command("up")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
-              help="The folder with nats.conf; the server's store, log and pid go under its .dev/.")
-def dev_up(root):
+@_root
+@click.option("--port", type=click.IntRange(1, 65535), help="Client port instead of nats.conf's (4222).")
+@click.option("--monitor-port", type=click.IntRange(1, 65535),
+              help="Monitoring port instead of nats.conf's (8222); with --port alone it is the port + 4000.")
+def dev_up(root, port, monitor_port):
     """Start the local server in the background and wait until it answers."""
-    server = devserver.up(root)
+    server = devserver.up(_dev_root(root), port=port, monitor_port=monitor_port)
     state = "started" if server.started else "already running"
     click.echo(f"nats-server {state} at {server.url} (pid {server.pid}, log {server.log})")
     click.echo(f"Connect with --server {server.url} --user provisioner (its local-only password is in nats.conf)")
 
 
 @dev.command("down")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True)
+@_root
 def dev_down(root):
     """Stop the local server started by `dev up` (by its recorded pid, nothing else)."""
-    server = devserver.down(root)
+    server = devserver.down(_dev_root(root))
     click.echo(f"nats-server stopped (pid {server.pid})" if server else "nats-server is not running")
 
 
 @dev.command("status")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True)
+@_root
 def dev_status(root):
     """Say whether the local server runs. Exit 0 running, 1 not running."""
-    server = devserver.status(root)
+    server = devserver.status(_dev_root(root))
     if server is None:
         click.echo("nats-server is not running")
         sys.exit(1)

@@ -18,7 +18,7 @@ from .connection import ConnectOptions
 from .errors import TopologyError
 from .live import LiveState, LiveStream
 from .plan import OWNER_KEY, field_changes, origins, owner_of
-from .units import convert_units, format_duration, format_size, plural
+from .units import by_field, format_duration, format_size, plural
 
 MODELINE = "# yaml-language-server: $schema=schema/topology.schema.json"
 # The owner when no exported resource has one yet (they are all adopted by the first apply).
@@ -198,12 +198,13 @@ def _in_order(config: dict, order) -> dict:
 
 def _human(value, key: str = ""):
     """API units -> human ones by field name at any depth, as model.to_api_value reads them back."""
-    return convert_units(value, key, _human_value)
+    return by_field(value, key, _human_value)
 
 
-def _human_value(unit: str, value, path: tuple):
+def _human_value(name: str, value, path: tuple):
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         return value
+    unit = fields.UNIT_BY_NAME.get(name)
     if unit == "duration":
         return format_duration(value)
     if unit == "size":

@@ -48,6 +48,7 @@ def enum(*values: str) -> dict:
 DURATION, SIZE, LIMIT, TIMESTAMP = ref("duration"), ref("size"), ref("limit"), ref("timestamp")
 BOOLEAN = {"type": "boolean"}
 COUNT = {"type": "integer", "minimum": 0}
+NO_LIMIT, ZERO_NO_LIMIT = frozenset({UNLIMITED, 0}), frozenset({0})
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class Field:
     zero value the server omits besides Go's (false, 0, "", empty), e.g. priority_policy "none".
     ``value_since``: enum values younger than their field, with the first version that accepts each.
     ``zero_is_unlimited``: 0 means "unlimited" to the server, which reports it as -1.
+    ``unlimited``: the values that mean no limit, shown to a person as "unlimited": -1 in the server's limit
+    fields, and 0 where the server reads zero as no limit (max_age 0 keeps messages forever, a pull request's
+    max_batch 0 is unbounded); not where the server fills in a default for 0 (max_waiting, duplicate_window).
     ``unordered``: a list whose order means nothing to the server.
     ``mutable``: an update may change it in place; False -> a change forces replacement.
     ``mutable_since``: before this version an update refused any change.
@@ -89,6 +93,7 @@ class Field:
     value_since: dict[str, Version] = field(default_factory=dict)
     zero: Any = None
     zero_is_unlimited: bool = False
+    unlimited: frozenset[int] = frozenset()
     unordered: bool = False
     mutable: bool = True
     mutable_since: Version | None = None
@@ -341,32 +346,40 @@ STREAM: dict[str, Field] = {
         mutable_since=(2, 12, 5),
         reason="servers before 2.12.5 refuse to change max_consumers in place",
         zero_is_unlimited=True,
+        unlimited=NO_LIMIT,
     ),
     "max_msgs": Field(
         LIMIT,
         "Maximum number of messages kept; -1 = unlimited.",
         default=UNLIMITED,
         zero_is_unlimited=True,
+        unlimited=NO_LIMIT,
     ),
     "max_bytes": Field(
         SIZE,
         "Maximum total size of the stream; -1 = unlimited.",
         default=UNLIMITED,
         zero_is_unlimited=True,
+        unlimited=NO_LIMIT,
     ),
-    "max_age": Field(DURATION, "Maximum age of a message; 0 = unlimited, else at least 100ms.", default=0),
+    "max_age": Field(
+        DURATION, "Maximum age of a message; 0 = unlimited, else at least 100ms.", default=0,
+        unlimited=ZERO_NO_LIMIT,
+    ),
     "max_msgs_per_subject": Field(
         LIMIT,
         "Messages kept per subject; -1 = unlimited.",
         default=UNLIMITED,
         since=(2, 3, 0),
         zero_is_unlimited=True,
+        unlimited=NO_LIMIT,
     ),
     "max_msg_size": Field(
         {**SIZE, "maximum": 2147483647},
         "Largest message accepted; -1 = unlimited (a 32-bit value in the server).",
         default=UNLIMITED,
         zero_is_unlimited=True,
+        unlimited=NO_LIMIT,
     ),
     "discard": Field(
         enum("old", "new"),
@@ -546,7 +559,10 @@ CONSUMER: dict[str, Field] = {
     ),
     # Computed: 30s for explicit/all, backoff[0] when backoff is set.
     "ack_wait": Field(DURATION, "How long to wait for an ack before redelivering; default 30s."),
-    "max_deliver": Field(LIMIT, "Deliveries of one message before giving up; -1 = unlimited.", default=UNLIMITED),
+    "max_deliver": Field(
+        LIMIT, "Deliveries of one message before giving up; -1 = unlimited.", default=UNLIMITED,
+        unlimited=NO_LIMIT,
+    ),
     "backoff": Field(
         array(DURATION, minItems=1),
         "Redelivery delays, one per attempt (last one repeats); overrides ack_wait; no more steps than max_deliver.",
@@ -586,7 +602,10 @@ CONSUMER: dict[str, Field] = {
         scope="pull",
     ),
     # Computed: the stream's consumer_limits.max_ack_pending, else 1000 unless ack_policy none.
-    "max_ack_pending": Field(LIMIT, "Most messages delivered but not yet acked; -1 = unlimited; default 1000."),
+    "max_ack_pending": Field(
+        LIMIT, "Most messages delivered but not yet acked; -1 = unlimited; default 1000.",
+        unlimited=frozenset({UNLIMITED}),
+    ),
     "flow_control": Field(
         BOOLEAN,
         "Push only: enable flow control (needs idle_heartbeat).",
@@ -600,18 +619,21 @@ CONSUMER: dict[str, Field] = {
         "Pull only: largest batch one pull request may ask for; 0 = no limit.",
         since=(2, 7, 0),
         scope="pull",
+        unlimited=ZERO_NO_LIMIT,
     ),
     "max_expires": Field(
         DURATION,
         "Pull only: longest expiry a pull request may ask for; at least 1ms.",
         since=(2, 7, 0),
         scope="pull",
+        unlimited=ZERO_NO_LIMIT,
     ),
     "max_bytes": Field(
         {**SIZE, "minimum": 0},
         "Pull only: most bytes one pull request may ask for; 0 = no limit.",
         since=(2, 8, 3),
         scope="pull",
+        unlimited=NO_LIMIT,
     ),
     "deliver_subject": Field(
         ref("literal_subject"),
@@ -693,13 +715,17 @@ KEY_VALUE: dict[str, Field] = {
         "Values kept per key, 1 to 64; default 1.",
         stream_field="max_msgs_per_subject",
     ),
-    "ttl": Field(DURATION, "Expire values older than this; 0 = never.", stream_field="max_age"),
+    "ttl": Field(
+        DURATION, "Expire values older than this; 0 = never.", stream_field="max_age",
+        unlimited=ZERO_NO_LIMIT,
+    ),
     "max_value_size": Field(
         {**SIZE, "maximum": 2147483647},
         "Largest value accepted; -1 = unlimited (a 32-bit value in the server).",
         stream_field="max_msg_size",
+        unlimited=NO_LIMIT,
     ),
-    "max_bytes": Field(SIZE, "Maximum size of the bucket; -1 = unlimited."),
+    "max_bytes": Field(SIZE, "Maximum size of the bucket; -1 = unlimited.", unlimited=NO_LIMIT),
     "storage": Field(ref("storage")),
     "num_replicas": Field(ref("num_replicas")),
     "compression": Field(BOOLEAN, "Compress the bucket's stream with s2 (nats.go KeyValueConfig takes a boolean)."),
@@ -720,8 +746,11 @@ KEY_VALUE: dict[str, Field] = {
 }
 OBJECT_STORE: dict[str, Field] = {
     "description": Field(ref("description")),
-    "ttl": Field(DURATION, "Expire objects older than this; 0 = never (the stream's max_age).", stream_field="max_age"),
-    "max_bytes": Field(SIZE, "Maximum size of the store; -1 = unlimited."),
+    "ttl": Field(
+        DURATION, "Expire objects older than this; 0 = never (the stream's max_age).", stream_field="max_age",
+        unlimited=ZERO_NO_LIMIT,
+    ),
+    "max_bytes": Field(SIZE, "Maximum size of the store; -1 = unlimited.", unlimited=NO_LIMIT),
     "storage": Field(ref("storage")),
     "num_replicas": Field(ref("num_replicas")),
     "compression": Field(BOOLEAN, "Compress the store's stream with s2 (nats.go ObjectStoreConfig takes a boolean)."),
@@ -767,6 +796,8 @@ def every_field() -> list[tuple[str, Field]]:
 # A name means one unit wherever it appears (tests/test_schema.py proves it), so values convert by name.
 UNIT_BY_NAME: dict[str, str] = {name: f.unit for name, f in every_field() if f.unit}
 UNORDERED_FIELDS = frozenset(name for name, f in every_field() if f.unordered)
+# Shown by name too: consumer_limits.max_ack_pending -1 is as unlimited as a consumer's.
+UNLIMITED_VALUES: dict[str, frozenset[int]] = {name: f.unlimited for name, f in every_field() if f.unlimited}
 ZERO_VALUES = {name: f.zero for name, f in every_field() if f.zero is not None}
 
 

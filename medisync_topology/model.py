@@ -128,10 +128,11 @@ def _api_config(raw, tool_keys, defaults, here, defaults_here, doc, problems) ->
 
 
 def to_api_value(key: str, value: Any, path: tuple, doc: Document, problems: list[Problem]) -> Any:
-    """Durations -> nanoseconds and sizes -> bytes, by field name, at any depth (units.convert_units)."""
+    """Durations -> nanoseconds and sizes -> bytes, by field name, at any depth (units.by_field)."""
 
-    def parse(unit: str, item: Any, where: tuple) -> Any:
-        if unit not in PARSERS:  # a timestamp: rules normalises it
+    def parse(name: str, item: Any, where: tuple) -> Any:
+        unit = fields.UNIT_BY_NAME.get(name)
+        if unit not in PARSERS:  # no unit, or a timestamp (rules normalises it)
             return item
         try:
             return PARSERS[unit](item)
@@ -139,7 +140,7 @@ def to_api_value(key: str, value: Any, path: tuple, doc: Document, problems: lis
             problems.append(doc.problem(where, str(exc)))
             return item
 
-    return units.convert_units(value, key, parse, path)
+    return units.by_field(value, key, parse, path)
 
 
 PARSERS = {"duration": units.parse_duration, "size": units.parse_size}

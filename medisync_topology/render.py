@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import click
 
-from . import buckets
+from . import buckets, fields
 from .errors import TopologyError
 from .ops import (
     Action, CreateResource, DataAtRisk, DeleteResource, FieldChange, Finding, Operation, Plan, Reason, Ref,
     ReplaceResource, Severity, UpdateResource, changes_of, data_at_risk, finding_to_dict, operation_to_dict,
 )
-from .units import convert_units, format_duration, format_size, plural
+from .units import by_field, format_duration, format_size, plural
 
 JSON_FORMAT_VERSION = 1
 
@@ -38,9 +38,12 @@ class _Shown(str):
     """A value already in human units: shown as it is, not as a JSON string."""
 
 
-def _shown(unit: str, value: Any, path: tuple) -> Any:
+def _shown(name: str, value: Any, path: tuple) -> Any:
     if not isinstance(value, int) or isinstance(value, bool):
         return value
+    if value in fields.UNLIMITED_VALUES.get(name, ()):
+        return _Shown("unlimited")
+    unit = fields.UNIT_BY_NAME.get(name)
     if unit == "duration":
         return _Shown(format_duration(value))
     if unit == "size":
@@ -49,11 +52,10 @@ def _shown(unit: str, value: Any, path: tuple) -> Any:
 
 
 def display_value(name: str, value: Any) -> str:
-    """One line for an API value: compact JSON, with durations and sizes in human units.
-
-    ``name`` is the field the value sits under; units follow field names as units.convert_units has it.
+    """One line for an API value: compact JSON, with durations and sizes in human units and values meaning
+    no limit as ``unlimited``. ``name`` is the field the value sits under (units.by_field).
     """
-    return _compact(convert_units(value, name, _shown))
+    return _compact(by_field(value, name, _shown))
 
 
 def _compact(value: Any) -> str:

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Callable
 
-from .apply import ApplyResult, Outcome, apply_plan
+from .apply import ApplyResult, Outcome, apply_plan, interrupted_result
 from .audit import audit_event, git_commit, publish_audit
 from .client import JetStreamClient
 from .connection import ConnectOptions
@@ -28,6 +28,14 @@ class NothingApplied(TopologyError):
     def __init__(self, message: str, plan: Plan):
         self.plan = plan
         super().__init__(message)
+
+
+class ApplyInterrupted(TopologyError):
+    """Apply was interrupted (Ctrl-C) midway; ``result`` says what was done, under way and not attempted."""
+
+    def __init__(self, plan: Plan, result: ApplyResult, audit: dict | None):
+        self.plan, self.result, self.audit = plan, result, audit
+        super().__init__("apply was interrupted")
 
 
 def check_replacements(plan: Plan, allowed: bool, hint: str) -> None:
@@ -187,9 +195,10 @@ async def run_apply(run: TopologyRun | SavedPlanRun, callbacks: ApplyCallbacks) 
             try:
                 result = await apply_plan(client, plan, on_done=done)
             except (asyncio.CancelledError, KeyboardInterrupt):
-                # Ctrl-C: what was done so far is on the server; the audit trail says so.
-                await run.audit(client, plan, ApplyResult(outcomes), callbacks.warn, interrupted=True)
-                raise
+                # Ctrl-C: what was done so far is on the server; the audit trail and the person are told so.
+                result = interrupted_result(plan, outcomes)
+                audit = await run.audit(client, plan, result, callbacks.warn, interrupted=True)
+                raise ApplyInterrupted(plan, result, audit) from None
             audit = await run.audit(client, plan, result, callbacks.warn)
         if lock.warning:
             callbacks.warn(lock.warning)

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any, Callable
 
 from medisync_topology.errors import TopologyError
-from medisync_topology.fields import UNIT_BY_NAME, UNLIMITED
+from medisync_topology.fields import UNLIMITED
 
 # The server decodes these fields into Go int64 (time.Duration, int64 byte counts).
 INT64_MAX = 2**63 - 1
@@ -181,10 +181,10 @@ def _size_from_text(text: str) -> Fraction | str:
     return Fraction(number) * _BYTES_PER_UNIT.get(unit, 1)
 
 
-def convert_units(value: Any, key: str, convert: Callable[[str, Any, tuple], Any], path: tuple = ()) -> Any:
-    """``value``, found under ``key``, with ``convert(unit, item, path)`` applied wherever a value has a unit.
+def by_field(value: Any, key: str, convert: Callable[[str, Any, tuple], Any], path: tuple = ()) -> Any:
+    """``value``, found under ``key``, with ``convert(name, leaf, path)`` applied to each plain value in it.
 
-    The unit comes from the field's name (fields.UNIT_BY_NAME: "duration", "size", "timestamp") at any
+    ``name`` is the field the leaf sits under, which says what it is (fields.UNIT_BY_NAME, ...) at any
     depth: list items take their list's name (``backoff``) and path (a listed object its index too),
     keys of nested objects their own (``consumer_limits.inactive_threshold``); ``metadata`` is the
     user's own and left as it is.
@@ -192,11 +192,10 @@ def convert_units(value: Any, key: str, convert: Callable[[str, Any, tuple], Any
     if key == "metadata":
         return value
     if isinstance(value, dict):
-        return {k: convert_units(v, k, convert, path + (k,)) for k, v in value.items()}
+        return {k: by_field(v, k, convert, path + (k,)) for k, v in value.items()}
     if isinstance(value, list):
-        return [convert_units(item, key, convert, path + (i,) * isinstance(item, dict)) for i, item in enumerate(value)]
-    unit = UNIT_BY_NAME.get(key)
-    return convert(unit, value, path) if unit else value
+        return [by_field(item, key, convert, path + (i,) * isinstance(item, dict)) for i, item in enumerate(value)]
+    return convert(key, value, path)
 
 
 def plural(n: int, noun: str) -> str:

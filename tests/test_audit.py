@@ -117,7 +117,8 @@ def test_apply_format_json_lists_every_outcome_and_nothing_else_on_stdout(run, n
         ("create", "etl-notifier", "not attempted", None),
     ]
     assert "async persist mode is not supported" in document["operations"][0]["error"]
-    assert document["summary"] == {"created": 0, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "not_attempted": 2}
+    assert document["summary"] == {"created": 0, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "interrupted": 0,
+                                   "not_attempted": 2}
     assert document["error"].startswith("stream EVENTS: ")
     assert document["findings"] == []
     assert document["audit"]["type"] == "topology.apply_failed" and document["audit"]["warning"] is None
@@ -141,3 +142,25 @@ def test_apply_format_json_when_nothing_is_applied(run, js_api, tmp_path):
     assert document["error"] == "the plan has errors (above); nothing was applied"
     assert [f["reason"] for f in document["findings"]] == ["needs_adopt"]
     assert result.stderr.endswith("Error: the plan has errors (above); nothing was applied\n")
+
+
+def test_the_git_commit_says_when_a_topology_file_has_uncommitted_changes(tmp_path):
+    from medisync_topology.audit import git_commit
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    topology, other = tmp_path / "topology.yaml", tmp_path / "README"
+    topology.write_text(BASE)
+    other.write_text("x")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "topology"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert git_commit([str(topology)]) == head
+    other.write_text("changed")  # another file's changes are not the topology's
+    assert git_commit([str(topology)]) == head
+    topology.write_text(BASE + "# edited\n")
+    assert git_commit([str(topology)]) == f"{head}-dirty"
+    subprocess.run([*git, "checkout", "-q", "topology.yaml"], check=True)
+    (tmp_path / "extra.yaml").write_text("streams: {}\n")  # a second file never committed
+    assert git_commit([str(topology), str(tmp_path / "extra.yaml")]) == f"{head}-dirty"
+    assert git_commit([str(tmp_path)]) == f"{head}-dirty"  # a directory of topology files

@@ -47,6 +47,9 @@ def test_duration_and_size_fields_cover_streams_consumers_and_buckets():
         assert fields.UNIT_BY_NAME[name] == "size"
     # one unit per name, wherever the name appears
     assert {(name, f.unit) for name, f in fields.every_field() if f.unit} == set(fields.UNIT_BY_NAME.items())
+    # and one set of values meaning no limit per name
+    unlimited = {(name, f.unlimited) for name, f in fields.every_field() if f.unlimited}
+    assert unlimited == set(fields.UNLIMITED_VALUES.items())
 
 
 # -- complete_stream --------------------------------------------------------------------------
