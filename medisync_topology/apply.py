@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import errors, rules
+from . import errors, refusals, rules
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .ops import (
@@ -15,19 +15,6 @@ from .ops import (
 
 PAST_TENSE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced", Action.DELETE: "deleted"}
 APPLY_JSON_VERSION = 1
-
-# What the server's error codes mean for a person running apply.
-EXPLANATIONS = {
-    errors.SUBJECTS_OVERLAP: "the subjects overlap with another stream's",
-    errors.STREAM_NAME_IN_USE: "a stream with that name already exists with a different configuration",
-    errors.STREAM_NOT_FOUND: "the stream does not exist",
-    errors.CONSUMER_NOT_FOUND: "the consumer does not exist",
-    errors.CONSUMER_NAME_IN_USE: "a consumer with that name already exists with a different configuration",
-    errors.STREAM_INVALID_CONFIG: "the configuration is invalid",
-    errors.CONSUMER_CREATE_FAILED: "the consumer configuration cannot be updated this way",
-    errors.CONSUMER_NAME_MISMATCH: "the consumer name does not match its durable name",
-    errors.STORAGE_RESOURCES_EXCEEDED: "the server has no room for this many resources or this much storage",
-}
 
 
 @dataclass
@@ -183,7 +170,7 @@ def _body(ref, config: dict, action: str) -> dict:
 
 async def _explain(client: JetStreamClient, op: Operation, exc: JetStreamAPIError) -> str:
     text = f"{exc.description} (err_code {exc.err_code})"
-    meaning = EXPLANATIONS.get(exc.err_code)
+    meaning = errors.ERROR_MEANINGS.get(exc.err_code)
     if exc.err_code == errors.SUBJECTS_OVERLAP:
         others = await _overlapping_streams(client, op)
         if others:

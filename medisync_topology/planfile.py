@@ -45,6 +45,7 @@ class SavedPlan:
     git_commit: str | None = None
     tool_version: str = __version__
     created: str = field(default_factory=now_rfc3339)
+    protected: list[str] = field(default_factory=list)  # str(Ref) of each resource the topology marks protect: true
 
 
 # -- what a plan is made from -------------------------------------------
@@ -120,6 +121,7 @@ def plan_document(saved: SavedPlan) -> dict:
             "hash": saved.topology_hash,
             "git_commit": saved.git_commit,
             "audit_subject": saved.audit_subject,
+            "protected": saved.protected,
         },
         "target": saved.target,
         "options": saved.options,
@@ -151,7 +153,7 @@ def load_plan(path: str | Path) -> SavedPlan:
         raise PlanFileError(f"cannot read plan file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a file of 100,000 nested brackets
         raise PlanFileError(f"{path} is not a plan file: it is not valid JSON (truncated or corrupt?)") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PlanFileError(f"{path} is not a plan file made by `topology plan --out`")
@@ -191,6 +193,7 @@ def _saved_plan(document: dict) -> SavedPlan:
         target=dict(document["target"]),
         live=dict(document["live"]["resources"]),
         audit_subject=topology.get("audit_subject"),
+        protected=list(topology.get("protected") or []),
         git_commit=topology.get("git_commit"),
         tool_version=document["tool_version"],
         created=document["created"],

@@ -17,8 +17,8 @@ from .connection import ConnectOptions
 from .errors import TopologyError
 from .lock import ApplyLock, capturing_streams
 from .model import Topology
-from .ops import Plan, ReplaceResource, resulting_config
-from .plan import make_plan
+from .ops import Plan, Ref, ReplaceResource, resulting_config
+from .plan import make_plan, saved_plan_refusals
 from .planfile import PlanFileError, SavedPlan, check_target, live_snapshot, read_target, stale_changes, topology_hash
 
 
@@ -50,6 +50,15 @@ def _provenance(topology: Topology) -> tuple[str | None, str, str | None]:
     return (topology.audit or {}).get("subject"), topology_hash(topology), git_commit(topology.sources)
 
 
+def _protected(topology: Topology) -> list[str]:
+    """Each resource the topology marks protect: true; a saved plan may not replace or delete them."""
+    refs = []
+    for spec in {**topology.streams, **topology.buckets}.values():
+        refs += [str(spec.ref)] if spec.protect else []
+        refs += [str(Ref("consumer", c.name, c.stream)) for c in spec.consumers.values() if c.protect]
+    return sorted(refs)
+
+
 async def plan_live(
     topology: Topology, connect: ConnectOptions, options: dict, *, save: bool
 ) -> tuple[Plan, SavedPlan | None]:
@@ -66,7 +75,7 @@ async def plan_live(
         subject, file_hash, commit = _provenance(topology)
         saved = SavedPlan(
             plan, options, file_hash, await read_target(client), live_snapshot(live),
-            audit_subject=subject, git_commit=commit,
+            audit_subject=subject, git_commit=commit, protected=_protected(topology),
         )
         return plan, saved
 
@@ -149,6 +158,15 @@ class SavedPlanRun(ApplyRun):
             raise PlanFileError(
                 f"{self.plan_file} is stale; live JetStream changed since the plan was made:\n{listed}\n"
                 "Nothing was applied; make a new plan."
+            )
+        options = self.saved.options
+        refusals = saved_plan_refusals(self.saved.plan, live, prune=options.get("prune", False),
+                                       adopt=options.get("adopt", False), protected=set(self.saved.protected))
+        if refusals:
+            listed = "\n".join(f"  {refusal}" for refusal in refusals)
+            raise PlanFileError(
+                f"{self.plan_file} holds operations `topology plan` could not make against this server "
+                f"(was it edited?):\n{listed}\nNothing was applied."
             )
         return self.saved.plan
 

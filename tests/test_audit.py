@@ -23,8 +23,12 @@ streams:
   AUDIT:
     subjects: [medisync.audit.>]
 """
-# A config the server refuses at create time, which no plan can foresee (err 10052): apply fails midway.
-REFUSED_EVENTS = BASE.replace("    subjects: [medisync.etl.>]\n", "    subjects: [medisync.etl.>]\n    persist_mode: async\n    allow_atomic: true\n", 1)
+# A config the server refuses at create time, which the plan does not foresee (a transform naming a
+# wildcard its source does not have; err 10156, 10049 before 2.11): apply fails midway.
+REFUSED_EVENTS = BASE.replace(
+    "    subjects: [medisync.etl.>]\n",
+    "    subjects: [medisync.etl.>]\n    subject_transform: {src: medisync.etl.>, dest: 'x.{{wildcard(3)}}'}\n", 1)
+REFUSED_CODES = (10049, 10156)
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -82,9 +86,10 @@ def test_a_failed_apply_records_what_was_done_before_the_failure(run, js_api, st
     assert code == 1
     event = stored_events()[-1]
     assert event["type"] == "topology.apply_failed"
-    outcomes = [(op["name"], op["outcome"], op["err_code"]) for op in event["payload"]["operations"]]
-    assert outcomes == [("EVENTS", "failed", 10052), ("LATER", "not attempted", None), ("etl-notifier", "not attempted", None)]
-    assert event["payload"]["error"].startswith("stream EVENTS: async persist mode is not supported with atomic batch publish")
+    outcomes = [(op["name"], op["outcome"]) for op in event["payload"]["operations"]]
+    assert outcomes == [("EVENTS", "failed"), ("LATER", "not attempted"), ("etl-notifier", "not attempted")]
+    assert event["payload"]["operations"][0]["err_code"] in REFUSED_CODES
+    assert event["payload"]["error"].startswith("stream EVENTS: ") and "transform" in event["payload"]["error"]
     assert event["payload"]["git_commit"] is None  # not a git checkout: no error either
 
 
@@ -111,12 +116,10 @@ def test_apply_format_json_lists_every_outcome_and_nothing_else_on_stdout(run, n
     result = CliRunner().invoke(main, ["apply", "-f", str(tmp_path / "topology.yaml"), "--auto-approve", "--format", "json"])
     assert result.exit_code == 1
     document = json.loads(result.stdout)
-    rows = [(op["action"], op["name"], op["outcome"], op["err_code"]) for op in document["operations"]]
-    assert rows == [
-        ("create", "EVENTS", "failed", 10052), ("create", "LATER", "not attempted", None),
-        ("create", "etl-notifier", "not attempted", None),
-    ]
-    assert "async persist mode is not supported" in document["operations"][0]["error"]
+    rows = [(op["action"], op["name"], op["outcome"]) for op in document["operations"]]
+    assert rows == [("create", "EVENTS", "failed"), ("create", "LATER", "not attempted"), ("create", "etl-notifier", "not attempted")]
+    assert document["operations"][0]["err_code"] in REFUSED_CODES and "transform" in document["operations"][0]["error"]
+    assert [op["err_code"] for op in document["operations"][1:]] == [None, None]
     assert document["summary"] == {"created": 0, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "interrupted": 0,
                                    "not_attempted": 2}
     assert document["error"].startswith("stream EVENTS: ")

@@ -78,7 +78,7 @@ streams:
         ("subjects: [a.>]\n    consumers:\n      c: {filter_subject: b.x}", "filter 'b.x' matches none of stream S's subjects: a.>"),
         (
             "subjects: [a.>]\n    consumers:\n      c: {backoff: [1s, 2s, 3s], max_deliver: 2}",
-            "backoff has 3 steps but max_deliver is 2: a message is never delivered more than max_deliver times",
+            "backoff has more steps than max_deliver: a message is never delivered more than max_deliver times; the server refuses it (err_code 10116)",
         ),
         (
             "subjects: [a.>]\n    consumers:\n      c: {deliver_group: workers}",
