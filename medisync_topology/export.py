@@ -84,7 +84,7 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
 
 def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], version, owners: dict[str, list[str]]) -> dict:
     minimal = rules.minimal_stream(_unowned(configs[name]), version, configs)
-    entry = _in_order(_human(rules.without_identity(minimal)), fields.STREAM)  # the map key is the name
+    entry = _in_order(human_units(rules.without_identity(minimal)), fields.STREAM)  # the map key is the name
     complete = rules.complete_stream(configs[name], version, configs)
     consumers = {}
     for cname, config in sorted(stream.consumers.items()):
@@ -92,7 +92,7 @@ def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], versi
             continue
         _note_owner(owners, f"consumer {name}/{cname}", config)
         minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), complete, version)
-        consumers[cname] = _in_order(_human(rules.without_identity(minimal)), fields.CONSUMER)
+        consumers[cname] = _in_order(human_units(rules.without_identity(minimal)), fields.CONSUMER)
     if consumers:
         entry["consumers"] = consumers
     return entry
@@ -154,13 +154,13 @@ def _bucket_entry(name: str, configs: dict[str, dict], version, warnings: list[s
     actual = rules.complete_stream(live, version, configs)
     differing = field_changes(actual, built)
     if differing:
-        shown = ", ".join(f"{c.path}: {_yaml_value(_human(c.old, c.path))}" for c in differing)
+        shown = ", ".join(f"{c.path}: {_yaml_value(human_units(c.old, c.path))}" for c in differing)
         warnings.append(
             f"{kind} {bucket}: its stream {name} has {shown}, which {kind} settings cannot express "
             f"(made by another client than nats.go?); exported as stream {name} under streams:"
         )
         return None
-    return kind, bucket, _in_order(_human(settings), fields.RESOURCES[kind])
+    return kind, bucket, _in_order(human_units(settings), fields.RESOURCES[kind])
 
 
 # -- owners -----------------------------------------------------------------
@@ -196,8 +196,8 @@ def _in_order(config: dict, order) -> dict:
     return {k: config[k] for k in known + sorted(set(config) - set(known))}
 
 
-def _human(value, key: str = ""):
-    """API units -> human ones by field name at any depth, as model.to_api_value reads them back."""
+def human_units(value, key: str = ""):
+    """API units -> human ones by field name at any depth (7d, 1GiB), as model.to_api_value reads them back."""
     return by_field(value, key, _human_value)
 
 

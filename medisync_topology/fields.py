@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 Version = tuple[int, int, int]
 
+SECOND = 10**9
+
 # -1 is "no limit" to the server in its limit fields (max_msgs, max_bytes, max_msg_size, ...).
 UNLIMITED = -1
 
@@ -61,6 +63,10 @@ class Field:
     (the map key is the name; flags only the server sets). ``per_resource``: not offered under
     ``defaults:`` (subjects, filters, ...). ``scope``: "push" or "pull" when only that kind of
     consumer takes it. ``stream_field``: a bucket setting that is this field of its stream, same value.
+    ``example``: a value the server accepts, which the every-field convergence tests set (tests/every_field.py;
+    "{stream}" stands for the resource's stream name, "{origin}" for the stream a mirror or sources read);
+    ``example_in``: the example resource it goes in when it cannot go with the others ("" the main one);
+    ``example_needs``: other fields its example needs beside it.
 
     The server's behaviour: ``default``: what the server reports when the field is omitted; None: it
     omits the field (``omitempty`` in the server's struct, so a zero value is omitted too). Defaults
@@ -89,6 +95,9 @@ class Field:
     per_resource: bool = False
     scope: str = ""
     stream_field: str = ""
+    example: Any = None
+    example_in: str = ""
+    example_needs: dict = field(default_factory=dict)
     default: Any = None
     value_since: dict[str, Version] = field(default_factory=dict)
     zero: Any = None
@@ -322,7 +331,7 @@ TYPES: dict[str, dict | ObjectType] = {
 
 STREAM: dict[str, Field] = {
     "name": Field(offered=False, mutable=False, reason="the name is the stream's identity"),
-    "description": Field(ref("description"), since=(2, 3, 3)),
+    "description": Field(ref("description"), since=(2, 3, 3), example="every field"),
     # Computed: [name] when there is no mirror and no sources.
     "subjects": Field(
         array(ref("subject"), uniqueItems=True),
@@ -330,6 +339,7 @@ STREAM: dict[str, Field] = {
         "stream name as the subject.",
         per_resource=True,
         unordered=True,
+        example=["{stream}.>"],
     ),
     "retention": Field(
         enum("limits", "interest", "workqueue"),
@@ -338,6 +348,7 @@ STREAM: dict[str, Field] = {
         default="limits",
         reason="the server cannot change retention to or from workqueue in place",
         refuses=_to_or_from_workqueue,
+        example="limits",
     ),
     "max_consumers": Field(
         LIMIT,
@@ -347,6 +358,7 @@ STREAM: dict[str, Field] = {
         reason="servers before 2.12.5 refuse to change max_consumers in place",
         zero_is_unlimited=True,
         unlimited=NO_LIMIT,
+        example=10,
     ),
     "max_msgs": Field(
         LIMIT,
@@ -354,6 +366,7 @@ STREAM: dict[str, Field] = {
         default=UNLIMITED,
         zero_is_unlimited=True,
         unlimited=NO_LIMIT,
+        example=1000,
     ),
     "max_bytes": Field(
         SIZE,
@@ -361,10 +374,12 @@ STREAM: dict[str, Field] = {
         default=UNLIMITED,
         zero_is_unlimited=True,
         unlimited=NO_LIMIT,
+        example=1 << 30,
     ),
     "max_age": Field(
         DURATION, "Maximum age of a message; 0 = unlimited, else at least 100ms.", default=0,
         unlimited=ZERO_NO_LIMIT,
+        example=86400 * SECOND,
     ),
     "max_msgs_per_subject": Field(
         LIMIT,
@@ -373,6 +388,7 @@ STREAM: dict[str, Field] = {
         since=(2, 3, 0),
         zero_is_unlimited=True,
         unlimited=NO_LIMIT,
+        example=10,
     ),
     "max_msg_size": Field(
         {**SIZE, "maximum": 2147483647},
@@ -380,11 +396,13 @@ STREAM: dict[str, Field] = {
         default=UNLIMITED,
         zero_is_unlimited=True,
         unlimited=NO_LIMIT,
+        example=1 << 20,
     ),
     "discard": Field(
         enum("old", "new"),
         "At a limit: old deletes the oldest messages, new refuses new ones.",
         default="old",
+        example="old",
     ),
     "storage": Field(
         ref("storage"),
@@ -392,49 +410,70 @@ STREAM: dict[str, Field] = {
         default="file",
         mutable=False,
         reason="the server cannot change the storage type in place",
+        example="file",
     ),
-    "num_replicas": Field(ref("num_replicas"), default=1),
-    "no_ack": Field(BOOLEAN, "Do not acknowledge publishes (needed to capture >)."),
+    "num_replicas": Field(ref("num_replicas"), default=1, example=1),
+    "no_ack": Field(BOOLEAN, "Do not acknowledge publishes (needed to capture >).", example=True, example_in="counter"),
     # Computed: 2m, or max_age when shorter; omitted on mirrors (and on sourcing streams since 2.14).
-    "duplicate_window": Field(DURATION, "Window for de-duplicating by Nats-Msg-Id; default 2m, at most max_age."),
+    "duplicate_window": Field(
+        DURATION, "Window for de-duplicating by Nats-Msg-Id; default 2m, at most max_age.",
+        example=60 * SECOND,
+    ),
     # A change is a move to other servers in a cluster (one at a time, not with a replica change).
-    "placement": Field(ref("placement")),
+    "placement": Field(ref("placement"), example={"tags": ["eu"]}),
     "mirror": Field(
         ref("source"),
         "Make this stream a read-only copy of another stream (no subjects, no sources).",
         reason="the server cannot add or change a mirror in place",
         refuses=_mirror_change_refused,
         per_resource=True,
+        example={"name": "{origin}", "opt_start_seq": 42}, example_in="mirror",
     ),
     "sources": Field(
         array(ref("source")),
         "Streams whose messages are copied into this one.",
         per_resource=True,
+        example=[
+            {"name": "{origin}", "opt_start_seq": 5, "filter_subject": "{origin}.in.a"},
+            {
+                "name": "{origin}_X",
+                "subject_transforms": [{"src": "x.>", "dest": "{stream}.x.>"}],
+                "external": {"api": "$JS.hub.API"},
+            },
+        ],
+        example_in="sources",
     ),
     "compression": Field(
         enum("none", "s2"),
         "On-disk compression of file storage (nats-server 2.10+).",
         default="none",
         since=(2, 10, 0),
+        example="s2",
     ),
     # Accepted by an update but only used when the stream is created.
     "first_seq": Field(
         COUNT,
         "Sequence number of the first message of a new stream (nats-server 2.10+).",
         since=(2, 10, 0),
+        example=42,
     ),
     "subject_transform": Field(
         ref("subject_transform"),
         "Transform the subject of incoming messages before storing (nats-server 2.10+).",
         since=(2, 10, 0),
         per_resource=True,
+        example={"src": "{stream}.>", "dest": "{stream}.in.>"},
     ),
-    "republish": Field(ref("republish"), since=(2, 8, 3), per_resource=True),
+    "republish": Field(
+        ref("republish"), since=(2, 8, 3), per_resource=True,
+        example={"src": "{stream}.>", "dest": "{stream}_r.>", "headers_only": True},
+    ),
     "allow_direct": Field(
         BOOLEAN,
         "Allow direct get of messages from any replica (what KV uses).",
         default=False,
         since=(2, 9, 0),
+        example=True,
     ),
     # Computed: a mirror follows its origin's allow_direct.
     "mirror_direct": Field(
@@ -448,6 +487,7 @@ STREAM: dict[str, Field] = {
         BOOLEAN,
         "With discard new and max_msgs_per_subject: refuse new messages per subject.",
         since=(2, 9, 1),
+        example=True, example_in="per_subject", example_needs={"discard": "new", "max_msgs_per_subject": 5},
     ),
     "sealed": Field(
         BOOLEAN,
@@ -465,6 +505,7 @@ STREAM: dict[str, Field] = {
         one_way=True,
         since=(2, 6, 2),
         reason="deny_delete cannot be turned off once set: the server refuses it (it protects the stream's data)",
+        example=True,
     ),
     "deny_purge": Field(
         BOOLEAN,
@@ -473,14 +514,19 @@ STREAM: dict[str, Field] = {
         one_way=True,
         since=(2, 6, 2),
         reason="deny_purge cannot be turned off once set: the server refuses it (it protects the stream's data)",
+        example=True, example_in="counter",
     ),
     "allow_rollup_hdrs": Field(
         BOOLEAN,
         "Allow the Nats-Rollup header to purge a subject or the stream on publish.",
         default=False,
         since=(2, 6, 2),
+        example=True,
     ),
-    "consumer_limits": Field(ref("consumer_limits"), default={}, since=(2, 10, 0)),
+    "consumer_limits": Field(
+        ref("consumer_limits"), default={}, since=(2, 10, 0),
+        example={"max_ack_pending": 500, "inactive_threshold": 86400 * SECOND},
+    ),
     "allow_msg_ttl": Field(
         BOOLEAN,
         "Honour the per-message Nats-TTL header (nats-server 2.11+). One-way: cannot be turned off.",
@@ -488,12 +534,14 @@ STREAM: dict[str, Field] = {
         one_way=True,
         since=(2, 11, 0),
         reason="allow_msg_ttl cannot be turned off once set: the server refuses it (stored messages may carry TTLs)",
+        example=True,
     ),
     "subject_delete_marker_ttl": Field(
         DURATION,
         "Leave a delete marker with this TTL when max_age removes a subject's last message; at least 1s (nats-server "
         "2.11+).",
         since=(2, 11, 0),
+        example=60 * SECOND,
     ),
     "allow_msg_counter": Field(
         BOOLEAN,
@@ -501,8 +549,12 @@ STREAM: dict[str, Field] = {
         mutable=False,
         since=(2, 12, 0),
         reason="the server cannot turn counters on or off in place",
+        example=True, example_in="counter",
     ),
-    "allow_atomic": Field(BOOLEAN, "Allow atomic batch publishing (nats-server 2.12+).", since=(2, 12, 0)),
+    "allow_atomic": Field(
+        BOOLEAN, "Allow atomic batch publishing (nats-server 2.12+).", since=(2, 12, 0),
+        example=True,
+    ),
     "allow_msg_schedules": Field(
         BOOLEAN,
         "Allow scheduled messages via the Nats-Schedule header (nats-server 2.12+). One-way: cannot be turned off.",
@@ -510,6 +562,7 @@ STREAM: dict[str, Field] = {
         since=(2, 12, 0),
         reason="allow_msg_schedules cannot be turned off once set: the server refuses it (scheduled messages may be "
         "stored)",
+        example=True,
     ),
     "persist_mode": Field(
         enum("default", "async"),
@@ -519,14 +572,15 @@ STREAM: dict[str, Field] = {
         mutable=False,
         since=(2, 12, 0),
         reason="the server cannot change persist_mode in place",
+        example="async", example_in="counter",
     ),
-    "allow_batched": Field(BOOLEAN, "Allow fast batch publishing (nats-server 2.14+).", since=(2, 14, 0)),
-    "metadata": Field(ref("metadata"), since=(2, 10, 0)),
+    "allow_batched": Field(BOOLEAN, "Allow fast batch publishing (nats-server 2.14+).", since=(2, 14, 0), example=True),
+    "metadata": Field(ref("metadata"), since=(2, 10, 0), example={"team": "platform"}),
 }
 CONSUMER: dict[str, Field] = {
     "durable_name": Field(offered=False, mutable=False, reason="the durable name is the consumer's identity"),
     "name": Field(offered=False, mutable=False, since=(2, 9, 0), reason="the name is the consumer's identity"),
-    "description": Field(ref("description"), since=(2, 3, 3)),
+    "description": Field(ref("description"), since=(2, 3, 3), example="every pull field"),
     "deliver_policy": Field(
         enum("all", "last", "new", "by_start_sequence", "by_start_time", "last_per_subject"),
         "Where delivery starts: all, last, new, by_start_sequence (opt_start_seq), by_start_time (opt_start_time), "
@@ -534,18 +588,21 @@ CONSUMER: dict[str, Field] = {
         default="all",
         mutable=False,
         reason="deliver policy can not be updated",
+        example="by_start_sequence",
     ),
     "opt_start_seq": Field(
         COUNT,
         "First stream sequence to deliver, with deliver_policy by_start_sequence.",
         mutable=False,
         reason="start sequence can not be updated",
+        example=3,
     ),
     "opt_start_time": Field(
         TIMESTAMP,
         "First message time to deliver, with deliver_policy by_start_time.",
         mutable=False,
         reason="start time can not be updated",
+        example="2026-01-01T01:00:00+01:00", example_in="push", example_needs={"deliver_policy": "by_start_time"},
     ),
     # The server's own default is "none" (AckPolicy's zero value); clients usually send "explicit".
     "ack_policy": Field(
@@ -556,22 +613,26 @@ CONSUMER: dict[str, Field] = {
         value_since={"flow_control": (2, 14, 0)},
         mutable=False,
         reason="ack policy can not be updated",
+        example="explicit",
     ),
     # Computed: 30s for explicit/all, backoff[0] when backoff is set.
-    "ack_wait": Field(DURATION, "How long to wait for an ack before redelivering; default 30s."),
+    "ack_wait": Field(DURATION, "How long to wait for an ack before redelivering; default 30s.", example=SECOND),
     "max_deliver": Field(
         LIMIT, "Deliveries of one message before giving up; -1 = unlimited.", default=UNLIMITED,
         unlimited=NO_LIMIT,
+        example=5,
     ),
     "backoff": Field(
         array(DURATION, minItems=1),
         "Redelivery delays, one per attempt (last one repeats); overrides ack_wait; no more steps than max_deliver.",
         since=(2, 7, 1),
+        example=[SECOND, 5 * SECOND],
     ),
     "filter_subject": Field(
         ref("subject"),
         "Deliver only messages on this subject (within the stream's subjects).",
         per_resource=True,
+        example="{stream}.a", example_in="push",
     ),
     "filter_subjects": Field(
         array(ref("subject"), minItems=1, uniqueItems=True),
@@ -580,6 +641,7 @@ CONSUMER: dict[str, Field] = {
         since=(2, 10, 0),
         per_resource=True,
         unordered=True,
+        example=["{stream}.a", "{stream}.b"],
     ),
     "replay_policy": Field(
         enum("instant", "original"),
@@ -587,11 +649,16 @@ CONSUMER: dict[str, Field] = {
         default="instant",
         mutable=False,
         reason="replay policy can not be updated",
+        example="original",
     ),
-    "rate_limit_bps": Field(COUNT, "Push only: delivery rate limit in bits per second; 0 = none."),
+    "rate_limit_bps": Field(
+        COUNT, "Push only: delivery rate limit in bits per second; 0 = none.",
+        example=80000, example_in="push",
+    ),
     "sample_freq": Field(
         {"type": "string", "pattern": "^[0-9]+%?$"},
         "Percentage of acks to sample as advisories, e.g. \"100%\" (quote it).",
+        example="20%",
     ),
     # Computed: 512 for pull consumers.
     "max_waiting": Field(
@@ -600,11 +667,13 @@ CONSUMER: dict[str, Field] = {
         mutable=False,
         reason="max waiting can not be updated",
         scope="pull",
+        example=64,
     ),
     # Computed: the stream's consumer_limits.max_ack_pending, else 1000 unless ack_policy none.
     "max_ack_pending": Field(
         LIMIT, "Most messages delivered but not yet acked; -1 = unlimited; default 1000.",
         unlimited=frozenset({UNLIMITED}),
+        example=100,
     ),
     "flow_control": Field(
         BOOLEAN,
@@ -612,14 +681,19 @@ CONSUMER: dict[str, Field] = {
         mutable=False,
         reason="flow control can not be updated",
         scope="push",
+        example=True, example_in="push",
     ),
-    "headers_only": Field(BOOLEAN, "Deliver only headers; the payload size goes in Nats-Msg-Size.", since=(2, 6, 2)),
+    "headers_only": Field(
+        BOOLEAN, "Deliver only headers; the payload size goes in Nats-Msg-Size.", since=(2, 6, 2),
+        example=True,
+    ),
     "max_batch": Field(
         COUNT,
         "Pull only: largest batch one pull request may ask for; 0 = no limit.",
         since=(2, 7, 0),
         scope="pull",
         unlimited=ZERO_NO_LIMIT,
+        example=50,
     ),
     "max_expires": Field(
         DURATION,
@@ -627,6 +701,7 @@ CONSUMER: dict[str, Field] = {
         since=(2, 7, 0),
         scope="pull",
         unlimited=ZERO_NO_LIMIT,
+        example=60 * SECOND,
     ),
     "max_bytes": Field(
         {**SIZE, "minimum": 0},
@@ -634,6 +709,7 @@ CONSUMER: dict[str, Field] = {
         since=(2, 8, 3),
         scope="pull",
         unlimited=NO_LIMIT,
+        example=1 << 20,
     ),
     "deliver_subject": Field(
         ref("literal_subject"),
@@ -641,12 +717,14 @@ CONSUMER: dict[str, Field] = {
         reason="the server cannot turn a pull consumer into a push one or back",
         refuses=_deliver_subject_refused,
         per_resource=True,
+        example="{stream}_deliver", example_in="push", example_needs={"ack_policy": "all"},
     ),
     "deliver_group": Field(
         {"type": "string", "minLength": 1},
         "Push only: queue group that shares the deliveries.",
         since=(2, 4, 0),
         scope="push",
+        example="workers", example_in="push",
     ),
     "idle_heartbeat": Field(
         DURATION,
@@ -654,12 +732,14 @@ CONSUMER: dict[str, Field] = {
         mutable=False,
         reason="heart beats can not be updated",
         scope="push",
+        example=5 * SECOND, example_in="push",
     ),
     # Computed: the stream's consumer_limits.inactive_threshold.
     "inactive_threshold": Field(
         DURATION,
         "Delete the consumer after this long without activity; 0 = never for durables.",
         since=(2, 7, 0),
+        example=86400 * SECOND,
     ),
     "num_replicas": Field(
         ref("num_replicas"),
@@ -667,6 +747,7 @@ CONSUMER: dict[str, Field] = {
         "workqueue streams).",
         default=0,
         since=(2, 8, 3),
+        example=1,
     ),
     # Refused by servers since 2.14.5; older ones accept the update but keep the old storage.
     "mem_storage": Field(
@@ -675,10 +756,11 @@ CONSUMER: dict[str, Field] = {
         mutable=False,
         since=(2, 8, 3),
         reason="storage type can not be updated",
+        example=True,
     ),
     "direct": Field(offered=False, mutable=False, reason="direct can not be updated"),
     "sourcing": Field(offered=False, mutable=False, since=(2, 14, 0), reason="sourcing can not be updated"),
-    "metadata": Field(ref("metadata"), since=(2, 10, 0)),
+    "metadata": Field(ref("metadata"), since=(2, 10, 0), example={"team": "platform"}),
     # The create/update request keeps the current value (jsConsumerCreateRequest); only
     # $JS.API.CONSUMER.PAUSE.<stream>.<consumer> changes it.
     "pause_until": Field(
@@ -687,8 +769,9 @@ CONSUMER: dict[str, Field] = {
         "existing consumer is a separate API call).",
         since=(2, 11, 0),
         via="pause",
+        example="2099-01-01T00:00:00.5+02:00",
     ),
-    "priority_groups": Field(ref("priority_groups"), since=(2, 11, 0), scope="pull"),
+    "priority_groups": Field(ref("priority_groups"), since=(2, 11, 0), scope="pull", example=["jobs"]),
     "priority_policy": Field(
         enum("none", "overflow", "pinned_client", "prioritized"),
         "Pull only, with priority_groups (nats-server 2.11+): overflow, pinned_client, or prioritized (2.12+).",
@@ -696,6 +779,7 @@ CONSUMER: dict[str, Field] = {
         zero="none",
         value_since={"prioritized": (2, 12, 0)},
         since=(2, 11, 0),
+        example="pinned_client",
     ),
     # Computed: 2m for pinned_client.
     "priority_timeout": Field(
@@ -704,58 +788,74 @@ CONSUMER: dict[str, Field] = {
         "(nats-server 2.11+).",
         since=(2, 11, 0),
         scope="pull",
+        example=30 * SECOND,
     ),
 }
 # nats.go KeyValueConfig and ObjectStoreConfig, JSON names. nats.go tags the object store TTL "max_age"; the nats
 # CLI, nats-py and the KV config all say "ttl", so both kinds use "ttl" here.
 KEY_VALUE: dict[str, Field] = {
-    "description": Field(ref("description")),
+    "description": Field(ref("description"), example="settings"),
     "history": Field(
         {"type": "integer", "minimum": 1, "maximum": 64},
         "Values kept per key, 1 to 64; default 1.",
         stream_field="max_msgs_per_subject",
+        example=5,
     ),
     "ttl": Field(
         DURATION, "Expire values older than this; 0 = never.", stream_field="max_age",
         unlimited=ZERO_NO_LIMIT,
+        example=3600 * SECOND,
     ),
     "max_value_size": Field(
         {**SIZE, "maximum": 2147483647},
         "Largest value accepted; -1 = unlimited (a 32-bit value in the server).",
         stream_field="max_msg_size",
         unlimited=NO_LIMIT,
+        example=64 * 1024,
     ),
-    "max_bytes": Field(SIZE, "Maximum size of the bucket; -1 = unlimited.", unlimited=NO_LIMIT),
-    "storage": Field(ref("storage")),
-    "num_replicas": Field(ref("num_replicas")),
-    "compression": Field(BOOLEAN, "Compress the bucket's stream with s2 (nats.go KeyValueConfig takes a boolean)."),
-    "placement": Field(ref("placement")),
-    "republish": Field(ref("republish")),
-    "mirror": Field(ref("source"), "Mirror another bucket (its bucket name; KV_ is added)."),
+    "max_bytes": Field(SIZE, "Maximum size of the bucket; -1 = unlimited.", unlimited=NO_LIMIT, example=1 << 30),
+    "storage": Field(ref("storage"), example="memory"),
+    "num_replicas": Field(ref("num_replicas"), example=1),
+    "compression": Field(
+        BOOLEAN, "Compress the bucket's stream with s2 (nats.go KeyValueConfig takes a boolean).",
+        example=True,
+    ),
+    "placement": Field(ref("placement"), example={"tags": ["eu"]}),
+    "republish": Field(ref("republish"), example={"src": ">", "dest": "kv_republished.>"}),
+    "mirror": Field(
+        ref("source"), "Mirror another bucket (its bucket name; KV_ is added).",
+        example={"name": "{origin}"}, example_in="mirror",
+    ),
     "sources": Field(
         array(ref("source")),
         "Buckets to source from (bucket names; KV_ is added). With subject_transforms, the name is used as the full "
         "stream name.",
+        example=[{"name": "{origin}"}], example_in="sources",
     ),
     "limit_marker_ttl": Field(
         DURATION,
         "Keep a marker this long when a key expires; enables per-key TTLs; at least 1s (nats-server 2.11+).",
         stream_field="subject_delete_marker_ttl",
+        example=10 * SECOND, example_in="markers",
     ),
-    "metadata": Field(ref("metadata")),
+    "metadata": Field(ref("metadata"), example={"team": "platform"}),
 }
 OBJECT_STORE: dict[str, Field] = {
-    "description": Field(ref("description")),
+    "description": Field(ref("description"), example="scans"),
     "ttl": Field(
         DURATION, "Expire objects older than this; 0 = never (the stream's max_age).", stream_field="max_age",
         unlimited=ZERO_NO_LIMIT,
+        example=30 * 86400 * SECOND,
     ),
-    "max_bytes": Field(SIZE, "Maximum size of the store; -1 = unlimited.", unlimited=NO_LIMIT),
-    "storage": Field(ref("storage")),
-    "num_replicas": Field(ref("num_replicas")),
-    "compression": Field(BOOLEAN, "Compress the store's stream with s2 (nats.go ObjectStoreConfig takes a boolean)."),
-    "placement": Field(ref("placement")),
-    "metadata": Field(ref("metadata")),
+    "max_bytes": Field(SIZE, "Maximum size of the store; -1 = unlimited.", unlimited=NO_LIMIT, example=1 << 30),
+    "storage": Field(ref("storage"), example="memory"),
+    "num_replicas": Field(ref("num_replicas"), example=1),
+    "compression": Field(
+        BOOLEAN, "Compress the store's stream with s2 (nats.go ObjectStoreConfig takes a boolean).",
+        example=True,
+    ),
+    "placement": Field(ref("placement"), example={"tags": ["eu"]}),
+    "metadata": Field(ref("metadata"), example={"team": "platform"}),
 }
 
 RESOURCES: dict[str, dict[str, Field]] = {

@@ -20,9 +20,8 @@ from typing import Any, Callable, Mapping
 
 from . import fields
 from .errors import TopologyError
-from .fields import UNIT_BY_NAME, UNLIMITED, UNORDERED_FIELDS, Field, Version, at_least
+from .fields import SECOND, UNIT_BY_NAME, UNLIMITED, UNORDERED_FIELDS, Field, Version, at_least
 
-SECOND = 10**9
 MINUTE = 60 * SECOND
 # StreamDefaultDuplicatesWindow (stream.go): a stream's duplicate window unless max_age is shorter.
 DEFAULT_DUPLICATE_WINDOW = 2 * MINUTE
