@@ -17,11 +17,14 @@ import click
 from . import __version__, devserver, options
 from .apply import PAST_TENSE, ApplyResult, Outcome, apply_document
 from .errors import TopologyError
+from .explain import explain as explain_subject
+from .explain import render_explain
 from .export import export_from_server, to_yaml
+from .graph import render_dot, render_mermaid, topology_graph
 from .loader import InvalidTopology
 from .lock import describe_holder
 from .permissions import render_json, render_nats_conf, topology_permissions
-from .planfile import load_plan, save_plan
+from .planfile import load_plan, plan_key, save_plan
 from .render import render
 from .session import (
     ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
@@ -113,7 +116,7 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
         sys.exit(1)
     if saved:
         check_replacements(the_plan, allow_replace, "pass --allow-replace to save a plan that does. The plan was not saved.")
-        save_plan(out, saved)
+        save_plan(out, saved, plan_key())
         click.echo(f"Saved the plan to {out}: `topology apply {out}` applies exactly these operations.", err=True)
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(2)
@@ -125,7 +128,7 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
 @options.no_color
 def show(planfile, fmt, no_color):
     """Show a saved plan (from `plan --out`) offline, exactly as `topology plan` showed it. Exit 0, or 1 on error."""
-    saved = load_plan(planfile)
+    saved = load_plan(planfile, plan_key())
     click.echo(render(saved.plan, fmt, color=_color(no_color), saved_as=planfile), nl=False)
 
 
@@ -153,7 +156,7 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
     callbacks = _apply_callbacks(as_json, _color(no_color))
     if planfile:
         _only_the_plan_file(prune=prune, allow_replace=allow_replace, adopt=adopt)
-        run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile), plan_file=planfile)
+        run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile, plan_key()), plan_file=planfile)
     else:
         options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
         run = TopologyRun(connect, lock_timeout, topology=load_topology(paths, env), options=options)
@@ -266,6 +269,24 @@ def permissions(paths, env, fmt):
     topology = load_topology(paths, env)
     rights = topology_permissions(topology)
     click.echo(render_json(rights) if fmt == "json" else render_nats_conf(rights, list(paths)), nl=False)
+
+
+@main.command()
+@click.argument("subject")
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(subject, paths, env, fmt):
+    """Where SUBJECT goes, offline: its stream, the consumers receiving it, who publishes and consumes it."""
+    click.echo(render_explain(explain_subject(load_topology(paths, env), subject), fmt), nl=False)
+
+
+@main.command()
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def graph(paths, env, fmt):
+    """The topology as a picture, offline: Mermaid (renders in GitHub markdown) or DOT (Graphviz)."""
+    picture = topology_graph(load_topology(paths, env))
+    click.echo(render_mermaid(picture) if fmt == "mermaid" else render_dot(picture), nl=False)
 
 
 @main.command("export")

@@ -22,6 +22,8 @@ CORE = (
     "schema",
     "policy",
     "services",
+    "explain",
+    "graph",
     "permissions",
     "target",
 )
