@@ -79,6 +79,7 @@ class Field:
     fields, and 0 where the server reads zero as no limit (max_age 0 keeps messages forever, a pull request's
     max_batch 0 is unbounded); not where the server fills in a default for 0 (max_waiting, duplicate_window).
     ``unordered``: a list whose order means nothing to the server.
+    ``reported_empty``: a key of a structured value the server reports even when empty (no omitempty).
     ``mutable``: an update may change it in place; False -> a change forces replacement.
     ``mutable_since``: before this version an update refused any change.
     ``refuses(old, new, version)``: value-dependent refusal of an otherwise mutable field.
@@ -104,6 +105,7 @@ class Field:
     zero_is_unlimited: bool = False
     unlimited: frozenset[int] = frozenset()
     unordered: bool = False
+    reported_empty: bool = False
     mutable: bool = True
     mutable_since: Version | None = None
     refuses: Callable[[Any, Any, Version | None], bool] | None = None
@@ -253,10 +255,13 @@ TYPES: dict[str, dict | ObjectType] = {
     "subject_transform": ObjectType(
         "A subject mapping from `src` to `dest` (nats-server 2.10+).",
         {
-            "src": Field(ref("subject"), "Subjects to transform (wildcards allowed); empty means all."),
+            "src": Field(
+                ref("subject"), "Subjects to transform (wildcards allowed); empty means all.", reported_empty=True
+            ),
             "dest": Field(
                 {"type": "string"},
                 "Destination subject; may use mapping functions such as {{wildcard(1)}}. Empty means unchanged.",
+                reported_empty=True,
             ),
         },
     ),
@@ -277,8 +282,13 @@ TYPES: dict[str, dict | ObjectType] = {
     "external": ObjectType(
         "Reach the origin stream in another account or JetStream domain through API and deliver prefixes.",
         {
-            "api": Field({"type": "string", "minLength": 1}, "JetStream API prefix of the origin, e.g. $JS.hub.API."),
-            "deliver": Field({"type": "string"}, "Subject prefix the server delivers the sourced messages on."),
+            "api": Field(
+                {"type": "string", "minLength": 1}, "JetStream API prefix of the origin, e.g. $JS.hub.API.",
+                reported_empty=True,
+            ),
+            "deliver": Field(
+                {"type": "string"}, "Subject prefix the server delivers the sourced messages on.", reported_empty=True
+            ),
         },
         required=("api",),
     ),
@@ -896,6 +906,28 @@ def every_field() -> list[tuple[str, Field]]:
 # A name means one unit wherever it appears (tests/test_schema.py proves it), so values convert by name.
 UNIT_BY_NAME: dict[str, str] = {name: f.unit for name, f in every_field() if f.unit}
 UNORDERED_FIELDS = frozenset(name for name, f in every_field() if f.unordered)
+
+
+def _object_type(schema: dict) -> ObjectType | None:
+    """The structured type a field's value (or each of its items) is, if it is one."""
+    found = TYPES.get(schema.get("$ref", "").rsplit("/", 1)[-1])
+    if isinstance(found, ObjectType):
+        return found
+    return _object_type(schema["items"]) if "items" in schema else None
+
+
+def _reported_empty() -> dict[str, tuple[str, ...]]:
+    found = {}
+    for name, entry in every_field():
+        value_type = _object_type(entry.schema or {})
+        keys = tuple(k for k, f in value_type.fields.items() if f.reported_empty) if value_type else ()
+        if keys:
+            found[name] = keys
+    return found
+
+
+# By the name of the field holding them: the keys of a structured value the server always reports.
+REPORTED_EMPTY: dict[str, tuple[str, ...]] = _reported_empty()
 # Shown by name too: consumer_limits.max_ack_pending -1 is as unlimited as a consumer's.
 UNLIMITED_VALUES: dict[str, frozenset[int]] = {name: f.unlimited for name, f in every_field() if f.unlimited}
 ZERO_VALUES = {name: f.zero for name, f in every_field() if f.zero is not None}

@@ -191,14 +191,6 @@ def _drop_omitted(cfg: dict, rules: dict[str, Field]) -> dict:
     return out
 
 
-# Inner keys the server always reports even when empty (no omitempty in its structs).
-_ALWAYS_REPORTED = {
-    "subject_transform": ("src", "dest"),
-    "external": ("api", "deliver"),
-    "subject_transforms": ("src", "dest"),
-}
-
-
 def _normalise(key: str, value: Any) -> Any:
     if UNIT_BY_NAME.get(key) == "timestamp" and value is not None:
         return _utc_timestamp(value)
@@ -206,7 +198,7 @@ def _normalise(key: str, value: Any) -> Any:
         if key == "metadata":
             return dict(value)
         inner = {k: _normalise(k, v) for k, v in value.items()}
-        kept = _ALWAYS_REPORTED.get(key, ())
+        kept = fields.REPORTED_EMPTY.get(key, ())  # no omitempty in the server's struct
         inner = {k: v for k, v in inner.items() if k in kept or not _is_zero(k, v)}
         for k in kept:
             inner.setdefault(k, "")

@@ -17,6 +17,7 @@ from .ops import (
     prior_config,
     resulting_config,
 )
+from .units import plural
 
 FLAT_TIER = ""  # the account's limits apply to all replica counts alike
 
@@ -143,7 +144,7 @@ def _placement_findings(ref: Ref, config: dict, facts: TargetFacts) -> list[Find
     fitting = [s for s in in_cluster if tags <= set(s.get("tags") or [])]
     if len(fitting) >= replicas:
         return []
-    where = f"cluster {cluster!r} has {len(in_cluster)} JetStream server{'s' * (len(in_cluster) != 1)}"
+    where = f"cluster {cluster!r} has {plural(len(in_cluster), 'JetStream server')}"
     if tags:
         names = ", ".join(sorted(s["name"] for s in fitting)) or "none"
         where += f", of which {len(fitting)} with the tags {', '.join(sorted(tags))} ({names})"
