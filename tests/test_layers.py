@@ -26,6 +26,7 @@ CORE = (
     "graph",
     "permissions",
     "target",
+    "dataloss",
 )
 
 
