@@ -19,7 +19,7 @@ from .apply import PAST_TENSE, ApplyResult, Outcome, apply_document
 from .errors import TopologyError
 from .explain import explain as explain_subject
 from .explain import render_explain
-from .export import export_from_server, to_yaml
+from .export import export_from_server, schema_reference, to_yaml
 from .graph import render_dot, render_mermaid, topology_graph
 from .loader import InvalidTopology
 from .lock import describe_holder
@@ -31,7 +31,7 @@ from .session import (
     plan_live, run_apply,
 )
 from .units import plural
-from .validate import load_every_environment, load_topology
+from .validate import load_every_environment, load_topology, schema_file
 
 
 class TopologyGroup(click.Group):
@@ -308,7 +308,7 @@ def export_(connect, output, patterns, owner):
     result = asyncio.run(export_from_server(connect, patterns, owner))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    text = to_yaml(result.document)
+    text = to_yaml(result.document, schema_reference(Path(output).parent if output else Path.cwd()))
     if not output:
         click.echo(text, nl=False)
         return
@@ -318,6 +318,12 @@ def export_(connect, output, patterns, owner):
     except OSError as exc:
         raise TopologyError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"Wrote {output}: {result.summary()}", err=True)
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of topology.yaml (its $id is stable), for editors and checkers outside this repository."""
+    click.echo(schema_file().read_text(), nl=False)
 
 
 @main.group()

@@ -27,13 +27,17 @@ PUSH_ONLY = fields.scoped("consumer", "push")
 PULL_ONLY = fields.scoped("consumer", "pull")
 
 
-@lru_cache(maxsize=1)
-def load_schema() -> dict:
-    """The schema from the source tree when run from a checkout, else the copy inside the wheel."""
+def schema_file() -> Path:
+    """The JSON Schema's file: the source tree's when run from a checkout, else the copy inside the wheel."""
     in_checkout = Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json"
     if in_checkout.is_file():
-        return json.loads(in_checkout.read_text())
-    return json.loads(resources.files(__package__).joinpath("topology.schema.json").read_text())
+        return in_checkout
+    return Path(str(resources.files(__package__).joinpath("topology.schema.json")))
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    return json.loads(schema_file().read_text())
 
 
 def load_topology(paths: str | Path | Iterable[str | Path], env: str | None = None) -> Topology:

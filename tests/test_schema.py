@@ -6,8 +6,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
 from medisync_topology import fields, rules
+from medisync_topology.cli import main
 from medisync_topology.schema import schema_text
 from medisync_topology.loader import parse_document
 
@@ -610,3 +612,13 @@ def test_the_committed_schema_is_the_generated_one():
     """schema/topology.schema.json is generated from fields.py (the README says how)."""
     committed = (Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json").read_text()
     assert committed == schema_text(), "regenerate: python -m medisync_topology.schema > schema/topology.schema.json"
+
+
+def test_topology_schema_prints_the_schema_with_its_stable_id():
+    result = CliRunner().invoke(main, ["schema"])
+    assert result.exit_code == 0
+    shipped = Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json"
+    assert result.stdout == shipped.read_text()
+    schema = json.loads(result.stdout)
+    assert schema["$id"] == "urn:medisync-topology:topology.schema.json"
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
