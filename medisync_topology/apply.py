@@ -8,6 +8,7 @@ from typing import Callable
 from . import errors, refusals, rules
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
+from .probe import Refused, probe_replacement
 from .ops import (
     Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
     operation_to_dict, resulting_config,
@@ -105,8 +106,14 @@ async def apply_plan(
             result.outcomes.append(Outcome(op, "not attempted"))
             continue
         try:
-            await _execute(client, op)
+            await _execute(client, op, plan.operations)
             outcome = Outcome(op, "done")
+        except Refused as exc:
+            what = "" if exc.ref == op.ref else f"{exc.ref}, as it would be created after it: "
+            outcome = Outcome(op, "failed", f"the server refuses {what}{await _explain(client, op, exc.error)}; "
+                              f"nothing was deleted, {op.ref} is as it was", exc.error.err_code)
+        except ReplaceFailed as exc:
+            outcome = Outcome(op, "failed", f"{await _explain(client, op, exc.error)}; {exc.aftermath}", exc.error.err_code)
         except JetStreamAPIError as exc:
             outcome = Outcome(op, "failed", await _explain(client, op, exc), exc.err_code)
         except TopologyError as exc:
@@ -116,17 +123,42 @@ async def apply_plan(
     return result
 
 
-async def _execute(client: JetStreamClient, op: Operation) -> None:
+class ReplaceFailed(Exception):
+    """The old resource was deleted, then the server refused the new config; ``aftermath`` says what is left."""
+
+    def __init__(self, error: JetStreamAPIError, aftermath: str):
+        self.error, self.aftermath = error, aftermath
+        super().__init__(str(error))
+
+
+async def _execute(client: JetStreamClient, op: Operation, operations: list[Operation]) -> None:
     match op:
         case CreateResource():
             await _create(client, op.ref, op.config)
         case ReplaceResource():
-            await client.request(_api("DELETE", op.ref), None)
-            await _create(client, op.ref, op.after)
+            await _replace(client, op, operations)
         case UpdateResource():
             await _update(client, op)
         case DeleteResource():
             await client.request(_api("DELETE", op.ref), None)
+
+
+async def _replace(client: JetStreamClient, op: ReplaceResource, operations: list[Operation]) -> None:
+    """Delete then create, but only once the server accepted the new config on a probe (probe.py); when it
+    still refuses it after the delete, the old config is created again, so the resource at least exists."""
+    await probe_replacement(client, op, operations, lambda ref, config: _create(client, ref, config),
+                            lambda ref: client.request(_api("DELETE", ref), None))
+    await client.request(_api("DELETE", op.ref), None)
+    try:
+        await _create(client, op.ref, op.after)
+    except JetStreamAPIError as exc:
+        try:
+            await _create(client, op.ref, op.before)
+        except JetStreamAPIError as again:
+            raise ReplaceFailed(exc, f"{op.ref} was deleted and its old config could not be created again "
+                                     f"({again.description}, err_code {again.err_code})") from None
+        lost = "its messages and consumers" if op.ref.kind != "consumer" else "its position"
+        raise ReplaceFailed(exc, f"{op.ref} was created again with its old config ({lost} are lost)") from None
 
 
 def _kind(ref) -> str:
