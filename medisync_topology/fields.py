@@ -882,14 +882,20 @@ TOOL_KEYS: dict[str, dict[str, dict]] = {
             "additionalProperties": ref("consumer"),
         },
         "protect": ref("protect"),
+        "replace": ref("replace"),
     },
     "consumer": {"protect": ref("protect")},
-    "key_value": {"protect": ref("protect")},
-    "object_store": {"protect": ref("protect")},
+    "key_value": {"protect": ref("protect"), "replace": ref("replace")},
+    "object_store": {"protect": ref("protect"), "replace": ref("replace")},
 }
 PROTECT = {
     "type": "boolean",
     "description": "Tool-only: never delete or replace this resource; a plan that would is refused.",
+}
+REPLACE = {
+    "enum": ["migrate"],
+    "description": "Tool-only: a change that replaces this stream migrates its messages (and its consumers' "
+    "positions) into the new one instead of destroying them; `apply --migrate` does so for every replacement.",
 }
 
 

@@ -291,6 +291,7 @@ def build_schema() -> dict:
         "$defs": {
             **{name: _type(definition) for name, definition in fields.TYPES.items()},
             "protect": fields.PROTECT,
+            "replace": fields.REPLACE,
             **resources,
             "stream_defaults": _defaults("stream"),
             "consumer_defaults": _defaults("consumer"),

@@ -27,6 +27,7 @@ CORE = (
     "permissions",
     "target",
     "dataloss",
+    "migrate",
 )
 
 
