@@ -884,7 +884,14 @@ TOOL_KEYS: dict[str, dict[str, dict]] = {
         "protect": ref("protect"),
         "replace": ref("replace"),
     },
-    "consumer": {"protect": ref("protect")},
+    "consumer": {
+        "protect": ref("protect"),
+        "renamed_from": {
+            **ref("name"),
+            "description": "Tool-only: the live consumer this one replaces: it is created where that one stands (its "
+            "acknowledged floor; nats-server 2.14+), then the old one is deleted.",
+        },
+    },
     "key_value": {"protect": ref("protect"), "replace": ref("replace")},
     "object_store": {"protect": ref("protect"), "replace": ref("replace")},
 }

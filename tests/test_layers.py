@@ -28,6 +28,7 @@ CORE = (
     "target",
     "dataloss",
     "migrate",
+    "targets",
 )
 
 
