@@ -47,6 +47,7 @@ class Reason(StrEnum):
     REFUSED = "refused"  # a config the server refuses (refusals.py), judged with live state and its line
     TARGET = "target"  # the servers or the account would refuse it (target.py)
     UNCHECKED = "unchecked"  # a note: a fact about the target the server did not tell
+    INTERRUPTED = "interrupted"  # a migration's temporary stream holds messages of a stream no longer declared
 
 
 @dataclass(frozen=True, order=True)
@@ -105,6 +106,21 @@ Risk = Union[DataAtRisk, ConsumerAtRisk]
 
 
 @dataclass(frozen=True)
+class Migration:
+    """How a replaced stream keeps its messages: copied out through a temporary stream and back
+    (migrate.py plans it, migrator.py carries it out). Figures are the live stream's when planned."""
+
+    temp: str  # the temporary stream
+    messages: int
+    bytes: int
+    first_seq: int
+    last_seq: int
+    consumers: dict = field(default_factory=dict)  # the new stream's consumers: durable name -> config
+    kept: tuple[str, ...] = ()  # consumers that resume where they stand
+    resume: str | None = None  # the step an interrupted migration stopped before; None for a new one
+
+
+@dataclass(frozen=True)
 class CreateResource:
     """``config`` is the complete config sent; ``settings`` what the topology sets beyond the server's own
     defaults (a bucket's in its bucket settings), for a person to read."""
@@ -112,6 +128,7 @@ class CreateResource:
     ref: Ref
     config: dict
     settings: dict = field(default_factory=dict)
+    renamed_from: str | None = None  # a consumer that starts where this live one stands, which is then deleted
     action: ClassVar[Action] = Action.CREATE
 
 
@@ -137,6 +154,7 @@ class ReplaceResource:
     after: dict
     changes: tuple[FieldChange, ...]
     data_at_risk: Risk | None = None
+    migration: Migration | None = None  # the messages are migrated instead of destroyed
     action: ClassVar[Action] = Action.REPLACE
 
     @property
@@ -210,6 +228,7 @@ class Plan:
     environment: str | None = None
     server: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # prune, adopt, allow_replace: as given when planning
+    targets: list[str] = field(default_factory=list)  # --target KIND/NAME: a partial plan of these (targets.py)
 
     @property
     def errors(self) -> list[Finding]:
@@ -253,10 +272,18 @@ def operation_to_dict(op: Operation) -> dict:
         "forces_replacement": [c.path for c in changes if c.forces_replacement],
         "data_at_risk": None if risk is None else dataclasses.asdict(risk),
         "adopt": isinstance(op, UpdateResource) and op.adopt,
+        "migration": migration_to_dict(getattr(op, "migration", None)),
     }
     if isinstance(op, CreateResource):
         document["settings"] = op.settings
+        document["renamed_from"] = op.renamed_from
     return document
+
+
+def migration_to_dict(migration: Migration | None) -> dict | None:
+    if migration is None:
+        return None
+    return {**dataclasses.asdict(migration), "kept": list(migration.kept)}
 
 
 def operation_from_dict(data: dict) -> Operation:
@@ -266,11 +293,13 @@ def operation_from_dict(data: dict) -> Operation:
     risk = _risk_from_dict(data.get("data_at_risk"))
     match Action(data["action"]):  # ValueError for an unknown action
         case Action.CREATE:
-            return CreateResource(ref, data["after"], data["settings"])
+            return CreateResource(ref, data["after"], data["settings"], data.get("renamed_from"))
         case Action.UPDATE:
             return UpdateResource(ref, data["before"], data["after"], changes, bool(data["adopt"]), risk)
         case Action.REPLACE:
-            return ReplaceResource(ref, data["before"], data["after"], changes, risk)
+            migration = data.get("migration")
+            migration = Migration(**{**migration, "kept": tuple(migration["kept"])}) if migration else None
+            return ReplaceResource(ref, data["before"], data["after"], changes, risk, migration)
         case Action.DELETE:
             return DeleteResource(ref, data["before"], risk)
 

@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import click
 
-from . import buckets, rules
+from . import buckets, fields, migrate
 from .errors import TopologyError
 from .ops import (
-    Action, ConsumerAtRisk, CreateResource, DeleteResource, FieldChange, Finding, Operation, Plan, Reason, Ref,
+    Action, ConsumerAtRisk, CreateResource, DeleteResource, FieldChange, Finding, Migration, Operation, Plan, Reason, Ref,
     ReplaceResource, Severity, UpdateResource, changes_of, data_at_risk, finding_to_dict, operation_to_dict,
 )
-from .units import format_duration, format_size, plural
+from .units import by_field, format_duration, format_size, plural
 
 JSON_FORMAT_VERSION = 1
 
@@ -34,24 +34,38 @@ ABSENT = "(absent)"
 # -- shared -------------------------------------------------------------
 
 
-def display_value(name: str, value: Any) -> str:
-    """One line for an API value: compact JSON, with durations and sizes in human units.
+class _Shown(str):
+    """A value already in human units: shown as it is, not as a JSON string."""
 
-    ``name`` is the field the value sits under; list items (``backoff``) take their list's name,
-    keys of nested objects (``consumer_limits.inactive_threshold``) their own.
+
+def _shown(name: str, value: Any, path: tuple) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value
+    if value in fields.UNLIMITED_VALUES.get(name, ()):
+        return _Shown("unlimited")
+    unit = fields.UNIT_BY_NAME.get(name)
+    if unit == "duration":
+        return _Shown(format_duration(value))
+    if unit == "size":
+        return _Shown(format_size(value))
+    return value
+
+
+def display_value(name: str, value: Any) -> str:
+    """One line for an API value: compact JSON, with durations and sizes in human units and values meaning
+    no limit as ``unlimited``. ``name`` is the field the value sits under (units.by_field).
     """
+    return _compact(by_field(value, name, _shown))
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, _Shown):
+        return str(value)
     if isinstance(value, dict):
-        items = (f"{json.dumps(k, ensure_ascii=False)}: {display_value(k, v)}" for k, v in sorted(value.items()))
+        items = (f"{json.dumps(k, ensure_ascii=False)}: {_compact(v)}" for k, v in sorted(value.items()))
         return "{" + ", ".join(items) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(display_value(name, item) for item in value) + "]"
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value in rules.UNLIMITED_VALUES.get(name, ()):
-            return "unlimited"
-        if name in rules.DURATION_FIELDS:
-            return format_duration(value)
-        if name in rules.SIZE_FIELDS:
-            return format_size(value)
+        return "[" + ", ".join(_compact(item) for item in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -104,6 +118,39 @@ def data_at_risk_text(risk: Risk) -> str:
     return "destroys " + ", ".join(parts)
 
 
+def _migration_summary(migration: Migration) -> str:
+    """"migrates 100 messages; 1 consumer keeps its position": what a migrating replacement keeps."""
+    text = f"migrates {plural(migration.messages, 'message')}"
+    if migration.resume:
+        text = f"resumes an interrupted migration at step {migration.resume!r}; {text} held in {migration.temp}"
+    if migration.kept:
+        verb = "keeps its" if len(migration.kept) == 1 else "keep their"
+        text += f"; {plural(len(migration.kept), 'consumer')} {verb} position"
+    return text
+
+
+def _renamed_text(op: CreateResource) -> str:
+    return f"renamed from {op.renamed_from}: starts after its acknowledged floor, then {op.renamed_from} is deleted"
+
+
+def _migration_costs(op: Operation) -> list[str]:
+    """What a migration costs, for the person deciding: storage, sequences, refused publishes, consumers."""
+    m = op.migration
+    name = op.ref.stream_name
+    costs = [f"needs {_approximate_size(m.bytes)} more storage while {m.temp} holds a copy of the messages"]
+    if m.messages:
+        costs.append(f"sequence numbers change: {m.first_seq:,}..{m.last_seq:,} become 1..{m.messages:,}; "
+                     "message timestamps become the migration's time (max_age counts from then)")
+    costs.append(f"publishes to {name}'s subjects are refused twice, each time for at most "
+                 f"{migrate.SWAP_TIMEOUT:g}s (usually milliseconds); publishers must retry")
+    fresh = sorted(set(m.consumers) - set(m.kept))
+    if fresh:
+        costs.append(f"consumers starting over as their deliver_policy says: {', '.join(fresh)}")
+    if m.kept:
+        costs.append(f"consumers resuming after their acknowledged floor: {', '.join(m.kept)}")
+    return costs
+
+
 def _finding_text(finding: Finding) -> str:
     """The message, led by the resource it is about unless it already names it."""
     ref = str(finding.ref)
@@ -122,6 +169,13 @@ def _header(plan: Plan, *, name: Callable[[str], str], file: Callable[[str], str
     if plan.server.get("version"):
         header += f" against nats-server {plan.server['version']}"
     return header
+
+
+def _partial_text(plan: Plan) -> str:
+    """terraform's -target warning, in our words."""
+    return (f"This is a partial plan (--target {', --target '.join(plan.targets)}): only those resources and what they "
+            "need were planned, so the server may still differ from the topology elsewhere; a plan without "
+            "--target shows everything.")
 
 
 def _matches_text(plan: Plan) -> str:
@@ -148,6 +202,8 @@ def render_text(plan: Plan, *, color: bool) -> str:
     blocks = []
     if plan.operations or plan.errors:
         blocks.append(_header(plan, name=lambda text: f'"{text}"', file=str))
+    if plan.targets:
+        blocks.append(style("Warning:", fg="yellow", bold=True) + f" {_partial_text(plan)}")
     for op in plan.operations:
         blocks.append("\n".join(_text_operation(op, style)))
     findings = _text_findings(plan, style)
@@ -170,6 +226,11 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
     risk = data_at_risk(op)
     if risk is not None:
         head += "   " + style(f"({data_at_risk_text(risk)})", fg="red")
+    migration = getattr(op, "migration", None)
+    if migration is not None:
+        head += "   " + style(f"({_migration_summary(migration)})", fg="green")
+    if getattr(op, "renamed_from", None):
+        head += "   " + style(f"({_renamed_text(op)})", fg="green")
     match op:
         case CreateResource():
             rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
@@ -187,6 +248,8 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
         if forces:
             line += "   " + style("# forces replacement", fg="red")
         lines.append(line)
+    if migration is not None:
+        lines += [f"      # {cost}" for cost in _migration_costs(op)]
     return lines
 
 
@@ -213,6 +276,7 @@ def render_json(plan: Plan) -> str:
         "environment": plan.environment,
         "server": plan.server,
         "options": {name: bool(plan.options.get(name)) for name in PLAN_OPTIONS},
+        "targets": list(plan.targets),
         "summary": {**counts, "errors": len(plan.errors), "has_changes": plan.has_changes},
         "operations": [operation_to_dict(op) for op in plan.operations],
         "findings": [finding_to_dict(f) for f in plan.findings],
@@ -251,6 +315,8 @@ def render_markdown(plan: Plan, *, saved_as: str | None = None, limit: int = COM
     if not plan.operations and not plan.errors:  # as render_text: a plan that changes nothing is one line
         return f"{head[0]}\n**No changes.** {_md_text(_matches_text(plan))}\n"
     head[0] += "\n" + _header(plan, name=_code, file=_code) + _md_options(plan)
+    if plan.targets:
+        head.append(f"> [!WARNING]\n> {_md_text(_partial_text(plan))}")
     if plan.errors:
         head.append(f"**Plan cannot be applied** ({plural(len(plan.errors), 'error')}): {_counts_text(plan)}")
     else:
@@ -415,6 +481,8 @@ def _md_detail(op: CreateResource | UpdateResource | ReplaceResource) -> tuple[s
             item = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
             items.append(item + (" (**forces replacement**)" if c.forces_replacement else ""))
         what = plural(len(items), "change")
+        if getattr(op, "migration", None) is not None:
+            items += ["", "The migration:", ""] + [f"- {_md_text(cost)}" for cost in _migration_costs(op)]
     verb = _verb(op).capitalize()
     html_title = f"{verb} {op.ref.kind} <code>{html.escape(_ref_name(op.ref))}</code>"
     full = f"<details><summary>{html_title}: {what}</summary>\n\n" + "\n".join(items) + "\n\n</details>"
@@ -440,6 +508,10 @@ def _md_details(op: Operation, *, compact: bool = False) -> str:
     risk = data_at_risk(op)
     if risk is not None:
         details.append(f"**{data_at_risk_text(risk)}**")
+    if getattr(op, "migration", None) is not None:
+        details.append(_md_text(_migration_summary(op.migration)))
+    if getattr(op, "renamed_from", None):
+        details.append(_md_text(_renamed_text(op)))
     return "; ".join(details)
 
 
