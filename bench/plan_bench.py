@@ -60,9 +60,9 @@ def consumer_name(j: int) -> str:
     return f"c{j}"
 
 
-def stream_config(i: int) -> dict:
-    return {"name": stream_name(i), "subjects": [f"bench.s{i}.>"], "storage": "file", "num_replicas": 1,
-            "max_age": 7 * 24 * 3600 * 10**9, "metadata": {OWNER_KEY: OWNER}}
+def stream_config(i: int, replicas: int = 1, max_age_days: int = 7) -> dict:
+    return {"name": stream_name(i), "subjects": [f"bench.s{i}.>"], "storage": "file", "num_replicas": replicas,
+            "max_age": max_age_days * 24 * 3600 * 10**9, "metadata": {OWNER_KEY: OWNER}}
 
 
 def consumer_config(i: int, j: int) -> dict:
@@ -71,18 +71,20 @@ def consumer_config(i: int, j: int) -> dict:
             "metadata": {OWNER_KEY: OWNER}}
 
 
-def topology_yaml(streams: int, consumers: int) -> str:
+def topology_yaml(streams: int, consumers: int, replicas: int = 1, max_age_days: int = 7) -> str:
     """The same streams and consumers as the file declares them (human units, defaults section)."""
     lines = [
         "version: 1",
         f"owner: {OWNER}",
         "defaults:",
-        "  stream: {storage: file, num_replicas: 1}",
+        f"  stream: {{storage: file, num_replicas: {replicas}}}",
         "  consumer: {ack_policy: explicit, max_deliver: 5, ack_wait: 30s}",
         "streams:",
     ]
+    if not streams:
+        lines[-1] = "streams: {}"
     for i in range(streams):
-        lines += [f"  {stream_name(i)}:", f"    subjects: [bench.s{i}.>]", "    max_age: 7d", "    consumers:"]
+        lines += [f"  {stream_name(i)}:", f"    subjects: [bench.s{i}.>]", f"    max_age: {max_age_days}d", "    consumers:"]
         lines += [f"      {consumer_name(j)}: {{filter_subject: bench.s{i}.{consumer_name(j)}.>}}" for j in range(consumers)]
     return "\n".join(lines) + "\n"
 

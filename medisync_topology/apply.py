@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
 from . import rules
-from .client import STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, JetStreamAPIError, JetStreamClient
+from .client import CONCURRENT_REQUESTS, STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .ops import (
     CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict, operation_to_dict,
     resulting_config,
 )
+from .subjects import SubjectIndex
 
+# Operations under way at once; each is one request, or two or three in a row (a replace, a sealed create).
+CONCURRENT_OPERATIONS = CONCURRENT_REQUESTS
 PAST_TENSE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
 APPLY_JSON_VERSION = 1
 
@@ -46,7 +50,12 @@ class ApplyResult:
 
     @property
     def failed(self) -> Outcome | None:
-        return next((o for o in self.outcomes if o.status == "failed"), None)
+        """The first failure in plan order (others may have been in flight with it)."""
+        return self._failed
+
+    def __post_init__(self):
+        # Found once: a scan per call made printing an apply of many operations quadratic.
+        self._failed = next((o for o in self.outcomes if o.status == "failed"), None)
 
     def failure(self) -> str | None:
         """'<resource>: <error>' of the operation that failed; None when none did."""
@@ -94,24 +103,123 @@ def apply_document(plan: Plan, result: ApplyResult, audit: dict | None, error: s
 async def apply_plan(
     client: JetStreamClient, plan: Plan, on_done: Callable[[Outcome], None] = lambda outcome: None
 ) -> ApplyResult:
-    """Run each operation; after a failure the rest are reported as not attempted."""
+    """Run the operations, independent ones concurrently (up to CONCURRENT_OPERATIONS at a time).
+
+    ``on_done`` hears of each operation that was done or failed, in plan order. After the first failure
+    nothing new is sent; what is in flight is awaited and reported; the rest are not attempted.
+    """
     if plan.errors:
         raise TopologyError("the plan has errors; nothing was applied")
-    result = ApplyResult()
-    for op in plan.operations:
-        if result.failed:
-            result.outcomes.append(Outcome(op, "not attempted"))
-            continue
+    run = _Run(client, plan.operations, on_done)
+    deletes = [i for i, op in enumerate(plan.operations) if isinstance(op, DeleteResource)]
+    changes = [i for i, op in enumerate(plan.operations) if not isinstance(op, DeleteResource)]
+    try:
+        # Deletes free subjects, names and storage before anything is changed or created.
+        for group in (deletes, changes):
+            await run.all(group)
+    finally:
+        run.report()  # also when interrupted: what was done is told, in plan order
+    return ApplyResult([o or Outcome(op, "not attempted") for op, o in zip(plan.operations, run.outcomes)])
+
+
+def dependencies(ops: list[Operation]) -> tuple[list[list[int]], set[int]]:
+    """What each operation waits for (indices into ``ops``), and the consumer deletes that their stream's
+    delete carries out (deleting a stream deletes its consumers: those wait for it and send nothing).
+
+    An operation waits only for earlier ones, so whatever succeeded one by one in plan order succeeds
+    concurrently: a stream waits for the streams it mirrors or sources from, and for earlier updates that
+    take subjects it wants away from their streams; a stream's delete waits for the deletes of the streams
+    that mirror or source it; a consumer waits for its stream and for the consumer before it on the same
+    stream (a workqueue stream refuses overlapping filters, so a filter that moves must move first).
+    """
+    waits: list[list[int]] = [[] for _ in ops]
+    carried: set[int] = set()
+    deleted = {op.ref.stream_name: i for i, op in enumerate(ops)
+               if isinstance(op, DeleteResource) and op.ref.kind != "consumer"}
+    changed: dict[str, int] = {}  # stream name -> its create, update or replace, so far
+    last_consumer: dict[str, int] = {}  # stream name -> the last consumer create, update or replace on it
+    readers: dict[str, list[int]] = {}  # stream name -> deletes of streams mirroring or sourcing it, so far
+    moved = SubjectIndex()  # the subjects updates and replaces had before, so far
+    for i, op in enumerate(ops):
+        ref, deleting = op.ref, isinstance(op, DeleteResource)
+        if ref.kind == "consumer":
+            if deleting and ref.stream in deleted:
+                waits[i].append(deleted[ref.stream])
+                carried.add(i)
+            elif not deleting:
+                waits[i] += [j for j in (changed.get(ref.stream), last_consumer.get(ref.stream)) if j is not None]
+                last_consumer[ref.stream] = i
+        elif deleting:
+            waits[i] += readers.get(ref.stream_name, [])
+            for origin in rules.origins(op.before):
+                readers.setdefault(origin, []).append(i)
+        else:
+            config = resulting_config(op)
+            waits[i] += [changed[name] for name in rules.origins(config) if name in changed]
+            for subject in config.get("subjects") or []:
+                waits[i] += moved.overlapping(subject)
+            if isinstance(op, (UpdateResource, ReplaceResource)):
+                for subject in op.before.get("subjects") or []:
+                    moved.add(subject, i)
+            changed[ref.stream_name] = i
+    return [sorted(set(w)) for w in waits], carried
+
+
+class _Run:
+    """One apply's operations under way: their outcomes, in plan order, and who is told of them."""
+
+    def __init__(self, client: JetStreamClient, ops: list[Operation], on_done: Callable[[Outcome], None]):
+        self.client, self.ops, self.on_done = client, ops, on_done
+        self.waits, self.carried = dependencies(ops)
+        self.outcomes: list[Outcome | None] = [None] * len(ops)
+        self.finished = [asyncio.Event() for _ in ops]
+        self.limit = asyncio.Semaphore(CONCURRENT_OPERATIONS)
+        self.stopped = False  # set by the first failure: nothing new is sent
+        self.reported = 0  # outcomes[:reported] have been told to on_done
+
+    async def all(self, indices: list[int]) -> None:
+        tasks = [asyncio.create_task(self.one(i)) for i in indices]
         try:
-            await _execute(client, op)
-            outcome = Outcome(op, "done")
-        except JetStreamAPIError as exc:
-            outcome = Outcome(op, "failed", await _explain(client, op, exc), exc.err_code)
-        except TopologyError as exc:
-            outcome = Outcome(op, "failed", str(exc))
-        result.outcomes.append(outcome)
-        on_done(outcome)
-    return result
+            await asyncio.gather(*tasks)
+        finally:  # an interruption, or an error no outcome can hold: nothing goes on behind the caller's back
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def one(self, i: int) -> None:
+        op = self.ops[i]
+        for j in self.waits[i]:
+            await self.finished[j].wait()
+        if i in self.carried:
+            stream_deleted = self.outcomes[self.waits[i][0]].status == "done"
+            self.finish(i, Outcome(op, "done" if stream_deleted else "not attempted"))
+            return
+        async with self.limit:
+            if self.stopped or any(self.outcomes[j].status != "done" for j in self.waits[i]):
+                self.finish(i, Outcome(op, "not attempted"))
+                return
+            try:
+                await _execute(self.client, op)
+                outcome = Outcome(op, "done")
+            except JetStreamAPIError as exc:
+                outcome = Outcome(op, "failed", await _explain(self.client, op, exc), exc.err_code)
+            except TopologyError as exc:
+                outcome = Outcome(op, "failed", str(exc))
+        self.stopped = self.stopped or outcome.status == "failed"
+        self.finish(i, outcome)
+
+    def finish(self, i: int, outcome: Outcome) -> None:
+        self.outcomes[i] = outcome
+        self.finished[i].set()
+        self.report()
+
+    def report(self) -> None:
+        """Tell on_done of the outcomes known since the last time, as far as plan order allows."""
+        while self.reported < len(self.ops) and self.outcomes[self.reported] is not None:
+            outcome = self.outcomes[self.reported]
+            self.reported += 1
+            if outcome.status != "not attempted":
+                self.on_done(outcome)
 
 
 async def _execute(client: JetStreamClient, op: Operation) -> None:

@@ -214,6 +214,9 @@ def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
         return ", ".join(str(o.operation.ref) for o in result.with_status(status)) or "nothing"
 
     click.echo(f"\nApply failed at {result.failure()}", err=True)
+    others = [o for o in result.with_status("failed") if o is not result.failed]
+    if others:  # sent beside the first failure, before it was known
+        click.echo(f"Also failed: {', '.join(f'{o.operation.ref}: {o.error}' for o in others)}", err=True)
     click.echo(f"Done before the failure: {listed('done')}", err=True)
     click.echo(f"Not attempted: {listed('not attempted')}", err=True)
     click.echo("Fix the cause and run apply again: it continues from where the server is now.", err=True)

@@ -17,7 +17,7 @@ from .client import JetStreamClient, LiveState, LiveStream
 from .connection import ConnectOptions
 from .errors import TopologyError
 from .lock import LOCK_STREAM
-from .plan import OWNER_KEY, field_changes, origins, owner_of
+from .plan import OWNER_KEY, field_changes, owner_of
 from .units import format_duration, format_size
 
 MODELINE = "# yaml-language-server: $schema=schema/topology.schema.json"
@@ -120,7 +120,7 @@ def _selected(names: list[str], patterns, configs: dict[str, dict], warnings: li
     todo = sorted(chosen)
     while todo:
         name = todo.pop()
-        for origin in sorted(origins(configs[name])):
+        for origin in sorted(rules.origins(configs[name])):
             if origin in configs and origin not in chosen:
                 warnings.append(f"stream {origin} is exported too: stream {name} mirrors or sources from it")
                 chosen.add(origin)

@@ -53,12 +53,6 @@ def field_changes(before: dict, after: dict) -> tuple[FieldChange, ...]:
     return tuple(FieldChange(k, before.get(k), after.get(k)) for k in keys)
 
 
-def origins(config: dict) -> set[str]:
-    """The streams in this account that a stream mirrors or sources from."""
-    entries = [config.get("mirror")] + list(config.get("sources") or [])
-    return {e["name"] for e in entries if e and e.get("name") and not e.get("external")}
-
-
 def _origins_first(ops: list) -> list:
     """Stable order in which every stream comes after the streams it mirrors or sources from."""
     by_name = {op.ref.stream_name: op for op in ops}
@@ -70,7 +64,7 @@ def _origins_first(ops: list) -> list:
             return
         visited.add(op.ref.stream_name)
         config = resulting_config(op) or op.before
-        for origin in sorted(origins(config)):
+        for origin in sorted(rules.origins(config)):
             if origin in by_name:
                 visit(by_name[origin])
         ordered.append(op)

@@ -449,6 +449,12 @@ def _utc_timestamp(value: Any) -> str:
 # -- reading a live config -------------------------------------------------------------------
 
 
+def origins(config: dict) -> set[str]:
+    """The streams in this account that a stream mirrors or sources from."""
+    entries = [config.get("mirror")] + list(config.get("sources") or [])
+    return {e["name"] for e in entries if e and e.get("name") and not e.get("external")}
+
+
 def strip_live(config: dict, kind: str) -> dict:
     """A config as the server reports it -> the comparable form.
 
