@@ -1,4 +1,4 @@
-"""Carry out a plan's operations against JetStream, in order, stopping at the first failure."""
+"""Carry out a plan's operations against JetStream, independent ones concurrently, stopping at the first failure."""
 
 from __future__ import annotations
 
@@ -6,31 +6,33 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import rules
-from .client import CONCURRENT_REQUESTS, STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, JetStreamAPIError, JetStreamClient
+from . import errors, rules
+from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .ops import (
-    CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict, operation_to_dict,
-    resulting_config,
+    Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
+    operation_to_dict, prior_config, resulting_config,
 )
+from .plan import origins
 from .subjects import SubjectIndex
 
 # Operations under way at once; each is one request, or two or three in a row (a replace, a sealed create).
 CONCURRENT_OPERATIONS = CONCURRENT_REQUESTS
-PAST_TENSE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+
+PAST_TENSE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced", Action.DELETE: "deleted"}
 APPLY_JSON_VERSION = 1
 
 # What the server's error codes mean for a person running apply.
 EXPLANATIONS = {
-    SUBJECTS_OVERLAP: "the subjects overlap with another stream's",
-    STREAM_NAME_IN_USE: "a stream with that name already exists with a different configuration",
-    10059: "the stream does not exist",
-    10014: "the consumer does not exist",
-    10013: "a consumer with that name already exists with a different configuration",
-    10052: "the configuration is invalid",
-    10012: "the consumer configuration cannot be updated this way",
-    10101: "the consumer name does not match its durable name",
-    10047: "the server has no room for this many resources or this much storage",
+    errors.SUBJECTS_OVERLAP: "the subjects overlap with another stream's",
+    errors.STREAM_NAME_IN_USE: "a stream with that name already exists with a different configuration",
+    errors.STREAM_NOT_FOUND: "the stream does not exist",
+    errors.CONSUMER_NOT_FOUND: "the consumer does not exist",
+    errors.CONSUMER_NAME_IN_USE: "a consumer with that name already exists with a different configuration",
+    errors.STREAM_INVALID_CONFIG: "the configuration is invalid",
+    errors.CONSUMER_CREATE_FAILED: "the consumer configuration cannot be updated this way",
+    errors.CONSUMER_NAME_MISMATCH: "the consumer name does not match its durable name",
+    errors.STORAGE_RESOURCES_EXCEEDED: "the server has no room for this many resources or this much storage",
 }
 
 
@@ -151,16 +153,15 @@ def dependencies(ops: list[Operation]) -> tuple[list[list[int]], set[int]]:
                 last_consumer[ref.stream] = i
         elif deleting:
             waits[i] += readers.get(ref.stream_name, [])
-            for origin in rules.origins(op.before):
+            for origin in origins(op.before):
                 readers.setdefault(origin, []).append(i)
         else:
             config = resulting_config(op)
-            waits[i] += [changed[name] for name in rules.origins(config) if name in changed]
+            waits[i] += [changed[name] for name in origins(config) if name in changed]
             for subject in config.get("subjects") or []:
                 waits[i] += moved.overlapping(subject)
-            if isinstance(op, (UpdateResource, ReplaceResource)):
-                for subject in op.before.get("subjects") or []:
-                    moved.add(subject, i)
+            for subject in (prior_config(op) or {}).get("subjects") or []:
+                moved.add(subject, i)
             changed[ref.stream_name] = i
     return [sorted(set(w)) for w in waits], carried
 
@@ -223,26 +224,42 @@ class _Run:
 
 
 async def _execute(client: JetStreamClient, op: Operation) -> None:
+    match op:
+        case CreateResource():
+            await _create(client, op.ref, op.config)
+        case ReplaceResource():
+            await client.request(_api("DELETE", op.ref), None)
+            await _create(client, op.ref, op.after)
+        case UpdateResource():
+            await _update(client, op)
+        case DeleteResource():
+            await client.request(_api("DELETE", op.ref), None)
+
+
+def _kind(ref) -> str:
+    """Which rules table the resource's config follows (a bucket's is its stream's)."""
+    return "consumer" if ref.kind == "consumer" else "stream"
+
+
+async def _create(client: JetStreamClient, ref, config: dict) -> None:
+    # Some fields the create request refuses (a stream cannot be born sealed): create without, then update.
+    kind = _kind(ref)
+    later = rules.set_via(kind, config, "update_after_create")
+    first = {**config, **{k: rules.RULES[kind][k].default for k in later}}
+    await client.request(_api("CREATE", ref), _body(ref, first, "create"))
+    if later:
+        await client.request(_api("UPDATE", ref), _body(ref, config, "update"))
+
+
+async def _update(client: JetStreamClient, op: UpdateResource) -> None:
     ref = op.ref
-    kind = "consumer" if ref.kind == "consumer" else "stream"
-    if isinstance(op, (DeleteResource, ReplaceResource)):
-        await client.request(_api("DELETE", ref), None)
-    if isinstance(op, (CreateResource, ReplaceResource)):
-        config = resulting_config(op)
-        # Some fields the create request refuses (a stream cannot be born sealed): create without, then update.
-        later = rules.set_via(kind, config, "update_after_create")
-        first = {**config, **{k: rules.RULES[kind][k].default for k in later}}
-        await client.request(_api("CREATE", ref), _body(ref, first, "create"))
-        if later:
-            await client.request(_api("UPDATE", ref), _body(ref, config, "update"))
-    elif isinstance(op, UpdateResource):
-        # The full config: the server resets any field an update omits.
-        verb = "UPDATE" if ref.kind != "consumer" else "CREATE"
-        await client.request(_api(verb, ref), _body(ref, op.after, "update"))
-        if ref.kind == "consumer" and any(c.path == "pause_until" for c in op.changes):
-            # An update keeps the old pause_until; only the PAUSE API changes it (an empty body resumes).
-            body = rules.set_via("consumer", op.after, "pause")
-            await client.request(f"CONSUMER.PAUSE.{ref.stream}.{ref.name}", body)
+    # The full config: the server resets any field an update omits.
+    verb = "UPDATE" if ref.kind != "consumer" else "CREATE"
+    await client.request(_api(verb, ref), _body(ref, op.after, "update"))
+    if rules.fields_via(_kind(ref), "pause") & {c.path for c in op.changes}:
+        # An update keeps the old pause_until; only the PAUSE API changes it (an empty body resumes).
+        body = rules.set_via("consumer", op.after, "pause")
+        await client.request(f"CONSUMER.PAUSE.{ref.stream}.{ref.name}", body)
 
 
 def _api(verb: str, ref) -> str:
@@ -261,7 +278,7 @@ def _body(ref, config: dict, action: str) -> dict:
 async def _explain(client: JetStreamClient, op: Operation, exc: JetStreamAPIError) -> str:
     text = f"{exc.description} (err_code {exc.err_code})"
     meaning = EXPLANATIONS.get(exc.err_code)
-    if exc.err_code == SUBJECTS_OVERLAP:
+    if exc.err_code == errors.SUBJECTS_OVERLAP:
         others = await _overlapping_streams(client, op)
         if others:
             meaning = f"its subjects overlap with stream {', '.join(others)}"

@@ -1,4 +1,4 @@
-"""Who ran apply, and the audit event that records what it changed.
+"""The audit event that records who applied what, and what it changed.
 
 The event is MediSync's envelope (id, type, timestamp, source, payload; see the messaging guide)
 published where topology.yaml's ``audit: {subject: ...}`` says, so the AUDIT stream keeps it.
@@ -7,45 +7,21 @@ Publishing is best effort: a failure is a warning for the caller, never a failed
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import socket
 import subprocess
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
 from .apply import ApplyResult, outcome_rows
 from .client import JetStreamClient
 from .connection import ConnectOptions
 from .errors import TopologyError
+from .identity import actor, now_rfc3339
 from .ops import Plan
 
 SOURCE = "medisync-topology"
 APPLIED = "topology.applied"
 APPLY_FAILED = "topology.apply_failed"
-
-
-def now_rfc3339() -> str:
-    """UTC with milliseconds and a Z, as RFC 3339 and Go's time.Time JSON read it."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def actor(connect: ConnectOptions) -> dict:
-    """Who is running this: the NATS identity (never a secret), OS user, host and process."""
-    try:
-        os_user = getpass.getuser()
-    except (OSError, KeyError):  # no login name and no passwd entry, e.g. an anonymous container uid
-        os_user = f"uid {os.getuid()}"
-    return {
-        "nats_user": connect.identity(),
-        "os_user": os_user,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "tool_version": __version__,
-    }
 
 
 def git_commit(sources: list[str]) -> str | None:

@@ -21,6 +21,10 @@ PREFIXES = {"key_value": KV_PREFIX, "object_store": OBJ_PREFIX}
 # Where topology.yaml declares each kind of bucket.
 SECTIONS = {"key_value": "key_value", "object_store": "object_stores"}
 
+# The tool's own bucket, holding the apply lock (lock.py): reserved, never planned, exported or pruned.
+LOCK_BUCKET = "medisync_topology_lock"
+LOCK_STREAM = KV_PREFIX + LOCK_BUCKET
+
 # nats.go KeyValueMaxHistory: the clients refuse more values per key than this.
 KV_MAX_HISTORY = 64
 
@@ -44,6 +48,11 @@ SETTING_NAMES = {
     },
     "object_store": {"max_age": "ttl"},
 }
+
+
+def without_lock(streams: dict[str, object]) -> dict:
+    """The streams (by name) a topology may hold: all but the tool's apply-lock bucket."""
+    return {name: stream for name, stream in streams.items() if name != LOCK_STREAM}
 
 
 def bucket_subjects(kind: str, bucket: str) -> list[str]:

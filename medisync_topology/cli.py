@@ -22,7 +22,10 @@ from .loader import InvalidTopology
 from .lock import describe_holder
 from .planfile import load_plan, save_plan
 from .render import render
-from .session import ApplyCallbacks, ApplyRun, NothingApplied, check_replacements, plan_live, run_apply
+from .session import (
+    ApplyCallbacks, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
+)
+from .units import plural
 from .validate import load_every_environment, load_topology
 
 
@@ -46,9 +49,8 @@ class TopologyGroup(click.Group):
             exc.exit_code = 1
             raise
         except InvalidTopology as exc:
-            count = len(exc.problems)
             lines = "\n".join(str(p) for p in exc.problems)
-            raise click.ClickException(f"the topology is invalid ({count} problem{'s' * (count != 1)}):\n{lines}") from None
+            raise click.ClickException(f"the topology is invalid ({plural(len(exc.problems), 'problem')}):\n{lines}") from None
         except TopologyError as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -68,10 +70,10 @@ def validate(paths, env):
     """
     topologies = {env: load_topology(paths, env)} if env else load_every_environment(paths)
     for name, topology in topologies.items():
-        counts = [_count(len(topology.streams), "stream"), _count(topology.consumer_count(), "consumer")]
+        counts = [plural(len(topology.streams), "stream"), plural(topology.consumer_count(), "consumer")]
         for kind, noun in (("key_value", "KV bucket"), ("object_store", "object store")):
             buckets = sum(spec.kind == kind for spec in topology.buckets.values())
-            counts += [_count(buckets, noun)] if buckets else []
+            counts += [plural(buckets, noun)] if buckets else []
         where = f" in environment {name}" if name else ""
         click.echo(f"{', '.join(paths)} is valid{where}: {', '.join(counts)}")
 
@@ -131,14 +133,13 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
     ones it was made with.
     """
     as_json = fmt == "json"
-    run = ApplyRun(connect, lock_timeout=lock_timeout)
     callbacks = _apply_callbacks(as_json, _color(no_color))
     if planfile:
         _only_the_plan_file(prune=prune, allow_replace=allow_replace, adopt=adopt)
-        run.saved, run.plan_file = load_plan(planfile), planfile
+        run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile), plan_file=planfile)
     else:
-        run.topology = load_topology(paths, env)
-        run.options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
+        options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
+        run = TopologyRun(connect, lock_timeout, topology=load_topology(paths, env), options=options)
         if not auto_approve:
             # Asked only when there is something to apply: with no changes, apply succeeds without a terminal.
             callbacks.confirm = (lambda: _confirm(as_json)) if sys.stdin.isatty() else _no_terminal
@@ -224,10 +225,6 @@ def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
 
 def _color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 @main.command("export")

@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
 
 from .connection import ConnectOptions, Connection, JetStreamUnavailable, open_connection
-from .errors import TopologyError
+from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, TopologyError
+from .live import LiveState, LiveStream
 
 CONCURRENT_REQUESTS = 64
-
-# nats-server errors.json codes this tool acts on.
-JS_NOT_ENABLED_FOR_ACCOUNT = 10039  # JSNotEnabledForAccountErr
-STREAM_NAME_IN_USE = 10058  # JSStreamNameExistErr: a stream of that name exists with another config
-SUBJECTS_OVERLAP = 10065  # JSStreamSubjectOverlapErr
-NO_MESSAGE_FOUND = 10037  # JSNoMessageFoundErr
-# JSStreamWrongLastSequenceErrF, and JSStreamWrongLastSequenceConstantErr (replicated streams, 2.12+),
-# both meaning an Expected-Last-Subject-Sequence check failed.
-WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 class JetStreamAPIError(TopologyError):
@@ -32,21 +23,6 @@ class JetStreamAPIError(TopologyError):
     def __init__(self, subject: str, code: int, err_code: int, description: str):
         self.subject, self.code, self.err_code, self.description = subject, code, err_code, description
         super().__init__(f"{description} (err_code {err_code})")
-
-
-@dataclass
-class LiveStream:
-    """A stream as the server reports it: its config, its state and its consumers' configs."""
-
-    config: dict
-    state: dict
-    consumers: dict[str, dict] = field(default_factory=dict)
-
-
-@dataclass
-class LiveState:
-    server_version: str
-    streams: dict[str, LiveStream]
 
 
 class JetStreamClient:
@@ -93,7 +69,9 @@ class JetStreamClient:
         error = reply.get("error")
         if error and error.get("err_code") == JS_NOT_ENABLED_FOR_ACCOUNT:
             account = self.options.account()
-            raise JetStreamUnavailable(f"JetStream is not enabled for {account} ({full} answered err_code 10039)")
+            raise JetStreamUnavailable(
+                f"JetStream is not enabled for {account} ({full} answered err_code {JS_NOT_ENABLED_FOR_ACCOUNT})"
+            )
         if error:
             raise JetStreamAPIError(full, error.get("code", 0), error.get("err_code", 0), error.get("description", ""))
         return reply

@@ -13,12 +13,12 @@ from fnmatch import fnmatchcase
 import yaml
 
 from . import buckets, rules
-from .client import JetStreamClient, LiveState, LiveStream
+from .client import JetStreamClient
 from .connection import ConnectOptions
 from .errors import TopologyError
-from .lock import LOCK_STREAM
-from .plan import OWNER_KEY, field_changes, owner_of
-from .units import format_duration, format_size
+from .live import LiveState, LiveStream
+from .plan import OWNER_KEY, field_changes, origins, owner_of
+from .units import format_duration, format_size, plural
 
 MODELINE = "# yaml-language-server: $schema=schema/topology.schema.json"
 # The owner when no exported resource has one yet (they are all adopted by the first apply).
@@ -40,7 +40,7 @@ class Export:
             (len(self.document.get("key_value") or {}), "key_value bucket"),
             (len(self.document.get("object_stores") or {}), "object store"),
         ]
-        return ", ".join(f"{n} {noun}{'s' * (n != 1)}" for n, noun in counts)
+        return ", ".join(plural(n, noun) for n, noun in counts)
 
 
 async def export_from_server(connect: ConnectOptions, patterns=(), owner: str | None = None) -> Export:
@@ -57,9 +57,9 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
     ``owner``: None takes the one owner the exported resources carry; resources of different
     owners are an error (one file has one owner), none at all gives DEFAULT_OWNER.
     """
-    version = rules.parse_version(live.server_version) if live.server_version else None
+    version = live.version
     # The apply lock's bucket is the tool's own, not part of anyone's topology.
-    configs = {name: rules.strip_live(s.config, "stream") for name, s in live.streams.items() if name != LOCK_STREAM}
+    configs = {name: rules.strip_live(s.config, "stream") for name, s in buckets.without_lock(live.streams).items()}
     warnings: list[str] = []
     names = _selected(sorted(configs), patterns, configs, warnings)
     owners: dict[str, list[str]] = {}
@@ -84,7 +84,7 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
 
 def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], version, owners: dict[str, list[str]]) -> dict:
     minimal = rules.minimal_stream(_unowned(configs[name]), version, configs)
-    entry = _in_order(_human(_without_identity(minimal)), rules.STREAM_RULES)
+    entry = _in_order(_human(rules.without_identity(minimal)), rules.STREAM_RULES)  # the map key is the name
     complete = rules.complete_stream(configs[name], version, configs)
     consumers = {}
     for cname, config in sorted(stream.consumers.items()):
@@ -92,7 +92,7 @@ def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], versi
             continue
         _note_owner(owners, f"consumer {name}/{cname}", config)
         minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), complete, version)
-        consumers[cname] = _in_order(_human(_without_identity(minimal)), rules.CONSUMER_RULES)
+        consumers[cname] = _in_order(_human(rules.without_identity(minimal)), rules.CONSUMER_RULES)
     if consumers:
         entry["consumers"] = consumers
     return entry
@@ -120,7 +120,7 @@ def _selected(names: list[str], patterns, configs: dict[str, dict], warnings: li
     todo = sorted(chosen)
     while todo:
         name = todo.pop()
-        for origin in sorted(rules.origins(configs[name])):
+        for origin in sorted(origins(configs[name])):
             if origin in configs and origin not in chosen:
                 warnings.append(f"stream {origin} is exported too: stream {name} mirrors or sources from it")
                 chosen.add(origin)
@@ -188,11 +188,6 @@ def _common_owner(owners: dict[str, list[str]]) -> str:
 
 
 # -- shaping the document ---------------------------------------------------
-
-
-def _without_identity(config: dict) -> dict:
-    """The map key is the name in topology.yaml."""
-    return {k: v for k, v in config.items() if k not in ("name", "durable_name")}
 
 
 def _in_order(config: dict, order) -> dict:

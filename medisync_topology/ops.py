@@ -8,9 +8,41 @@ Values inside configs and field changes are the JetStream API's own JSON
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from enum import StrEnum
+from typing import Any, ClassVar, Union
 
 from .buckets import PREFIXES
+
+
+class Action(StrEnum):
+    """The closed set of things a plan does to a resource (terraform's, without no-op)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+class Severity(StrEnum):
+    """An error blocks apply; a note is information."""
+
+    ERROR = "error"
+    NOTE = "note"
+
+
+class Reason(StrEnum):
+    """Why a finding was made: a stable machine word (the README's JSON format lists them)."""
+
+    UNMANAGED = "unmanaged"  # a live resource without owner metadata, left alone
+    CONFLICT = "conflict"  # owned by another owner
+    IMPOSSIBLE = "impossible"  # a change the server refuses and no replacement can make (a one-way flag)
+    PROTECTED = "protected"  # protect: true, but the change would replace it
+    NEEDS_ADOPT = "needs_adopt"  # declared, exists unowned: --adopt takes it over
+    NEEDS_PRUNE = "needs_prune"  # ours, no longer declared: --prune deletes it
+    UNSUPPORTED = "unsupported"  # the server is too old for a field or value, or refuses it on create
+    RESERVED = "reserved"  # the name of the tool's own apply-lock bucket
+    MISSING_ORIGIN = "missing_origin"  # an existing_streams entry the server does not have
+    OVERLAP = "overlap"  # subjects of a live stream the topology does not manage
 
 
 @dataclass(frozen=True, order=True)
@@ -53,9 +85,13 @@ class DataAtRisk:
 
 @dataclass(frozen=True)
 class CreateResource:
+    """``config`` is the complete config sent; ``settings`` what the topology sets beyond the server's own
+    defaults (a bucket's in its bucket settings), for a person to read."""
+
     ref: Ref
     config: dict
-    action = "create"
+    settings: dict = field(default_factory=dict)
+    action: ClassVar[Action] = Action.CREATE
 
 
 @dataclass(frozen=True)
@@ -67,7 +103,7 @@ class UpdateResource:
     after: dict
     changes: tuple[FieldChange, ...]
     adopt: bool = False
-    action = "update"
+    action: ClassVar[Action] = Action.UPDATE
 
 
 @dataclass(frozen=True)
@@ -79,7 +115,7 @@ class ReplaceResource:
     after: dict
     changes: tuple[FieldChange, ...]
     data_at_risk: DataAtRisk | None = None
-    action = "replace"
+    action: ClassVar[Action] = Action.REPLACE
 
     @property
     def forced_by(self) -> list[str]:
@@ -91,7 +127,7 @@ class DeleteResource:
     ref: Ref
     before: dict
     data_at_risk: DataAtRisk | None = None
-    action = "delete"
+    action: ClassVar[Action] = Action.DELETE
 
 
 Operation = Union[CreateResource, UpdateResource, ReplaceResource, DeleteResource]
@@ -99,9 +135,27 @@ Operation = Union[CreateResource, UpdateResource, ReplaceResource, DeleteResourc
 
 def resulting_config(op: Operation) -> dict | None:
     """The config the resource has once the operation is done; None after a delete."""
-    return op.config if isinstance(op, CreateResource) else getattr(op, "after", None)
+    match op:
+        case CreateResource():
+            return op.config
+        case UpdateResource() | ReplaceResource():
+            return op.after
+    return None
 
-ACTIONS = ("create", "update", "replace", "delete")
+
+def prior_config(op: Operation) -> dict | None:
+    """The config the resource had before the operation; None for a create."""
+    return None if isinstance(op, CreateResource) else op.before
+
+
+def changes_of(op: Operation) -> tuple[FieldChange, ...]:
+    """The field changes of an update or a replace; none for a create or a delete."""
+    return op.changes if isinstance(op, (UpdateResource, ReplaceResource)) else ()
+
+
+def data_at_risk(op: Operation) -> DataAtRisk | None:
+    """What a replace or delete destroys (None when unknown, as for a consumer)."""
+    return op.data_at_risk if isinstance(op, (ReplaceResource, DeleteResource)) else None
 
 
 @dataclass(frozen=True)
@@ -110,14 +164,17 @@ class Finding:
 
     severity "error" blocks apply (e.g. a one-way flag turned back, a conflict with another owner);
     "note" is information (e.g. an unmanaged live resource that is left alone).
-    ``reason`` is a stable machine word: unmanaged, conflict, impossible, protected,
-    needs_adopt, needs_prune, unsupported.
+    ``reason`` is one of Reason; ValueError for any other word.
     """
 
     ref: Ref
-    severity: str
-    reason: str
+    severity: Severity
+    reason: Reason
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", Severity(self.severity))
+        object.__setattr__(self, "reason", Reason(self.reason))
 
 
 @dataclass
@@ -133,14 +190,14 @@ class Plan:
 
     @property
     def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "error"]
+        return [f for f in self.findings if f.severity is Severity.ERROR]
 
     @property
     def has_changes(self) -> bool:
         return bool(self.operations)
 
-    def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
+    def counts(self) -> dict[Action, int]:
+        counts = dict.fromkeys(Action, 0)
         for op in self.operations:
             counts[op.action] += 1
         return counts
@@ -161,12 +218,11 @@ def ref_from_dict(data: dict) -> Ref:
 
 def operation_to_dict(op: Operation) -> dict:
     """An operation as JSON data in API units; ``operation_from_dict`` reads it back."""
-    changes = getattr(op, "changes", ())
-    risk = getattr(op, "data_at_risk", None)
-    return {
+    changes, risk = changes_of(op), data_at_risk(op)
+    document = {
         **ref_to_dict(op.ref),
         "action": op.action,
-        "before": getattr(op, "before", None),
+        "before": prior_config(op),
         "after": resulting_config(op),
         "changes": [
             {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
@@ -177,6 +233,9 @@ def operation_to_dict(op: Operation) -> dict:
         ),
         "adopt": isinstance(op, UpdateResource) and op.adopt,
     }
+    if isinstance(op, CreateResource):
+        document["settings"] = op.settings
+    return document
 
 
 def operation_from_dict(data: dict) -> Operation:
@@ -184,16 +243,15 @@ def operation_from_dict(data: dict) -> Operation:
     ref = ref_from_dict(data)
     changes = tuple(FieldChange(c["path"], c["old"], c["new"], bool(c["forces_replacement"])) for c in data["changes"])
     risk = DataAtRisk(**data["data_at_risk"]) if data.get("data_at_risk") is not None else None
-    action = data["action"]
-    if action == "create":
-        return CreateResource(ref, data["after"])
-    if action == "update":
-        return UpdateResource(ref, data["before"], data["after"], changes, adopt=bool(data["adopt"]))
-    if action == "replace":
-        return ReplaceResource(ref, data["before"], data["after"], changes, risk)
-    if action == "delete":
-        return DeleteResource(ref, data["before"], risk)
-    raise ValueError(f"unknown action {action!r}")
+    match Action(data["action"]):  # ValueError for an unknown action
+        case Action.CREATE:
+            return CreateResource(ref, data["after"], data["settings"])
+        case Action.UPDATE:
+            return UpdateResource(ref, data["before"], data["after"], changes, adopt=bool(data["adopt"]))
+        case Action.REPLACE:
+            return ReplaceResource(ref, data["before"], data["after"], changes, risk)
+        case Action.DELETE:
+            return DeleteResource(ref, data["before"], risk)
 
 
 def finding_to_dict(finding: Finding) -> dict:

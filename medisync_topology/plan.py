@@ -8,12 +8,13 @@ field on complete, normalised configs. Pure: no I/O, so every rule here is teste
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 from deepdiff import DeepDiff
 
 from . import buckets, rules, subjects
-from .client import LiveState, LiveStream
-from .lock import LOCK_STREAM
+from .errors import SUBJECTS_OVERLAP
+from .live import LiveState, LiveStream
 from .model import ConsumerSpec, StreamSpec, Topology
 from .ops import (
     CreateResource,
@@ -22,9 +23,12 @@ from .ops import (
     FieldChange,
     Finding,
     Plan,
+    Reason,
     Ref,
     ReplaceResource,
+    Severity,
     UpdateResource,
+    prior_config,
     resulting_config,
 )
 
@@ -39,18 +43,45 @@ def with_owner(config: dict, owner: str) -> dict:
     return {**config, "metadata": {**(config.get("metadata") or {}), OWNER_KEY: owner}}
 
 
-def comparable(config: dict) -> dict:
-    return {k: sorted(v) if k in rules.UNORDERED_FIELDS and isinstance(v, list) else v for k, v in config.items()}
+class Ownership(enum.Enum):
+    """What a plan may do with a live resource, by who owns it and whether the topology declares it."""
+
+    MANAGE = "manage"  # ours (or being adopted) and declared: compare it
+    NEEDS_ADOPT = "needs_adopt"  # declared, live without an owner: only --adopt takes it over
+    CONFLICT = "conflict"  # declared, but another owner's
+    UNMANAGED = "unmanaged"  # not declared, without an owner: left alone
+    DELETE = "delete"  # not declared, ours, with --prune
+    NEEDS_PRUNE = "needs_prune"  # not declared, ours: --prune would delete it
+    FOREIGN = "foreign"  # not declared, another owner's: another topology's business, not mentioned
+
+
+def ownership(live_owner: str | None, owner: str, *, declared: bool, prune: bool, adopt: bool) -> Ownership:
+    """The one decision for streams, consumers and buckets alike."""
+    if declared:
+        if live_owner is None:
+            return Ownership.MANAGE if adopt else Ownership.NEEDS_ADOPT
+        return Ownership.MANAGE if live_owner == owner else Ownership.CONFLICT
+    if live_owner is None:
+        return Ownership.UNMANAGED
+    if live_owner != owner:
+        return Ownership.FOREIGN
+    return Ownership.DELETE if prune else Ownership.NEEDS_PRUNE
 
 
 def field_changes(before: dict, after: dict) -> tuple[FieldChange, ...]:
     """The top-level fields that differ, old and new value each, sorted by name."""
-    before_form, after_form = comparable(before), comparable(after)
+    before_form, after_form = rules.comparable(before), rules.comparable(after)
     if before_form == after_form:  # the common case, and DeepDiff's cost dominated plans of many streams
         return ()
     diff = DeepDiff(before_form, after_form, ignore_numeric_type_changes=True)
     keys = sorted(str(k) for k in diff.affected_root_keys)
     return tuple(FieldChange(k, before.get(k), after.get(k)) for k in keys)
+
+
+def origins(config: dict) -> set[str]:
+    """The streams in this account that a stream mirrors or sources from."""
+    entries = [config.get("mirror")] + list(config.get("sources") or [])
+    return {e["name"] for e in entries if e and e.get("name") and not e.get("external")}
 
 
 def _origins_first(ops: list) -> list:
@@ -63,8 +94,8 @@ def _origins_first(ops: list) -> list:
         if op.ref.stream_name in visited:
             return
         visited.add(op.ref.stream_name)
-        config = resulting_config(op) or op.before
-        for origin in sorted(rules.origins(config)):
+        config = resulting_config(op) or prior_config(op)
+        for origin in sorted(origins(config)):
             if origin in by_name:
                 visit(by_name[origin])
         ordered.append(op)
@@ -84,7 +115,7 @@ def make_plan(topology: Topology, live: LiveState, *, prune: bool = False, adopt
 class _Planner:
     def __init__(self, topology: Topology, live: LiveState, *, prune: bool, adopt: bool):
         self.topology, self.live, self.prune, self.adopt = topology, live, prune, adopt
-        self.version = rules.parse_version(live.server_version) if live.server_version else None
+        self.version = live.version
         self.plan = Plan(
             owner=topology.owner,
             sources=list(topology.sources),
@@ -98,13 +129,13 @@ class _Planner:
     def run(self) -> None:
         desired = {**self.topology.streams, **self.topology.buckets}
         # The apply lock's bucket belongs to the tool: never drift, never unmanaged, never pruned.
-        live = {name: stream for name, stream in self.live.streams.items() if name != LOCK_STREAM}
-        if LOCK_STREAM in desired:
-            ref = desired.pop(LOCK_STREAM).ref
-            self._error(ref, "reserved", f"{ref} is the bucket of the tool's apply lock; give yours another name")
+        live = buckets.without_lock(self.live.streams)
+        if buckets.LOCK_STREAM in desired:
+            ref = desired.pop(buckets.LOCK_STREAM).ref
+            self._error(ref, Reason.RESERVED, f"{ref} is the bucket of the tool's apply lock; give yours another name")
         for name in self.topology.existing_streams:
             if name not in live:
-                self._error(Ref("stream", name), "missing_origin",
+                self._error(Ref("stream", name), Reason.MISSING_ORIGIN,
                             f"stream {name} is listed under existing_streams, but the server has no stream of that name")
         for name in sorted(desired.keys() | live.keys()):
             if name not in live:
@@ -121,7 +152,7 @@ class _Planner:
 
     def _check_live_overlaps(self, desired: dict, live: dict) -> None:
         """A stream we create or change may not take subjects of a live stream we leave alone: the server
-        refuses it (err 10065) halfway through an apply; the plan says so before anything is done."""
+        refuses it (SUBJECTS_OVERLAP) halfway through an apply; the plan says so before anything is done."""
         deleted = {op.ref.stream_name for op in self.phases["stream_delete"]}
         others = subjects.SubjectIndex()
         for name, stream in live.items():
@@ -132,9 +163,9 @@ class _Planner:
             for subject in resulting_config(op).get("subjects") or []:
                 for other, other_subject in others.overlapping(subject):
                     self._error(
-                        op.ref, "overlap",
+                        op.ref, Reason.OVERLAP,
                         f"{op.ref}: subject '{subject}' overlaps '{other_subject}' of live stream {other}, which this "
-                        "topology does not manage; the server would refuse it (err_code 10065)",
+                        f"topology does not manage; the server would refuse it (err_code {SUBJECTS_OVERLAP})",
                     )
 
     # -- streams ---------------------------------------------------------
@@ -147,7 +178,7 @@ class _Planner:
         if creating:
             messages += rules.create_refusals(kind, config)
         for message in messages:
-            self._error(ref, "unsupported", message)
+            self._error(ref, Reason.UNSUPPORTED, message)
         return not messages
 
     def _create_stream(self, spec: StreamSpec) -> None:
@@ -155,7 +186,11 @@ class _Planner:
         config = self._desired_stream(spec)
         if not self._supported(ref, "stream", config, creating=True):
             return
-        self.phases["stream"].append(CreateResource(ref, config))
+        if spec.kind in buckets.SETTINGS:
+            settings = buckets.bucket_settings(spec.kind, config)
+        else:  # the name is in the operation's header, not among the settings
+            settings = rules.without_identity(rules.minimal_stream(config, self.version, self.origin_configs))
+        self.phases["stream"].append(CreateResource(ref, config, settings))
         for consumer in spec.consumers.values():
             self._create_consumer(consumer, config)
 
@@ -163,26 +198,22 @@ class _Planner:
         name = stream.config["name"]
         kind, bucket = buckets.bucket_of(name) or ("stream", name)
         ref = Ref(kind, bucket)
-        owner = owner_of(stream.config)
-        if owner is None:
-            self._note(ref, "unmanaged", f"{ref} is not managed by this tool (no owner metadata); left alone")
-        elif owner == self.topology.owner:
-            if self.prune:
-                for cname, consumer in sorted(stream.consumers.items()):
-                    if rules.declarable_consumer(consumer) and owner_of(consumer) == self.topology.owner:
-                        self.phases["consumer_delete"].append(
-                            DeleteResource(Ref("consumer", cname, name), rules.strip_live(consumer, "consumer"))
-                        )
-                self.phases["stream_delete"].append(
-                    DeleteResource(ref, rules.strip_live(stream.config, "stream"), self._data_at_risk(stream))
+        if self._ownership(ref, stream.config, declared=False) is not Ownership.DELETE:
+            return
+        for cname, consumer in sorted(stream.consumers.items()):
+            # Deleting the stream deletes all its consumers; ours are shown as deleted first.
+            deleted = ownership(owner_of(consumer), self.topology.owner, declared=False, prune=True, adopt=False)
+            if rules.declarable_consumer(consumer) and deleted is Ownership.DELETE:
+                self.phases["consumer_delete"].append(
+                    DeleteResource(Ref("consumer", cname, name), rules.strip_live(consumer, "consumer"))
                 )
-            else:
-                self._note(ref, "needs_prune", f"{ref} is owned by {owner} but not in the topology; --prune deletes it")
-        # Streams of other owners belong to another topology: not ours to mention.
+        self.phases["stream_delete"].append(
+            DeleteResource(ref, rules.strip_live(stream.config, "stream"), self._data_at_risk(stream))
+        )
 
     def _compare_stream(self, spec: StreamSpec, stream: LiveStream) -> None:
         ref = spec.ref
-        if not self._may_manage(ref, stream.config):
+        if self._ownership(ref, stream.config, declared=True) is not Ownership.MANAGE:
             return
         adopting = owner_of(stream.config) is None
         before = rules.strip_live(stream.config, "stream")
@@ -196,17 +227,27 @@ class _Planner:
             return
         self._compare_consumers(spec, stream, after)
 
-    def _may_manage(self, ref: Ref, live_config: dict) -> bool:
-        owner = owner_of(live_config)
-        if owner not in (None, self.topology.owner):
-            self._error(ref, "conflict", f"{ref} is owned by {owner!r}, not {self.topology.owner!r}; it is left alone")
-            return False
-        if owner is None and not self.adopt:
-            self._error(
-                ref, "needs_adopt", f"{ref} already exists and is not managed by this tool; --adopt takes it over"
-            )
-            return False
-        return True
+    def _ownership(self, ref: Ref, live_config: dict, *, declared: bool) -> Ownership:
+        """Who owns the live resource decides what the plan may do; a finding says so where it matters."""
+        live_owner = owner_of(live_config)
+        decision = ownership(live_owner, self.topology.owner, declared=declared, prune=self.prune, adopt=self.adopt)
+        match decision:
+            case Ownership.UNMANAGED:
+                self._note(ref, Reason.UNMANAGED, f"{ref} is not managed by this tool (no owner metadata); left alone")
+            case Ownership.NEEDS_PRUNE:
+                self._note(
+                    ref, Reason.NEEDS_PRUNE, f"{ref} is owned by {live_owner} but not in the topology; --prune deletes it"
+                )
+            case Ownership.CONFLICT:
+                self._error(
+                    ref, Reason.CONFLICT, f"{ref} is owned by {live_owner!r}, not {self.topology.owner!r}; it is left alone"
+                )
+            case Ownership.NEEDS_ADOPT:
+                self._error(
+                    ref, Reason.NEEDS_ADOPT,
+                    f"{ref} already exists and is not managed by this tool; --adopt takes it over",
+                )
+        return decision
 
     def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase) -> bool:
         """Plan an update or a replace of one resource; True when it is replaced."""
@@ -215,10 +256,10 @@ class _Planner:
             return False
         forcing, impossible = rules.blocked_changes(kind, before, after, self.version)
         for message in impossible:
-            self._error(ref, "impossible", message)
+            self._error(ref, Reason.IMPOSSIBLE, message)
         if forcing and protect:  # reported beside any impossible change: the person fixes both at once
             self._error(
-                ref, "protected",
+                ref, Reason.PROTECTED,
                 f"{ref} is protect: true, but changing {', '.join(forcing)} would replace it; "
                 "revert the change or remove protect",
             )
@@ -245,7 +286,8 @@ class _Planner:
         ref = Ref("consumer", spec.name, spec.stream)
         config = self._desired_consumer(spec, stream_config)
         if self._supported(ref, "consumer", config, creating=True):
-            self.phases["consumer"].append(CreateResource(ref, config))
+            settings = rules.without_identity(rules.minimal_consumer(config, stream_config, self.version))
+            self.phases["consumer"].append(CreateResource(ref, config, settings))
 
     def _compare_consumers(self, spec: StreamSpec, stream: LiveStream, stream_config: dict) -> None:
         live = {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
@@ -255,15 +297,10 @@ class _Planner:
                 self._create_consumer(spec.consumers[name], stream_config)
                 continue
             if name not in spec.consumers:
-                owner = owner_of(live[name])
-                if owner is None:
-                    self._note(ref, "unmanaged", f"{ref} is not managed by this tool (no owner metadata); left alone")
-                elif owner == self.topology.owner and self.prune:
+                if self._ownership(ref, live[name], declared=False) is Ownership.DELETE:
                     self.phases["consumer_delete"].append(DeleteResource(ref, rules.strip_live(live[name], "consumer")))
-                elif owner == self.topology.owner:
-                    self._note(ref, "needs_prune", f"{ref} is owned by {owner} but not in the topology; --prune deletes it")
                 continue
-            if not self._may_manage(ref, live[name]):
+            if self._ownership(ref, live[name], declared=True) is not Ownership.MANAGE:
                 continue
             desired = spec.consumers[name]
             after = self._desired_consumer(desired, stream_config)
@@ -275,8 +312,9 @@ class _Planner:
 
     # -- findings --------------------------------------------------------
 
-    def _error(self, ref: Ref, reason: str, message: str) -> None:
-        self.plan.findings.append(Finding(ref, "error", reason, message))
+    def _error(self, ref: Ref, reason: Reason, message: str) -> None:
+        self.plan.findings.append(Finding(ref, Severity.ERROR, reason, message))
 
-    def _note(self, ref: Ref, reason: str, message: str) -> None:
-        self.plan.findings.append(Finding(ref, "note", reason, message))
+    def _note(self, ref: Ref, reason: Reason, message: str) -> None:
+        self.plan.findings.append(Finding(ref, Severity.NOTE, reason, message))
+

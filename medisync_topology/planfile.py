@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, buckets, rules
-from .audit import now_rfc3339
-from .client import JetStreamClient, LiveState
+from .client import JetStreamClient
 from .connection import DEFAULT_API_PREFIX
 from .errors import TopologyError
-from .lock import LOCK_STREAM
+from .identity import now_rfc3339
+from .live import LiveState
 from .model import Topology
 from .ops import Plan, Ref, finding_from_dict, finding_to_dict, operation_from_dict, operation_to_dict
 from .plan import field_changes
@@ -91,9 +91,7 @@ def live_snapshot(live: LiveState) -> dict[str, dict]:
     consumers the plan ignores (rules.declarable_consumer) and the tool's own lock bucket.
     """
     snapshot = {}
-    for name, stream in live.streams.items():
-        if name == LOCK_STREAM:
-            continue
+    for name, stream in buckets.without_lock(live.streams).items():
         kind, bucket = buckets.bucket_of(name) or ("stream", name)
         snapshot[str(Ref(kind, bucket))] = rules.strip_live(stream.config, "stream")
         for cname, consumer in stream.consumers.items():

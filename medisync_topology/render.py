@@ -17,15 +17,15 @@ import click
 from . import buckets, rules
 from .errors import TopologyError
 from .ops import (
-    ACTIONS, CreateResource, DataAtRisk, FieldChange, Finding, Operation, Plan, Ref, UpdateResource, finding_to_dict,
-    operation_to_dict, resulting_config,
+    Action, CreateResource, DataAtRisk, DeleteResource, FieldChange, Finding, Operation, Plan, Reason, Ref,
+    ReplaceResource, Severity, UpdateResource, changes_of, data_at_risk, finding_to_dict, operation_to_dict,
 )
-from .units import format_duration, format_size
+from .units import format_duration, format_size, plural
 
 JSON_FORMAT_VERSION = 1
 
-SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
-COLORS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
+COLORS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta", Action.DELETE: "red"}
 ABSENT = "(absent)"
 
 
@@ -55,24 +55,24 @@ def _named_changes(op: Operation) -> list[tuple[str, FieldChange]]:
     """Each change under the name topology.yaml gives its field (a bucket's history, not its
     stream's max_msgs_per_subject), sorted by that name."""
     names = buckets.SETTING_NAMES.get(op.ref.kind, {})
-    return sorted(((names.get(c.path, c.path), c) for c in op.changes), key=lambda named: named[0])
+    return sorted(((names.get(c.path, c.path), c) for c in changes_of(op)), key=lambda named: named[0])
 
 
 def _change_value(path: str, value: Any) -> str:
     return ABSENT if value is None else display_value(path.rsplit(".", 1)[-1], value)
 
 
+def _adopts(op: Operation) -> bool:
+    return isinstance(op, UpdateResource) and op.adopt
+
+
 def _verb(op: Operation) -> str:
-    return "adopt" if isinstance(op, UpdateResource) and op.adopt else op.action
+    return "adopt" if _adopts(op) else op.action
 
 
 def _counts_text(plan: Plan) -> str:
     counts = plan.counts()
-    return ", ".join(f"{counts[a]} to {a}" for a in ACTIONS)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'s' * (n != 1)}"
+    return ", ".join(f"{counts[a]} to {a}" for a in Action)
 
 
 def _approximate_size(n: int) -> str:
@@ -88,30 +88,10 @@ def _approximate_size(n: int) -> str:
 
 
 def _data_at_risk_text(risk: DataAtRisk) -> str:
-    parts = [_plural(risk.messages, "message"), _approximate_size(risk.bytes)]
+    parts = [plural(risk.messages, "message"), _approximate_size(risk.bytes)]
     if risk.consumers:
-        parts.append(_plural(risk.consumers, "consumer"))
+        parts.append(plural(risk.consumers, "consumer"))
     return "destroys " + ", ".join(parts)
-
-
-def _created_settings(op: CreateResource, plan: Plan) -> dict:
-    """What a create sets beyond the server's own defaults: the user's settings, not every completed field.
-
-    A bucket shows its bucket settings. The plan's other streams give the context some defaults
-    depend on (a mirror's origin, a consumer's stream); the name is in the operation's header.
-    """
-    if op.ref.kind in buckets.SETTINGS:
-        return buckets.bucket_settings(op.ref.kind, op.config)
-    version = rules.parse_version(plan.server["version"]) if plan.server.get("version") else None
-    streams = {
-        o.ref.stream_name: resulting_config(o)
-        for o in plan.operations if o.ref.kind != "consumer" and o.action != "delete"
-    }
-    if op.ref.kind == "consumer":
-        minimal = rules.minimal_consumer(op.config, streams.get(op.ref.stream) or {}, version)
-    else:
-        minimal = rules.minimal_stream(op.config, version, streams)
-    return {k: v for k, v in minimal.items() if k not in ("name", "durable_name")}
 
 
 def _finding_text(finding: Finding) -> str:
@@ -139,11 +119,11 @@ def _matches_text(plan: Plan) -> str:
 
 
 def _unmanaged(plan: Plan) -> list[Ref]:
-    return [f.ref for f in plan.findings if f.severity == "note" and f.reason == "unmanaged"]
+    return [f.ref for f in plan.findings if f.severity is Severity.NOTE and f.reason is Reason.UNMANAGED]
 
 
 def _other_notes(plan: Plan) -> list[Finding]:
-    return [f for f in plan.findings if f.severity == "note" and f.reason != "unmanaged"]
+    return [f for f in plan.findings if f.severity is Severity.NOTE and f.reason is not Reason.UNMANAGED]
 
 
 # -- text ---------------------------------------------------------------
@@ -159,12 +139,12 @@ def render_text(plan: Plan, *, color: bool) -> str:
     if plan.operations or plan.errors:
         blocks.append(_header(plan, name=lambda text: f'"{text}"', file=str))
     for op in plan.operations:
-        blocks.append("\n".join(_text_operation(op, plan, style)))
+        blocks.append("\n".join(_text_operation(op, style)))
     findings = _text_findings(plan, style)
     if findings:
         blocks.append("\n".join(findings))
     if plan.errors:
-        count = _plural(len(plan.errors), "error")
+        count = plural(len(plan.errors), "error")
         blocks.append(style(f"Plan cannot be applied ({count}):", fg="red", bold=True) + f" {_counts_text(plan)}.")
     elif plan.operations:
         blocks.append(style("Plan:", bold=True) + f" {_counts_text(plan)}.")
@@ -173,23 +153,23 @@ def render_text(plan: Plan, *, color: bool) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def _text_operation(op: Operation, plan: Plan, style: Callable[..., str]) -> list[str]:
-    verb = _verb(op)
-    head = "  " + style(f"{SYMBOLS[op.action]} {verb}", fg=COLORS[op.action], bold=True) + f" {op.ref}"
-    if verb == "adopt":
+def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
+    head = "  " + style(f"{SYMBOLS[op.action]} {_verb(op)}", fg=COLORS[op.action], bold=True) + f" {op.ref}"
+    if _adopts(op):
         head += " (take ownership)"
-    risk = getattr(op, "data_at_risk", None)
+    risk = data_at_risk(op)
     if risk is not None:
         head += "   " + style(f"({_data_at_risk_text(risk)})", fg="red")
-    if op.action == "create":
-        rows = [(key, display_value(key, value), False) for key, value in sorted(_created_settings(op, plan).items())]
-    elif op.action == "delete":
-        rows = []
-    else:
-        rows = [
-            (name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
-            for name, c in _named_changes(op)
-        ]
+    match op:
+        case CreateResource():
+            rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
+        case UpdateResource() | ReplaceResource():
+            rows = [
+                (name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
+                for name, c in _named_changes(op)
+            ]
+        case DeleteResource():
+            rows = []
     width = max((len(name) for name, _, _ in rows), default=0) + 3  # name, colon, two spaces
     lines = [head]
     for name, text, forces in rows:
@@ -238,7 +218,7 @@ def render_markdown(plan: Plan) -> str:
     if plan.operations or plan.errors:  # as render_text: a plan that changes nothing is one line
         blocks.append(_header(plan, name=_code, file=_code))
     if plan.errors:
-        count = _plural(len(plan.errors), "error")
+        count = plural(len(plan.errors), "error")
         blocks.append(f"**Plan cannot be applied** ({count}): {_counts_text(plan)}")
         blocks.append("**Errors:**\n\n" + "\n".join(f"- {_md_text(_finding_text(f))}" for f in plan.errors))
     elif plan.operations:
@@ -249,10 +229,9 @@ def render_markdown(plan: Plan) -> str:
         rows = ["| Action | Resource | Details |", "| --- | --- | --- |"]
         rows += [f"| {_verb(op)} | {_cell(_md_ref(op.ref))} | {_cell(_md_details(op))} |" for op in plan.operations]
         blocks.append("\n".join(rows))
-    blocks += [_md_risk_warning(op) for op in plan.operations if getattr(op, "data_at_risk", None) is not None]
+    blocks += [_md_risk_warning(op) for op in plan.operations if data_at_risk(op) is not None]
     # The details follow the table's order.
-    blocks += [_md_created(op, plan) if op.action == "create" else _md_changes(op)
-               for op in plan.operations if op.action != "delete"]
+    blocks += [_md_operation(op) for op in plan.operations if not isinstance(op, DeleteResource)]
     unmanaged = _unmanaged(plan)
     if unmanaged:
         blocks.append("**Unmanaged (left alone):** " + ", ".join(_md_ref(ref) for ref in unmanaged))
@@ -264,25 +243,30 @@ def render_markdown(plan: Plan) -> str:
 
 def _md_details(op: Operation) -> str:
     details = []
-    if _verb(op) == "adopt":
+    if _adopts(op):
         details.append("take ownership")
-    if op.action == "update":
-        details.append("changes: " + ", ".join(_code(name) for name, _ in _named_changes(op)))
-    if op.action == "replace":
-        forcing = [name for name, c in _named_changes(op) if c.forces_replacement]
-        details.append("forces replacement: " + ", ".join(_code(name) for name in forcing))
-    risk = getattr(op, "data_at_risk", None)
+    match op:
+        case UpdateResource():
+            details.append("changes: " + ", ".join(_code(name) for name, _ in _named_changes(op)))
+        case ReplaceResource():
+            forcing = [name for name, c in _named_changes(op) if c.forces_replacement]
+            details.append("forces replacement: " + ", ".join(_code(name) for name in forcing))
+    risk = data_at_risk(op)
     if risk is not None:
         details.append(f"**{_data_at_risk_text(risk)}**")
     return "; ".join(details)
 
 
-def _md_risk_warning(op: Operation) -> str:
-    verb = {"replace": "Replacing", "delete": "Deleting"}[op.action]
+def _md_risk_warning(op: ReplaceResource | DeleteResource) -> str:
+    verb = "Replacing" if isinstance(op, ReplaceResource) else "Deleting"
     return f"**{verb} {_md_ref(op.ref)} {_data_at_risk_text(op.data_at_risk)}.**"
 
 
-def _md_changes(op: Operation) -> str:
+def _md_operation(op: CreateResource | UpdateResource | ReplaceResource) -> str:
+    return _md_created(op) if isinstance(op, CreateResource) else _md_changes(op)
+
+
+def _md_changes(op: UpdateResource | ReplaceResource) -> str:
     lines = [f"{_verb(op).capitalize()} {_md_ref(op.ref)}:", ""]
     for name, c in _named_changes(op):
         line = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
@@ -292,8 +276,8 @@ def _md_changes(op: Operation) -> str:
     return "\n".join(lines)
 
 
-def _md_created(op: CreateResource, plan: Plan) -> str:
-    settings = sorted(_created_settings(op, plan).items())
+def _md_created(op: CreateResource) -> str:
+    settings = sorted(op.settings.items())
     lines = [f"Create {_md_ref(op.ref)}" + (":" if settings else " with the server's defaults.")]
     if settings:
         lines.append("")

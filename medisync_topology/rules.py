@@ -449,12 +449,6 @@ def _utc_timestamp(value: Any) -> str:
 # -- reading a live config -------------------------------------------------------------------
 
 
-def origins(config: dict) -> set[str]:
-    """The streams in this account that a stream mirrors or sources from."""
-    entries = [config.get("mirror")] + list(config.get("sources") or [])
-    return {e["name"] for e in entries if e and e.get("name") and not e.get("external")}
-
-
 def strip_live(config: dict, kind: str) -> dict:
     """A config as the server reports it -> the comparable form.
 
@@ -487,10 +481,22 @@ def _rules(kind: str) -> dict[str, FieldRule]:
 # -- what an update may do -------------------------------------------------------------------
 
 
+def _comparable_value(key: str, value: Any) -> Any:
+    return sorted(value) if key in UNORDERED_FIELDS and isinstance(value, list) else value
+
+
+def comparable(config: dict) -> dict:
+    """The config with lists whose order means nothing to the server sorted, so == compares what matters."""
+    return {k: _comparable_value(k, v) for k, v in config.items()}
+
+
 def _same(key: str, old: Any, new: Any) -> bool:
-    if key in UNORDERED_FIELDS and isinstance(old, list) and isinstance(new, list):
-        return sorted(old) == sorted(new)
-    return old == new
+    return _comparable_value(key, old) == _comparable_value(key, new)
+
+
+def without_identity(config: dict) -> dict:
+    """A config without the resource's name (a stream's name, a consumer's name and durable name)."""
+    return {k: v for k, v in config.items() if k not in ("name", "durable_name")}
 
 
 def blocked_changes(kind: str, before: dict, after: dict, version: Version | None) -> tuple[list[str], list[str]]:
@@ -559,6 +565,11 @@ def set_via(kind: str, config: dict, via: str) -> dict:
     }
 
 
+def fields_via(kind: str, via: str) -> frozenset[str]:
+    """The fields that only ``via`` sets ("pause", "update_after_create")."""
+    return frozenset(k for k, rule in _rules(kind).items() if rule.via == via)
+
+
 def create_refusals(kind: str, config: dict) -> list[str]:
     """What the create request refuses although the same config is valid on an existing resource."""
     if kind != "stream":
@@ -589,7 +600,7 @@ def minimal_consumer(config: dict, stream_config: dict, version: Version | None 
 
 
 def _minimal(config: dict, complete: Callable[[dict], dict], keep: tuple[str, ...]) -> dict:
-    target = complete(config)
+    target = comparable(complete(config))
     minimal = {k: v for k, v in config.items() if v is not None}
     # One field at a time, in name order so the result is deterministic: a field goes when the
     # completion without it is still the target.
@@ -597,10 +608,6 @@ def _minimal(config: dict, complete: Callable[[dict], dict], keep: tuple[str, ..
         if key in keep:
             continue
         trial = {k: v for k, v in minimal.items() if k != key}
-        if _same_config(complete(trial), target):
+        if comparable(complete(trial)) == target:
             minimal = trial
     return minimal
-
-
-def _same_config(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(_same(k, a[k], b[k]) for k in a)

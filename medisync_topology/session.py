@@ -7,7 +7,7 @@ business (cli.py prints), told through ApplyCallbacks and the returned data.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from .apply import ApplyResult, Outcome, apply_plan
@@ -17,7 +17,7 @@ from .connection import ConnectOptions
 from .errors import TopologyError
 from .lock import ApplyLock, capturing_streams
 from .model import Topology
-from .ops import Plan, resulting_config
+from .ops import Plan, ReplaceResource, resulting_config
 from .plan import make_plan
 from .planfile import PlanFileError, SavedPlan, check_target, live_snapshot, read_target, stale_changes, topology_hash
 
@@ -32,7 +32,7 @@ class NothingApplied(TopologyError):
 
 def check_replacements(plan: Plan, allowed: bool, hint: str) -> None:
     """Replacing destroys data: only when asked for, when applying or when saving a plan."""
-    replaced = [str(op.ref) for op in plan.operations if op.action == "replace"]
+    replaced = [str(op.ref) for op in plan.operations if isinstance(op, ReplaceResource)]
     if replaced and not allowed:
         raise NothingApplied(f"the plan replaces {', '.join(replaced)}, destroying their data; {hint}", plan)
 
@@ -77,47 +77,13 @@ class ApplyCallbacks:
 
 @dataclass
 class ApplyRun:
-    """One apply: its operations come from a topology planned now, or from a saved plan read from ``plan_file``."""
+    """What every apply has: where it connects and how long it waits for another apply's lock.
+
+    A TopologyRun plans now; a SavedPlanRun applies a plan made and reviewed before.
+    """
 
     connect: ConnectOptions
     lock_timeout: float = 0.0  # seconds to wait for another apply's lock
-    topology: Topology | None = None
-    options: dict = field(default_factory=dict)  # prune, adopt, allow_replace: for a topology planned now
-    saved: SavedPlan | None = None
-    plan_file: str | None = None
-
-    async def plan_to_apply(self, client: JetStreamClient) -> Plan:
-        """The plan to apply: made from the topology now, or the saved one if live JetStream still matches it."""
-        live = await client.read_live()
-        if self.saved is None:
-            return make_plan(self.topology, live, prune=self.options["prune"], adopt=self.options["adopt"])
-        check_target(self.saved, await read_target(client), self.plan_file)
-        changes = stale_changes(self.saved, live_snapshot(live), client.server_version)
-        if changes:
-            listed = "\n".join(f"  {change}" for change in changes)
-            raise PlanFileError(
-                f"{self.plan_file} is stale; live JetStream changed since the plan was made:\n{listed}\n"
-                "Nothing was applied; make a new plan."
-            )
-        return self.saved.plan
-
-    def capturing_lock(self) -> list[str]:
-        """Streams this apply would create or keep on the lock's subject: then it cannot be locked."""
-        if self.saved is not None:
-            configs = {op.ref.stream_name: resulting_config(op) or {}
-                       for op in self.saved.plan.operations if op.ref.kind != "consumer"}
-        else:
-            configs = {name: spec.config for name, spec in self.topology.streams.items()}
-        return capturing_streams({name: config.get("subjects") for name, config in configs.items()})
-
-    def audit_source(self) -> tuple[str | None, str, str | None]:
-        """(audit subject, topology hash, git commit): as recorded in the saved plan, else read now."""
-        if self.saved is not None:
-            return self.saved.audit_subject, self.saved.topology_hash, self.saved.git_commit
-        return _provenance(self.topology)
-
-    def replacement_allowed(self) -> bool:
-        return (self.saved.options if self.saved else self.options).get("allow_replace", False)
 
     async def audit(self, client: JetStreamClient, plan: Plan, result: ApplyResult, warn: Callable[[str], None],
                     interrupted: bool = False) -> dict | None:
@@ -133,7 +99,64 @@ class ApplyRun:
         return {"subject": subject, "id": event["id"], "type": event["type"], "warning": warning}
 
 
-async def run_apply(run: ApplyRun, callbacks: ApplyCallbacks) -> tuple[Plan, ApplyResult | None, dict | None]:
+@dataclass(kw_only=True)
+class TopologyRun(ApplyRun):
+    """An apply of a topology, planned now against what the server has."""
+
+    topology: Topology
+    options: dict  # prune, adopt, allow_replace
+    plan_file = None
+    replace_hint = "pass --allow-replace if that is what you want. Nothing was applied."
+
+    async def plan_to_apply(self, client: JetStreamClient) -> Plan:
+        live = await client.read_live()
+        return make_plan(self.topology, live, prune=self.options["prune"], adopt=self.options["adopt"])
+
+    def capturing_lock(self) -> list[str]:
+        """Streams this apply would create or keep on the lock's subject: then it cannot be locked."""
+        return capturing_streams({name: spec.config.get("subjects") for name, spec in self.topology.streams.items()})
+
+    def audit_source(self) -> tuple[str | None, str, str | None]:
+        return _provenance(self.topology)
+
+    def replacement_allowed(self) -> bool:
+        return self.options.get("allow_replace", False)
+
+
+@dataclass(kw_only=True)
+class SavedPlanRun(ApplyRun):
+    """An apply of a saved plan (`topology apply PLANFILE`): exactly its operations, if live JetStream still matches."""
+
+    saved: SavedPlan
+    plan_file: str
+    replace_hint = "it was saved without --allow-replace. Nothing was applied."
+
+    async def plan_to_apply(self, client: JetStreamClient) -> Plan:
+        live = await client.read_live()
+        check_target(self.saved, await read_target(client), self.plan_file)
+        changes = stale_changes(self.saved, live_snapshot(live), client.server_version)
+        if changes:
+            listed = "\n".join(f"  {change}" for change in changes)
+            raise PlanFileError(
+                f"{self.plan_file} is stale; live JetStream changed since the plan was made:\n{listed}\n"
+                "Nothing was applied; make a new plan."
+            )
+        return self.saved.plan
+
+    def capturing_lock(self) -> list[str]:
+        configs = {op.ref.stream_name: resulting_config(op) or {}
+                   for op in self.saved.plan.operations if op.ref.kind != "consumer"}
+        return capturing_streams({name: config.get("subjects") for name, config in configs.items()})
+
+    def audit_source(self) -> tuple[str | None, str, str | None]:
+        """As recorded in the saved plan."""
+        return self.saved.audit_subject, self.saved.topology_hash, self.saved.git_commit
+
+    def replacement_allowed(self) -> bool:
+        return self.saved.options.get("allow_replace", False)
+
+
+async def run_apply(run: TopologyRun | SavedPlanRun, callbacks: ApplyCallbacks) -> tuple[Plan, ApplyResult | None, dict | None]:
     """Lock, plan, check, confirm, apply, audit; (plan, result, audit), result None when there was nothing to do.
 
     NothingApplied (carrying the plan) when it stopped before the first operation.
@@ -151,9 +174,7 @@ async def run_apply(run: ApplyRun, callbacks: ApplyCallbacks) -> tuple[Plan, App
                 raise NothingApplied("the plan has errors (above); nothing was applied", plan)
             if not plan.has_changes:
                 return plan, None, None
-            hint = ("it was saved without --allow-replace. Nothing was applied." if run.saved else
-                    "pass --allow-replace if that is what you want. Nothing was applied.")
-            check_replacements(plan, run.replacement_allowed(), hint)
+            check_replacements(plan, run.replacement_allowed(), run.replace_hint)
             if callbacks.confirm and not await asyncio.to_thread(callbacks.confirm):
                 raise NothingApplied("apply cancelled; nothing was applied", plan)
             outcomes: list[Outcome] = []

@@ -1,4 +1,4 @@
-"""Durations and sizes in human units.
+"""Durations and sizes in human units, and counts in words.
 
 topology.yaml says ``7d`` and ``512MiB``; the JetStream API speaks integer nanoseconds and
 bytes. Parsing and formatting round-trip exactly (``parse_duration(format_duration(n)) == n``),
@@ -179,3 +179,8 @@ def _size_from_text(text: str) -> Fraction | str:
             return f"units are case-sensitive, did you mean {number}{meant}? ({_SIZE_HELP})"
         return f"unknown unit {unit!r}; {_SIZE_HELP}"
     return Fraction(number) * _BYTES_PER_UNIT.get(unit, 1)
+
+
+def plural(n: int, noun: str) -> str:
+    """A count in words: "1 stream", "2 streams", "1,234 messages"."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"

@@ -10,7 +10,7 @@ import pytest
 from conftest import topology_cli
 from natsserver import start_server
 
-from medisync_topology.lock import LOCK_STREAM
+from medisync_topology.buckets import LOCK_STREAM
 from medisync_topology.plan import OWNER_KEY
 
 BASE = """

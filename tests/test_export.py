@@ -12,11 +12,13 @@ from nats.js.api import KeyValueConfig, ObjectStoreConfig
 
 from medisync_topology import rules
 from medisync_topology.cli import main
-from medisync_topology.client import LiveState, LiveStream
 from medisync_topology.errors import TopologyError
 from medisync_topology.export import MODELINE, export_topology, to_yaml
+from medisync_topology.live import LiveState, LiveStream
+from medisync_topology.loader import parse_document
+from medisync_topology.model import build_topology
 from medisync_topology.ops import CreateResource, Plan, Ref
-from medisync_topology.plan import OWNER_KEY
+from medisync_topology.plan import OWNER_KEY, make_plan
 from medisync_topology.render import render_markdown, render_text
 
 S = 10**9
@@ -170,14 +172,29 @@ def test_yaml_has_the_modeline_human_units_and_flow_lists():
 
 
 def test_create_blocks_show_only_the_users_settings_with_the_streams_consumer_limits_as_context():
-    stream_config = rules.complete_stream({"name": "S", "consumer_limits": {"max_ack_pending": 50}})
-    consumer_config = rules.complete_consumer({"durable_name": "c", "ack_policy": "explicit", "max_deliver": 5},
-                                              stream_config)
+    text = (
+        "version: 1\nowner: medisync\nstreams:\n"
+        "  S:\n    consumer_limits: {max_ack_pending: 50}\n"
+        "    consumers:\n      c: {ack_policy: explicit, max_deliver: 5}\n"
+        "  T: {}\n"
+    )
+    desired, problems = build_topology(parse_document(text, "t.yaml"))
+    assert problems == []
+    planned = {str(op.ref): op for op in make_plan(desired, LiveState("2.15.1", {})).operations}
+    consumer_config = planned["consumer S/c"].config
     assert consumer_config["max_ack_pending"] == 50 and consumer_config["ack_wait"] == 30 * S
-    plan = Plan(operations=[CreateResource(Ref("stream", "S"), stream_config),
-                            CreateResource(Ref("consumer", "c", "S"), consumer_config),
-                            CreateResource(Ref("stream", "T"), rules.complete_stream({"name": "T"}))],
-                server={"version": "2.15.1"})
+    owned = {"metadata": {OWNER_KEY: "medisync"}}
+    assert planned["stream S"].settings == {"consumer_limits": {"max_ack_pending": 50}, **owned}
+    assert planned["consumer S/c"].settings == {"ack_policy": "explicit", "max_deliver": 5, **owned}
+    assert planned["stream T"].settings == owned
+    plan = Plan(
+        operations=[
+            CreateResource(Ref("stream", "S"), planned["stream S"].config, {"consumer_limits": {"max_ack_pending": 50}}),
+            CreateResource(Ref("consumer", "c", "S"), consumer_config, {"ack_policy": "explicit", "max_deliver": 5}),
+            CreateResource(Ref("stream", "T"), planned["stream T"].config, {}),
+        ],
+        server={"version": "2.15.1"},
+    )
     text = render_text(plan, color=False)
     assert (
         "  + create stream S\n      consumer_limits:  {\"max_ack_pending\": 50}\n\n"

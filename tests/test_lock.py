@@ -16,7 +16,8 @@ import pytest
 
 from medisync_topology.client import JetStreamClient
 from medisync_topology.connection import ConnectOptions
-from medisync_topology.lock import LOCK_STREAM, ApplyLock, LockHeld
+from medisync_topology.buckets import LOCK_STREAM
+from medisync_topology.lock import ApplyLock, LockHeld
 
 BASE = """
 version: 1

@@ -7,7 +7,7 @@ real-server tests in test_apply.py prove that prediction).
 import pytest
 
 from medisync_topology import rules
-from medisync_topology.client import LiveState, LiveStream
+from medisync_topology.live import LiveState, LiveStream
 from medisync_topology.loader import parse_document
 from medisync_topology.model import build_topology
 from medisync_topology.ops import DeleteResource, ReplaceResource, UpdateResource

@@ -39,8 +39,10 @@ def full_plan() -> Plan:
                     "duplicate_window": 120 * S,
                     "consumer_limits": {"inactive_threshold": 300 * S},
                     "allow_rollup_hdrs": False,
-                    "placement": None,  # unset: not shown in text
+                    "placement": None,
                 },
+                # What the plan found the topology sets beyond the server's defaults: all a create shows in text.
+                {"subjects": ["medisync.order.>"], "max_age": 7 * DAY, "consumer_limits": {"inactive_threshold": 300 * S}},
             ),
             UpdateResource(
                 Ref("stream", "EVENTS"),
@@ -222,7 +224,7 @@ def test_buckets_show_their_bucket_settings_not_their_streams_fields():
     created = buckets.bucket_stream_config("key_value", "cache", {"history": 3, "ttl": 3600 * S, "max_value_size": 1024})
     plan = Plan(
         operations=[
-            CreateResource(Ref("key_value", "cache"), created),
+            CreateResource(Ref("key_value", "cache"), created, buckets.bucket_settings("key_value", created)),
             ReplaceResource(
                 Ref("key_value", "sessions"), {}, {},
                 (FieldChange("max_age", 3600 * S, 30 * S), FieldChange("max_msgs_per_subject", 3, 5),
@@ -447,7 +449,10 @@ def test_same_plan_renders_byte_identical_whatever_the_dict_order(fmt):
     plan = full_plan()
     reordered = full_plan()
     config = reordered.operations[0].config
-    reordered.operations[0] = CreateResource(reordered.operations[0].ref, dict(reversed(list(config.items()))))
+    settings = reordered.operations[0].settings
+    reordered.operations[0] = CreateResource(
+        reordered.operations[0].ref, dict(reversed(list(config.items()))), dict(reversed(list(settings.items())))
+    )
     assert render(plan, fmt, color=False) == render(plan, fmt, color=False) == render(reordered, fmt, color=False)
 
 
@@ -463,7 +468,8 @@ def test_render_dispatches_on_format_and_refuses_unknown_ones():
 def test_markdown_details_follow_the_tables_order():
     update = UpdateResource(Ref("stream", "EVENTS"), {"name": "EVENTS", "max_age": DAY}, {"name": "EVENTS", "max_age": 2 * DAY},
                             (FieldChange("max_age", DAY, 2 * DAY),))
-    create = CreateResource(Ref("consumer", "new-one", "EVENTS"), {"durable_name": "new-one", "description": "d"})
+    create = CreateResource(Ref("consumer", "new-one", "EVENTS"), {"durable_name": "new-one", "description": "d"},
+                            {"description": "d"})
     out = render_markdown(Plan(operations=[update, create], owner="medisync", sources=["t.yaml"]))
     assert out.index("| update | stream `EVENTS`") < out.index("| create | consumer `EVENTS/new-one`")
     assert out.index("Update stream `EVENTS`:") < out.index("Create consumer `EVENTS/new-one`")

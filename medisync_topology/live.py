@@ -1,0 +1,27 @@
+"""Live JetStream as plain data: what the client reads and the plan compares. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import rules
+
+
+@dataclass
+class LiveStream:
+    """A stream as the server reports it: its config, its state and its consumers' configs."""
+
+    config: dict
+    state: dict
+    consumers: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass
+class LiveState:
+    server_version: str
+    streams: dict[str, LiveStream]
+
+    @property
+    def version(self) -> rules.Version | None:
+        """The server's version as rules compare it; None (the newest) when it is not known."""
+        return rules.parse_version(self.server_version) if self.server_version else None
