@@ -15,12 +15,13 @@ from pathlib import Path
 import click
 
 from . import __version__, devserver, options
-from .apply import PAST_TENSE, ApplyResult, Outcome, apply_document
+from .apply import ApplyResult, apply_document
 from .errors import TopologyError
 from .export import export_from_server, to_yaml
 from .loader import InvalidTopology
 from .lock import describe_holder
 from .planfile import load_plan, save_plan
+from .progress import Progress
 from .render import render
 from .session import (
     ApplyCallbacks, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
@@ -133,7 +134,8 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
     ones it was made with.
     """
     as_json = fmt == "json"
-    callbacks = _apply_callbacks(as_json, _color(no_color))
+    progress = _progress(as_json)
+    callbacks = _apply_callbacks(as_json, _color(no_color), progress)
     if planfile:
         _only_the_plan_file(prune=prune, allow_replace=allow_replace, adopt=adopt)
         run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile), plan_file=planfile)
@@ -149,6 +151,8 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
         if as_json:
             _echo_json(apply_document(exc.plan, ApplyResult(), None, str(exc)))
         raise
+    finally:
+        progress.close()
     if result is not None:
         _report_result(result, as_json)
     if as_json:
@@ -170,7 +174,15 @@ def _only_the_plan_file(**flags) -> None:
         )
 
 
-def _apply_callbacks(as_json: bool, color: bool) -> ApplyCallbacks:
+def _progress(as_json: bool) -> Progress:
+    """Progress goes where the plan went: stdout, or stderr when stdout carries the JSON document."""
+    stream = sys.stderr if as_json else sys.stdout
+    live = stream.isatty() and os.environ.get("TERM") != "dumb"
+    return Progress(lambda text, newline: click.echo(text, nl=newline, err=as_json),
+                    lambda text: click.echo(text, err=True), live)
+
+
+def _apply_callbacks(as_json: bool, color: bool, progress: Progress) -> ApplyCallbacks:
     """Human output goes to stdout, or to stderr when stdout carries the JSON document; warnings always to stderr."""
 
     def waiting(holder: dict, seconds: float) -> None:
@@ -178,7 +190,8 @@ def _apply_callbacks(as_json: bool, color: bool) -> ApplyCallbacks:
 
     return ApplyCallbacks(
         show_plan=lambda the_plan: click.echo(render(the_plan, "text", color=color), nl=False, err=as_json),
-        done=lambda outcome: _report_progress(outcome, as_json),
+        starting=progress.start,
+        done=progress.outcome,
         warn=lambda text: click.echo(f"Warning: {text}", err=True),
         waiting_for_lock=waiting,
     )
@@ -195,14 +208,6 @@ def _no_terminal() -> bool:
 def _confirm(to_stderr: bool = False) -> bool:
     click.echo("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n", err=to_stderr)
     return click.prompt("  Enter a value", default="", show_default=False, err=to_stderr) == "yes"
-
-
-def _report_progress(outcome: Outcome, to_stderr: bool = False) -> None:
-    op = outcome.operation
-    if outcome.status == "done":
-        click.echo(f"{op.ref}: {PAST_TENSE[op.action]}", err=to_stderr)
-    else:
-        click.echo(f"{op.ref}: {op.action} FAILED: {outcome.error}", err=True)
 
 
 def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:

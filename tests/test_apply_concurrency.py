@@ -3,18 +3,25 @@ insists on are kept, the first failure stops it, and deleting a stream takes its
 
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import nats
+import pytest
 from click.testing import CliRunner
 from test_apply import converged
 
-from medisync_topology.apply import dependencies
+from medisync_topology.apply import Outcome, dependencies
 from medisync_topology.cli import main
 from medisync_topology.lock import LOCK_STREAM
-from medisync_topology.ops import CreateResource, DeleteResource, Ref, UpdateResource
+from medisync_topology.ops import CreateResource, DeleteResource, Plan, Ref, UpdateResource
 from medisync_topology.plan import OWNER_KEY
+from medisync_topology.progress import Progress
 
 OWNED = {"metadata": {OWNER_KEY: "medisync"}}
 
@@ -176,3 +183,63 @@ def test_waits_keep_the_orders_the_server_needs_and_point_only_backwards():
     waits, carried = dependencies(ops)
     assert waits == [[1], [], [1], [], [3], [], [5], [], [4], [4, 8]]
     assert carried == {0}
+
+
+def apply_on_a_terminal(url: str, path, env: dict) -> str:
+    """`topology apply --auto-approve` with stdout on a pty, as a person sees it; everything printed."""
+    controller, terminal = os.openpty()
+    topology = Path(sys.executable).parent / "topology"
+    process = subprocess.Popen([str(topology), "apply", "-f", str(path), "--server", url, "--auto-approve"],
+                               stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, env={**os.environ, **env})
+    os.close(terminal)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the process closed the terminal's last writer
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(controller)
+    assert process.wait(30) == 0, out
+    return out.decode()
+
+
+@pytest.mark.parametrize("term", ["xterm", "dumb"])
+def test_on_a_terminal_many_operations_show_a_live_counter_instead_of_a_line_each(nats_url, tmp_path, term):
+    path = tmp_path / "topology.yaml"
+    path.write_text(streams_yaml([f"S{i:02d}" for i in range(10)], consumers=2))
+    out = apply_on_a_terminal(nats_url, path, {"TERM": term, "NO_COLOR": "1"})
+    assert "Apply complete: 30 created" in out
+    assert "\x1b[" not in out  # no escape sequences: the counter goes back with \r and wipes with spaces
+    if term == "dumb":  # a terminal that cannot go back to the start of a line gets the lines
+        assert "stream S00: created" in out and "Applying:" not in out
+    else:
+        assert "stream S00: created" not in out
+        assert re.search(r"\rApplying: 30/30 operations, \d+\.\ds, \d+/s *\r?\n", out), out
+
+
+def test_the_counter_shows_done_of_total_elapsed_and_rate_and_failures_above_it():
+    now = [0.0]
+    written: list[tuple[str, bool]] = []
+    failures: list[str] = []
+    progress = Progress(lambda text, newline: written.append((text, newline)), failures.append, live=True,
+                        clock=lambda: now[0])
+    ops = [CreateResource(Ref("stream", f"S{i}"), {}) for i in range(40)]
+    progress.start(Plan(operations=ops))
+    assert written == [("\rApplying: 0/40 operations, 0.0s", False)]
+    for i, op in enumerate(ops[:20]):
+        now[0] = (i + 1) / 16  # redrawn every 0.1s, not per operation: every second one here
+        progress.outcome(Outcome(op, "done"))
+    assert [text for text, _ in written[1:]] == [f"\rApplying: {n}/40 operations, {n / 16:.1f}s, 16/s" for n in range(2, 21, 2)]
+    progress.outcome(Outcome(ops[20], "failed", "refused (err_code 10052)"))
+    assert failures == ["stream S20: create FAILED: refused (err_code 10052)"]
+    assert written[-2][0] == "\r" + " " * len("Applying: 20/40 operations, 1.2s, 16/s") + "\r"
+    assert written[-1][0] == "\rApplying: 21/40 operations, 1.2s, 17/s"
+    progress.close()
+    assert written[-1] == ("", True)
+    few = Progress(lambda text, newline: written.append((text, newline)), failures.append, live=True)
+    few.start(Plan(operations=ops[:3]))
+    few.outcome(Outcome(ops[0], "done"))
+    assert written[-1] == ("stream S0: created", True)
