@@ -75,7 +75,10 @@ def validate(paths, env):
         for kind, noun in (("key_value", "KV bucket"), ("object_store", "object store")):
             buckets = sum(spec.kind == kind for spec in topology.buckets.values())
             counts += [plural(buckets, noun)] if buckets else []
+        counts += [plural(len(topology.services), "service")] if topology.services else []
         where = f" in environment {name}" if name else ""
+        for note in topology.notes:
+            click.echo(f"Note{where}: {note}")
         click.echo(f"{', '.join(paths)} is valid{where}: {', '.join(counts)}")
 
 

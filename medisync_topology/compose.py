@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from . import policy
 from .errors import TopologyError
 from .loader import Document, InvalidTopology, KeyPath, Problem, dotted, load_document, scalar_value
 
@@ -150,7 +151,9 @@ def environment_document(base: ComposedDocument, env: str | None) -> ComposedDoc
         raise TopologyError(f"unknown environment '{env}' ({listed})")
     doc = base.copy({k: v for k, v in base.data.items() if k != "environments"})
     if env:
-        doc.data = _overlay(doc, doc.data, base.data["environments"][env], (), ("environments", env))
+        overlay = base.data["environments"][env]
+        problems += _loosened_policy(base, doc.data, overlay or {}, ("environments", env))
+        doc.data = _overlay(doc, doc.data, overlay, (), ("environments", env))
     doc.data = _substitute(doc, doc.data, (), problems)
     if problems:
         raise InvalidTopology(problems)
@@ -171,6 +174,23 @@ def _environments_problems(doc: Document) -> list[Problem]:
         elif overlay and "environments" in overlay:
             problems.append(doc.problem(here + ("environments",), "an environment cannot declare environments"))
     return problems
+
+
+def _loosened_policy(doc: Document, data: dict, overlay: dict, here: KeyPath) -> list[Problem]:
+    """An environment may tighten policy.streams; the conventions (subjects, values, names) hold everywhere."""
+    section = overlay.get("policy")
+    problems = [doc.problem(here + ("policy", key), f"an environment may only tighten policy.streams; policy.{key} holds for every environment")
+                for key in (section if isinstance(section, dict) else {}) if key != "streams"]
+    here += ("policy", "streams")
+    return problems + [doc.problem(here + path, f"an environment may only tighten policy.streams: this {why}")
+                       for path, why in policy.loosened(_policy_streams(data), _policy_streams(overlay))]
+
+
+def _policy_streams(data: Any) -> dict:
+    """policy.streams, or {} when absent or of a shape the schema reports."""
+    section = data.get("policy") if isinstance(data, dict) else None
+    streams = section.get("streams") if isinstance(section, dict) else None
+    return streams if isinstance(streams, dict) else {}
 
 
 def _overlay(doc: ComposedDocument, base: Any, over: Any, path: KeyPath, over_path: KeyPath) -> Any:

@@ -39,12 +39,26 @@ class StreamSpec:
 
 
 @dataclass
+class ServiceSpec:
+    """A service: the subjects it publishes, the durable consumers it works, the buckets it uses."""
+
+    name: str
+    publish: list[str] = field(default_factory=list)
+    consume: list[tuple[str, str]] = field(default_factory=list)  # (stream, consumer)
+    key_value: dict[str, str] = field(default_factory=dict)  # bucket -> "read" | "read-write"
+    object_stores: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Topology:
     owner: str
     streams: dict[str, StreamSpec]
     buckets: dict[str, StreamSpec] = field(default_factory=dict)  # KV and object stores, by stream name
     audit: dict | None = None
     existing_streams: list[str] = field(default_factory=list)  # sourced or mirrored, managed elsewhere
+    policy: dict = field(default_factory=dict)  # MediSync's conventions (policy.py checks them)
+    services: dict[str, ServiceSpec] = field(default_factory=dict)
+    notes: list[Problem] = field(default_factory=list)  # what validate points out without refusing
     sources: list[str] = field(default_factory=list)
     environment: str | None = None
 
@@ -89,9 +103,17 @@ def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
         buckets=bucket_streams,
         audit=data.get("audit"),
         existing_streams=list(data.get("existing_streams") or []),
+        policy=data.get("policy") or {},
+        services={name: _service(name, raw or {}) for name, raw in (data.get("services") or {}).items()},
         sources=[doc.file],
     )
     return topology, problems
+
+
+def _service(name: str, raw: dict) -> ServiceSpec:
+    consume = [tuple(entry.split("/", 1)) for entry in raw.get("consume") or []]
+    return ServiceSpec(name, list(raw.get("publish") or []), consume, dict(raw.get("key_value") or {}),
+                       dict(raw.get("object_stores") or {}))
 
 
 def _api_config(raw, tool_keys, defaults, here, defaults_here, doc, problems) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from . import buckets, compose, rules, subjects
+from . import buckets, compose, policy, rules, services, subjects
 from .loader import Document, InvalidTopology, Problem
 from .model import StreamSpec, Topology, build_topology
 
@@ -51,6 +51,8 @@ def load_every_environment(paths: str | Path | Iterable[str | Path]) -> dict[str
     for env in [None, *compose.environment_names(base)]:
         try:
             topologies[env] = _checked(compose.environment_document(base, env), env)
+            if env is not None and None in topologies:  # a note the base has too is said once
+                topologies[env].notes = [n for n in topologies[env].notes if n not in topologies[None].notes]
         except InvalidTopology as exc:
             if env is None:
                 base_problems = set(exc.problems)
@@ -68,18 +70,21 @@ def _checked(doc: compose.ComposedDocument, env: str | None) -> Topology:
     # Semantic rules still run on everything the schema found nothing wrong with, so one run lists
     # every problem (an unknown field beside an overlap); a field the schema refused could only mislead them.
     checkable = _without(doc.data, [path for error in errors for path in _faulty_paths(error, doc)])
+    notes: list[Problem] = []
     if checkable is not None:
         topology, more = build_topology(replace(doc, data=checkable))
-        problems += more + semantic_problems(topology, doc)
+        service_errors, notes = services.service_problems(topology, doc)
+        problems += more + semantic_problems(topology, doc) + service_errors
     if problems:
         raise InvalidTopology(sorted(set(problems), key=_location))
     topology.sources, topology.environment = list(doc.sources), env
+    topology.notes = sorted(set(notes), key=_location)
     return topology
 
 
 # How deep a schema error's path is cut before the entry it names is set aside: a resource's field
 # as a whole (a bad source inside `sources` sets all sources aside, not just its `name`).
-_FIELD_DEPTH = {"streams": 3, "key_value": 3, "object_stores": 3, "defaults": 3}
+_FIELD_DEPTH = {"streams": 3, "key_value": 3, "object_stores": 3, "defaults": 3, "policy": 2, "services": 2}
 
 
 def _without(data: dict, paths: list[tuple]) -> dict | None:
@@ -182,6 +187,7 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
         problems += _workqueue_problems(doc, here, stream)
         problems += _origin_problems(doc, here, stream, topology)
     problems += _overlap_problems(doc, topology)
+    problems += policy.policy_problems(topology, doc, services.published_subjects(topology))
     problems += _range_problems(doc, doc.data, ())
     for i, name in enumerate(topology.existing_streams):
         if name in topology.streams:

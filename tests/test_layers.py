@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity")
+CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services")
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -158,7 +158,7 @@ def test_the_shipped_topology_applies_as_provisioner_with_its_audit_event(server
     monkeypatch.setenv("NATS_PASSWORD", "provisioner-dev")
     result = CliRunner().invoke(main, ["apply", "-f", str(repo / "topology.yaml"), "--auto-approve", *auth])
     assert result.exit_code == 0, result.output
-    assert "Apply complete: 10 created" in result.output and "Warning" not in result.output
+    assert "Apply complete: 12 created" in result.output and "Warning" not in result.output
     assert as_provisioner(server, "STREAM.INFO.AUDIT")["state"]["messages"] == 1  # the audit event, stored
     result = CliRunner().invoke(main, ["plan", "-f", str(repo / "topology.yaml"), "--detailed-exitcode", *auth])
     assert result.exit_code == 0 and "No changes." in result.output, result.output

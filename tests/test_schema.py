@@ -252,9 +252,22 @@ object_stores:
 audit:
   subject: medisync.audit.topology.applied
 existing_streams: [ORDERS]
+policy:
+  subjects: "medisync.{domain}.{entity}.{action}"
+  values: {domain: [etl, document]}
+  names: {stream: "^[A-Z]+$", consumer: "^[a-z-]+$"}
+  streams: {require: [max_age], storage: file, min_replicas: 1}
+services:
+  etl-service:
+    description: syncs hospital systems
+    publish: [medisync.etl.*.completed]
+    consume: [EVENTS/etl-notifier]
+    key_value: {config: read}
+    object_stores: {documents: read-write}
 environments:
   prod:
     owner: medisync-prod
+    policy: {streams: {min_replicas: 3}}
     defaults:
       stream: {num_replicas: 3}
       consumer: {max_deliver: 10}

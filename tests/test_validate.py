@@ -29,7 +29,7 @@ def problems(tmp_path, text):
 def test_shipped_example_is_valid():
     result = CliRunner().invoke(main, ["validate", "-f", str(REPO / "topology.yaml")])
     assert result.exit_code == 0, result.output
-    assert result.output.endswith("topology.yaml is valid: 3 streams, 7 consumers\n")
+    assert result.output.endswith("topology.yaml is valid: 3 streams, 7 consumers, 1 KV bucket, 1 object store, 8 services\n")
 
 
 def test_the_messaging_guides_overlapping_streams_are_caught(tmp_path):
