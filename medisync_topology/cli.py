@@ -14,10 +14,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__, devserver, options
+from . import __version__, options
 from .apply import ApplyResult, apply_document
 from .errors import TopologyError
-from .export import export_from_server, to_yaml
 from .loader import InvalidTopology
 from .lock import describe_holder
 from .planfile import load_plan, save_plan
@@ -243,6 +242,8 @@ def _color(no_color: bool) -> bool:
 @click.option("--owner", help="The topology's owner (default: the one owner the resources carry, else medisync).")
 def export_(connect, output, patterns, owner):
     """Write a topology.yaml from the live server: minimal, in human units. Exit 0 success, 1 error."""
+    from .export import export_from_server, to_yaml  # imported by the commands that need them, as devserver
+
     result = asyncio.run(export_from_server(connect, patterns, owner))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -268,6 +269,8 @@ def dev():
               help="The folder with nats.conf; the server's store, log and pid go under its .dev/.")
 def dev_up(root):
     """Start the local server in the background and wait until it answers."""
+    from . import devserver
+
     server = devserver.up(root)
     state = "started" if server.started else "already running"
     click.echo(f"nats-server {state} at {server.url} (pid {server.pid}, log {server.log})")
@@ -278,6 +281,8 @@ def dev_up(root):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True)
 def dev_down(root):
     """Stop the local server started by `dev up` (by its recorded pid, nothing else)."""
+    from . import devserver
+
     server = devserver.down(root)
     click.echo(f"nats-server stopped (pid {server.pid})" if server else "nats-server is not running")
 
@@ -286,6 +291,8 @@ def dev_down(root):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True)
 def dev_status(root):
     """Say whether the local server runs. Exit 0 running, 1 not running."""
+    from . import devserver
+
     server = devserver.status(root)
     if server is None:
         click.echo("nats-server is not running")
