@@ -102,7 +102,10 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
     topology = load_topology(paths, env)
     plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
     the_plan, saved = asyncio.run(plan_live(topology, connect, plan_options, save=bool(out)))
-    click.echo(render(the_plan, fmt, color=_color(no_color)), nl=False)
+    # Where a markdown plan too long to show whole points: the saved plan, when it will be saved.
+    saveable = saved and not the_plan.errors and (allow_replace or not the_plan.counts()["replace"])
+    saved_as = out if saveable else None
+    click.echo(render(the_plan, fmt, color=_color(no_color), saved_as=saved_as), nl=False)
     if the_plan.errors:
         if out:
             click.echo(f"The plan has errors; it was not saved to {out}.", err=True)
@@ -113,6 +116,16 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
         click.echo(f"Saved the plan to {out}: `topology apply {out}` applies exactly these operations.", err=True)
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(2)
+
+
+@main.command()
+@click.argument("planfile", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@options.no_color
+def show(planfile, fmt, no_color):
+    """Show a saved plan (from `plan --out`) offline, exactly as `topology plan` showed it. Exit 0, or 1 on error."""
+    saved = load_plan(planfile)
+    click.echo(render(saved.plan, fmt, color=_color(no_color), saved_as=planfile), nl=False)
 
 
 @main.command()

@@ -10,11 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 
-from .connection import ConnectOptions, Connection, JetStreamUnavailable, open_connection
+from .connection import ConnectOptions, Connection, JetStreamUnavailable, PermissionDenied, open_connection
 from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, TopologyError
 from .live import LiveState, LiveStream
+from .target import TargetFacts
 
 CONCURRENT_REQUESTS = 64
+
+# Every account imports this from the system account: each server answers with its name, cluster, tags
+# and whether it runs JetStream (events.go registerSystemImports), no system user needed.
+SERVERS_PING = "$SYS.REQ.ACCOUNT.PING.STATZ"
 
 
 class JetStreamAPIError(TopologyError):
@@ -94,7 +99,9 @@ class JetStreamClient:
             async with limit:
                 return await self._paged(f"CONSUMER.LIST.{name}", "consumers")
 
-        consumer_lists = await asyncio.gather(*(consumers_of(i["config"]["name"]) for i in infos))
+        target, *consumer_lists = await asyncio.gather(
+            self.read_target_facts(), *(consumers_of(i["config"]["name"]) for i in infos)
+        )
         streams = {}
         for info, consumers in zip(infos, consumer_lists):
             name = info["config"]["name"]
@@ -103,4 +110,33 @@ class JetStreamClient:
                 state=info.get("state", {}),
                 consumers={c["name"]: c["config"] for c in consumers},
             )
-        return LiveState(server_version=self.server_version, streams=streams)
+        return LiveState(server_version=self.server_version, streams=streams, target=target)
+
+    async def read_target_facts(self) -> TargetFacts:
+        """The account's JetStream limits and usage, whether the server is clustered and, if so, its
+        JetStream servers (name, cluster, tags), as far as the server tells this user."""
+        account = await self.request("INFO")
+        info = self.connection.server_info
+        if self.options.js_domain:
+            # The domain's JetStream may run on other servers than the one this connection reached.
+            return TargetFacts(None, servers_unknown=f"the JetStream domain {self.options.js_domain} may be served by "
+                               "other servers than this connection's, which the tool cannot list", account=account)
+        cluster = info.get("cluster")
+        if not cluster:
+            return TargetFacts(False, account=account)
+        expected = max(len(info.get("connect_urls") or []), 1)
+        try:
+            replies = await self.connection.gather(SERVERS_PING, b'{"include_unused": true}', expected=expected,
+                                                   wait=min(self.options.timeout, 2.0))
+        except PermissionDenied as exc:
+            return TargetFacts(True, cluster, servers_unknown=f"{exc} (which lists the cluster's servers)",
+                               account=account)
+        servers = {}
+        for reply in replies:
+            server = json.loads(reply.data or b"{}").get("server") or {}
+            if server.get("jetstream") and server.get("name"):
+                servers[server["name"]] = {"name": server["name"], "cluster": server.get("cluster"),
+                                           "tags": sorted(server.get("tags") or [])}
+        if not servers:
+            return TargetFacts(True, cluster, servers_unknown=f"no server answered {SERVERS_PING}", account=account)
+        return TargetFacts(True, cluster, tuple(servers[name] for name in sorted(servers)), account=account)

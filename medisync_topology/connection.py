@@ -196,6 +196,9 @@ def _check(options: ConnectOptions) -> None:
         raise ConnectError("no server URL given")
 
 
+# After the replies a $SYS PING expects, how long to wait for more (servers of other clusters answer later).
+GATHER_QUIET = 0.1
+
 # What nats-py speaks: the NATS protocol, over TLS, or over websockets.
 URL_SCHEMES = ("nats", "tls", "ws", "wss")
 
@@ -283,6 +286,39 @@ class Connection:
             if isinstance(exc, NatsTimeout):
                 raise TopologyError(f"JetStream did not answer {subject} within {self.options.timeout:g}s") from None
             raise TopologyError(f"{subject}: {self.options.scrub(str(exc).removeprefix('nats: '))}") from None
+
+    async def gather(self, subject: str, payload: bytes, *, expected: int, wait: float) -> list:
+        """Every reply to a request many servers answer (a $SYS PING): once ``expected`` have come, until
+        none follows for a moment; at most ``wait`` seconds. PermissionDenied when the subject is refused."""
+        inbox = self.nc.new_inbox()
+        subscription = await self.nc.subscribe(inbox, max_msgs=0)
+        denied = self.violations.wait_for(subject)
+        replies: list = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        try:
+            await self.nc.publish(subject, payload, reply=inbox)
+            while loop.time() < deadline:
+                left = deadline - loop.time()
+                following = asyncio.ensure_future(
+                    subscription.next_msg(timeout=min(GATHER_QUIET, left) if len(replies) >= expected else left)
+                )
+                await asyncio.wait({following, denied}, return_when=asyncio.FIRST_COMPLETED)
+                if denied.done():
+                    following.cancel()
+                    await asyncio.gather(following, return_exceptions=True)
+                    break
+                try:
+                    replies.append(following.result())
+                except NatsTimeout:
+                    if len(replies) >= expected:
+                        break
+        finally:
+            self.violations.forget(denied)
+            await subscription.unsubscribe()
+        if denied.done() and not denied.cancelled():
+            raise self._denied(denied.result(), subject)
+        return replies
 
     async def publish(self, subject: str, payload: bytes) -> None:
         """A core publish (no reply), flushed so it has left before we go on."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import rules
+from .target import TargetFacts
 
 
 @dataclass
@@ -20,6 +21,7 @@ class LiveStream:
 class LiveState:
     server_version: str
     streams: dict[str, LiveStream]
+    target: TargetFacts | None = None  # None: not read, nothing about the target is checked
 
     @property
     def version(self) -> rules.Version | None:

@@ -43,6 +43,8 @@ class Reason(StrEnum):
     RESERVED = "reserved"  # the name of the tool's own apply-lock bucket
     MISSING_ORIGIN = "missing_origin"  # an existing_streams entry the server does not have
     OVERLAP = "overlap"  # subjects of a live stream the topology does not manage
+    TARGET = "target"  # the servers or the account would refuse it (target.py)
+    UNCHECKED = "unchecked"  # a note: a fact about the target the server did not tell
 
 
 @dataclass(frozen=True, order=True)
@@ -187,6 +189,7 @@ class Plan:
     sources: list[str] = field(default_factory=list)
     environment: str | None = None
     server: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # prune, adopt, allow_replace: as given when planning
 
     @property
     def errors(self) -> list[Finding]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from . import buckets, rules, subjects
+from . import buckets, rules, subjects, target
 from .errors import SUBJECTS_OVERLAP
 from .live import LiveState, LiveStream
 from .model import ConsumerSpec, StreamSpec, Topology
@@ -149,6 +149,7 @@ class _Planner:
         self.phases["stream"] = _origins_first(self.phases["stream"])
         for phase in self.phases.values():
             self.plan.operations += phase
+        self.plan.findings += target.target_findings(self.plan.operations, self.live.streams, self.live.target)
 
     def _check_live_overlaps(self, desired: dict, live: dict) -> None:
         """A stream we create or change may not take subjects of a live stream we leave alone: the server

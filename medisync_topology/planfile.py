@@ -182,6 +182,7 @@ def _saved_plan(document: dict) -> SavedPlan:
         sources=list(topology["sources"]),
         environment=topology["environment"],
         server=dict(body["server"]),
+        options=dict(document["options"]),
     )
     return SavedPlan(
         plan=plan,

@@ -8,8 +8,10 @@ units, JSON keeps API units (nanoseconds, bytes) for machines.
 
 from __future__ import annotations
 
+import html
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import click
@@ -202,6 +204,7 @@ def render_json(plan: Plan) -> str:
         "sources": list(plan.sources),
         "environment": plan.environment,
         "server": plan.server,
+        "options": {name: bool(plan.options.get(name)) for name in PLAN_OPTIONS},
         "summary": {**counts, "errors": len(plan.errors), "has_changes": plan.has_changes},
         "operations": [operation_to_dict(op) for op in plan.operations],
         "findings": [finding_to_dict(f) for f in plan.findings],
@@ -211,43 +214,213 @@ def render_json(plan: Plan) -> str:
 
 # -- markdown -----------------------------------------------------------
 
+COMMENT_LIMIT = 65_536  # GitHub refuses a comment body longer than this many characters
+MARKER = "medisync-topology plan"
+PLAN_OPTIONS = ("prune", "adopt", "allow_replace")
+_DESTRUCTIVE = (Action.DELETE, Action.REPLACE)
+# Shares of the limit the lists above the table may take; what does not fit is counted, not shown.
+_LIST_SHARE = {"caution": 8, "errors": 4, "unmanaged": 16, "notes": 16}
 
-def render_markdown(plan: Plan) -> str:
-    """A pull-request comment that reads well on GitHub."""
-    blocks = []
-    if plan.operations or plan.errors:  # as render_text: a plan that changes nothing is one line
-        blocks.append(_header(plan, name=_code, file=_code))
+
+def comment_marker(plan: Plan) -> str:
+    """The hidden first line of a markdown plan: a bot finds its comment by it and updates it in place.
+
+    Owner and environment names cannot hold "-->" (schema patterns), so the comment cannot end early.
+    """
+    environment = f" environment={plan.environment}" if plan.environment else ""
+    return f"<!-- {MARKER} owner={plan.owner}{environment} -->"
+
+
+def render_markdown(plan: Plan, *, saved_as: str | None = None, limit: int = COMMENT_LIMIT) -> str:
+    """A pull-request comment that reads well on GitHub and never exceeds ``limit`` characters.
+
+    First the marker, the header, the summary, what destroys data, errors and the table of actions;
+    then each resource's field details folded in ``<details>``. When the whole is too long, details
+    are summarised to one line each, largest first (then left out), and the comment says so and
+    where the full plan is: ``saved_as``, the saved plan, if there is one.
+    """
+    head = [comment_marker(plan)]
+    if not plan.operations and not plan.errors:  # as render_text: a plan that changes nothing is one line
+        return f"{head[0]}\n**No changes.** {_md_text(_matches_text(plan))}\n"
+    head[0] += "\n" + _header(plan, name=_code, file=_code) + _md_options(plan)
     if plan.errors:
-        count = plural(len(plan.errors), "error")
-        blocks.append(f"**Plan cannot be applied** ({count}): {_counts_text(plan)}")
-        blocks.append("**Errors:**\n\n" + "\n".join(f"- {_md_text(_finding_text(f))}" for f in plan.errors))
-    elif plan.operations:
-        blocks.append(f"**Plan:** {_counts_text(plan)}")
+        head.append(f"**Plan cannot be applied** ({plural(len(plan.errors), 'error')}): {_counts_text(plan)}")
     else:
-        blocks.append(f"**No changes.** {_md_text(_matches_text(plan))}")
-    if plan.operations:
-        rows = ["| Action | Resource | Details |", "| --- | --- | --- |"]
-        rows += [f"| {_verb(op)} | {_cell(_md_ref(op.ref))} | {_cell(_md_details(op))} |" for op in plan.operations]
-        blocks.append("\n".join(rows))
-    blocks += [_md_risk_warning(op) for op in plan.operations if data_at_risk(op) is not None]
-    # The details follow the table's order.
-    blocks += [_md_operation(op) for op in plan.operations if not isinstance(op, DeleteResource)]
-    unmanaged = _unmanaged(plan)
-    if unmanaged:
-        blocks.append("**Unmanaged (left alone):** " + ", ".join(_md_ref(ref) for ref in unmanaged))
-    notes = _other_notes(plan)
-    if notes:
-        blocks.append("**Notes:**\n\n" + "\n".join(f"- {_md_text(_finding_text(f))}" for f in notes))
-    return "\n\n".join(blocks) + "\n"
+        head.append(f"**Plan:** {_counts_text(plan)}")
+    above = [_md_caution(plan, limit // _LIST_SHARE["caution"])]
+    above.append(_md_list("**Errors:**", [_md_text(_finding_text(f)) for f in plan.errors],
+                          limit // _LIST_SHARE["errors"], "errors"))
+    unmanaged = [_md_ref(ref) for ref in _unmanaged(plan)]
+    below = [
+        _md_list("**Unmanaged (left alone):**", unmanaged, limit // _LIST_SHARE["unmanaged"], "resources", inline=True),
+        _md_list("**Notes:**", [_md_text(_finding_text(f)) for f in _other_notes(plan)],
+                 limit // _LIST_SHARE["notes"], "notes"),
+    ]
+    rows = [_md_row(op, _md_details(op)) for op in plan.operations]
+    details = [_md_detail(op) for op in plan.operations if not isinstance(op, DeleteResource)]  # the table's order
+
+    def document(notice: str, shown_rows: list[str], shown_details: list[str]) -> str:
+        table = "\n".join(["| Action | Resource | Details |", "| --- | --- | --- |", *shown_rows]) if shown_rows else ""
+        blocks = [*head, notice, *above, table, *shown_details, *below]
+        return "\n\n".join(block for block in blocks if block) + "\n"
+
+    whole = document("", rows, [full for full, _ in details])
+    if len(whole) <= limit:
+        return whole
+    # Too long: the notice (sized for the largest counts it can say) and the fixed blocks come first,
+    # then the table (naming fewer details, then losing rows), then the details in what is left.
+    cut = _Shortened(len(details), len(rows), summarised=len(details), left_out=len(details), compact=True,
+                     rows_left_out=len(rows))
+    budget = limit - len(document(_md_size_notice(cut, saved_as, limit), [], [])) - 64  # the table's head and gaps
+    cut.compact = sum(len(row) + 1 for row in rows) > budget
+    if cut.compact:
+        rows = [_md_row(op, _md_details(op, compact=True)) for op in plan.operations]
+    shown_rows = _bounded(rows, budget, lambda n: f"| … | {n:,} more | not shown: see the full plan |")
+    cut.rows_left_out = len(rows) - len(shown_rows) + 1 if shown_rows is not rows else 0
+    if cut.rows_left_out:  # details of resources the table does not show would confuse
+        shown_details, cut.summarised, cut.left_out = [], 0, len(details)
+    else:
+        shown_details, cut.summarised, cut.left_out = _fit_details(details, budget - len("\n".join(shown_rows)))
+    return document(_md_size_notice(cut, saved_as, limit), shown_rows, shown_details)
 
 
-def _md_details(op: Operation) -> str:
+@dataclass
+class _Shortened:
+    """How a markdown plan was cut to fit, for the notice that says so."""
+
+    details: int  # resources with details
+    rows: int  # rows of the table
+    summarised: int = 0
+    left_out: int = 0  # details
+    compact: bool = False  # the table counts changed fields instead of naming them
+    rows_left_out: int = 0
+
+
+def _md_options(plan: Plan) -> str:
+    """Which of --prune, --adopt and --allow-replace the plan was made with: they decide what it may do."""
+    flags = [(f"`--{name.replace('_', '-')}`", bool(plan.options.get(name))) for name in PLAN_OPTIONS]
+    given = [flag for flag, on in flags if on]
+    without = [flag for flag, on in flags if not on]
+    if not given:
+        return ", planned without " + ", ".join(without)
+    return ", planned with " + ", ".join(given) + (f" (without {', '.join(without)})" if without else "")
+
+
+def _md_action(op: Operation) -> str:
+    """Deletions and replacements destroy what the server holds: bold in the table."""
+    return f"**{op.action}**" if op.action in _DESTRUCTIVE else _verb(op)
+
+
+def _md_caution(plan: Plan, budget: int) -> str:
+    """Everything the plan deletes or replaces, with the data it destroys, as a GitHub caution alert."""
+    destroying = [op for op in plan.operations if isinstance(op, (DeleteResource, ReplaceResource))]
+    if not destroying:
+        return ""
+    counts = plan.counts()
+    title = ", ".join(f"{counts[a]} to {a}" for a in _DESTRUCTIVE if counts[a])
+    items = []
+    for op in destroying:
+        verb = "Replaces" if isinstance(op, ReplaceResource) else "Deletes"
+        risk = f": {_data_at_risk_text(op.data_at_risk)}" if op.data_at_risk is not None else ""
+        items.append(f"**{verb} {_md_ref(op.ref)}{risk}**")
+    listed = _md_list(f"**Destructive: {title}**", items, budget, "resources")
+    return "> [!CAUTION]\n" + "\n".join(f"> {line}".rstrip() for line in listed.splitlines())
+
+
+def _md_list(title: str, items: list[str], budget: int, noun: str, *, inline: bool = False) -> str:
+    """A titled bullet list (or comma-separated line) of the items that fit in ``budget`` characters."""
+    if not items:
+        return ""
+    shown = _bounded(items, budget, lambda n: f"… and {n:,} more {noun} (see the full plan)")
+    if inline:
+        return f"{title} " + ", ".join(shown)
+    return f"{title}\n\n" + "\n".join(f"- {item}" for item in shown)
+
+
+def _bounded(items: list[str], budget: int, more: Callable[[int], str]) -> list[str]:
+    """The first items that fit in ``budget`` characters (one separator each), then a line counting the rest."""
+    if sum(len(item) + 2 for item in items) <= budget:
+        return items
+    budget -= len(more(len(items))) + 2
+    shown, used = [], 0
+    for item in items:
+        used += len(item) + 2
+        if used > budget:
+            break
+        shown.append(item)
+    return shown + [more(len(items) - len(shown))]
+
+
+def _fit_details(details: list[tuple[str, str]], budget: int) -> tuple[list[str], int, int]:
+    """(blocks, how many summarised, how many left out): the (full, summary) details within ``budget``.
+
+    The largest are summarised first; when every one is summarised and still too long, the last
+    are left out, replaced by one line counting them.
+    """
+    sizes = [len(full) + 2 for full, _ in details]
+    total = sum(sizes)
+    summarised: set[int] = set()
+    for i in sorted(range(len(details)), key=lambda i: (-sizes[i], i)):
+        if total <= budget:
+            break
+        total -= sizes[i] - (len(details[i][1]) + 2)
+        summarised.add(i)
+    blocks = [summary if i in summarised else full for i, (full, summary) in enumerate(details)]
+    if total <= budget:
+        return blocks, len(summarised), 0
+    shown = _bounded(blocks, budget, lambda n: f"… and the details of {n:,} more resources: see the full plan")
+    return shown, len(shown) - 1, len(details) - (len(shown) - 1)
+
+
+def _md_size_notice(cut: _Shortened, saved_as: str | None, limit: int) -> str:
+    where = (f"the saved plan {_code(saved_as)} (`topology show {saved_as}` prints it)" if saved_as else
+             "`topology plan` itself, or `topology plan --format json`")
+    said = []
+    if cut.summarised:
+        said.append(f"the details of {cut.summarised:,} of {cut.details:,} resources are summarised, largest first")
+    if cut.left_out:
+        said.append(f"the details of {cut.left_out:,} are left out")
+    if cut.compact:
+        said.append("the table counts the changed fields")
+    if cut.rows_left_out:
+        said.append(f"{cut.rows_left_out:,} of {cut.rows:,} rows of the table are left out")
+    return (f"**This plan is too long for one comment** ({limit:,} characters): {'; '.join(said)}. "
+            f"The full plan: {where}.")
+
+
+def _md_detail(op: CreateResource | UpdateResource | ReplaceResource) -> tuple[str, str]:
+    """(the folded details, a one-line summary) of one resource's create, update or replace."""
+    if isinstance(op, CreateResource):
+        items = [f"- {_code(key)}: {_code(display_value(key, value))}" for key, value in sorted(op.settings.items())]
+        what = plural(len(items), "setting")
+        if not items:
+            line = f"Create {_md_ref(op.ref)} with the server's defaults."
+            return line, line
+    else:
+        items = []
+        for name, c in _named_changes(op):
+            item = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
+            items.append(item + (" (**forces replacement**)" if c.forces_replacement else ""))
+        what = plural(len(items), "change")
+    verb = _verb(op).capitalize()
+    html_title = f"{verb} {op.ref.kind} <code>{html.escape(_ref_name(op.ref))}</code>"
+    full = f"<details><summary>{html_title}: {what}</summary>\n\n" + "\n".join(items) + "\n\n</details>"
+    return full, f"{verb} {_md_ref(op.ref)}: {what} (summarised)"
+
+
+def _md_row(op: Operation, details: str) -> str:
+    return f"| {_md_action(op)} | {_cell(_md_ref(op.ref))} | {_cell(details)} |"
+
+
+def _md_details(op: Operation, *, compact: bool = False) -> str:
+    """The table's Details cell; ``compact`` counts the changed fields instead of naming them."""
     details = []
     if _adopts(op):
         details.append("take ownership")
     match op:
         case UpdateResource():
-            details.append("changes: " + ", ".join(_code(name) for name, _ in _named_changes(op)))
+            names = [name for name, _ in _named_changes(op)]
+            details.append(plural(len(names), "change") if compact else "changes: " + ", ".join(map(_code, names)))
         case ReplaceResource():
             forcing = [name for name, c in _named_changes(op) if c.forces_replacement]
             details.append("forces replacement: " + ", ".join(_code(name) for name in forcing))
@@ -257,40 +430,16 @@ def _md_details(op: Operation) -> str:
     return "; ".join(details)
 
 
-def _md_risk_warning(op: ReplaceResource | DeleteResource) -> str:
-    verb = "Replacing" if isinstance(op, ReplaceResource) else "Deleting"
-    return f"**{verb} {_md_ref(op.ref)} {_data_at_risk_text(op.data_at_risk)}.**"
-
-
-def _md_operation(op: CreateResource | UpdateResource | ReplaceResource) -> str:
-    return _md_created(op) if isinstance(op, CreateResource) else _md_changes(op)
-
-
-def _md_changes(op: UpdateResource | ReplaceResource) -> str:
-    lines = [f"{_verb(op).capitalize()} {_md_ref(op.ref)}:", ""]
-    for name, c in _named_changes(op):
-        line = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
-        if c.forces_replacement:
-            line += " (**forces replacement**)"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _md_created(op: CreateResource) -> str:
-    settings = sorted(op.settings.items())
-    lines = [f"Create {_md_ref(op.ref)}" + (":" if settings else " with the server's defaults.")]
-    if settings:
-        lines.append("")
-    lines += [f"- {_code(key)}: {_code(display_value(key, value))}" for key, value in settings]
-    return "\n".join(lines)
-
-
 def _md_change_value(path: str, value: Any) -> str:
     return ABSENT if value is None else _code(_change_value(path, value))
 
 
+def _ref_name(ref: Ref) -> str:
+    return f"{ref.stream}/{ref.name}" if ref.kind == "consumer" else ref.name
+
+
 def _md_ref(ref: Ref) -> str:
-    return f"{ref.kind} {_code(f'{ref.stream}/{ref.name}' if ref.kind == 'consumer' else ref.name)}"
+    return f"{ref.kind} {_code(_ref_name(ref))}"
 
 
 def _code(text: str) -> str:
@@ -301,9 +450,12 @@ def _code(text: str) -> str:
     return f"{fence} {text} {fence}"
 
 
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>#~])")
+
+
 def _md_text(text: str) -> str:
     """Free text with markdown's inline punctuation escaped, so names like ``a_*_b`` stay literal."""
-    return "".join(f"\\{ch}" if ch in "\\`*_[]<>#~" else ch for ch in text)
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
 def _cell(text: str) -> str:
@@ -316,12 +468,12 @@ def _cell(text: str) -> str:
 FORMATS = ("text", "json", "markdown")
 
 
-def render(plan: Plan, fmt: str, *, color: bool) -> str:
-    """The plan in ``fmt``: "text" (coloured when ``color``), "json" or "markdown"."""
+def render(plan: Plan, fmt: str, *, color: bool, saved_as: str | None = None) -> str:
+    """The plan in ``fmt``: "text" (coloured when ``color``), "json" or "markdown" (``saved_as``: the saved plan)."""
     if fmt == "text":
         return render_text(plan, color=color)
     if fmt == "json":
         return render_json(plan)
     if fmt == "markdown":
-        return render_markdown(plan)
+        return render_markdown(plan, saved_as=saved_as)
     raise TopologyError(f"unknown plan format {fmt!r}: use one of {', '.join(FORMATS)}")

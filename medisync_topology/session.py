@@ -52,6 +52,7 @@ async def plan_live(
     async with JetStreamClient(connect) as client:
         live = await client.read_live()
         plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
+        plan.options = dict(options)
         if not save:
             return plan, None
         subject, file_hash, commit = _provenance(topology)

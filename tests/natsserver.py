@@ -185,8 +185,9 @@ def start_server(workdir: Path, *, config: str = "", binary: str | None = None, 
 
 
 def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]] | None = None,
-                  binary: str | None = None, name: str = "medisync-test") -> list[NatsServer]:
-    """A JetStream cluster on loopback, routes between all nodes, server tags for placement."""
+                  binary: str | None = None, name: str = "medisync-test", config: str = "") -> list[NatsServer]:
+    """A JetStream cluster on loopback, routes between all nodes, server tags for placement; ``config`` is
+    extra configuration text for every node (accounts, ...)."""
     workdir = Path(workdir)
     binary = binary or find_binary()
     cluster_ports = [free_port() for _ in range(size)]
@@ -194,13 +195,14 @@ def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]
     nodes = []
     for i in range(size):
         tags = (tags_per_node or [[] for _ in range(size)])[i]
-        config = (
+        text = (
             f'server_name: "n{i + 1}"\n'
             f'jetstream {{ store_dir: "{workdir / f"n{i + 1}" / "store"}" }}\n'
             + (f"server_tags: {json.dumps(tags)}\n" if tags else "")
             + f'cluster {{ name: "{name}", listen: "127.0.0.1:{cluster_ports[i]}", routes: [{routes}] }}\n'
+            + config
         )
-        nodes.append(NatsServer(workdir / f"n{i + 1}", binary, config))
+        nodes.append(NatsServer(workdir / f"n{i + 1}", binary, text))
     try:
         # healthz waits for JetStream, which needs a meta leader: start all nodes before waiting on any.
         for node in nodes:

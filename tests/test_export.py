@@ -202,7 +202,7 @@ def test_create_blocks_show_only_the_users_settings_with_the_streams_consumer_li
         "  + create stream T\n\n"
     ) in text
     markdown = render_markdown(plan)
-    assert "Create consumer `S/c`:\n\n- `ack_policy`: `\"explicit\"`\n- `max_deliver`: `5`\n" in markdown
+    assert "Create consumer <code>S/c</code>: 2 settings</summary>\n\n- `ack_policy`: `\"explicit\"`\n- `max_deliver`: `5`\n" in markdown
     assert "Create stream `T` with the server's defaults.\n" in markdown
 
 

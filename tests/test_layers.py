@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services")
+CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services",
+        "target")
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -226,8 +226,9 @@ def test_every_kind_of_operation_reads_back_exactly(tmp_path):
         ],
         findings=[Finding(Ref("stream", "LEGACY"), "note", "unmanaged", "stream LEGACY is not managed")],
         owner="o", sources=["topology.yaml"], environment="prod", server={"version": "2.15.1"},
+        options={"prune": True, "adopt": True, "allow_replace": True},
     )
-    saved = SavedPlan(plan, {"prune": True, "adopt": True, "allow_replace": True}, "sha256:x",
+    saved = SavedPlan(plan, plan.options, "sha256:x",
                       {"server_name": "n1", "url": "nats://h:4222"}, {"stream S": config}, "audit.subject", "abc123")
     path = tmp_path / "plan.json"
     save_plan(path, saved)
@@ -254,3 +255,27 @@ def test_a_cluster_is_one_target_whichever_node_is_reached(nats_cluster, tmp_pat
     monkeypatch.setenv("NATS_URL", nats_cluster[1].url)
     result = CliRunner().invoke(main, ["apply", str(path)])
     assert result.exit_code == 0 and "Apply complete: 2 created" in result.output, result.output
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_show_renders_a_saved_plan_offline_exactly_as_plan_did(nats_server, tmp_path, monkeypatch, fmt):
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    (tmp_path / "topology.yaml").write_text(textwrap.dedent(BASE))
+    path = tmp_path / "plan.json"
+    args = ["-f", str(tmp_path / "topology.yaml"), "--format", fmt, "--no-color", "--out", str(path), "--prune"]
+    planned = CliRunner().invoke(main, ["plan", *args])
+    assert planned.exit_code == 0, planned.output
+    monkeypatch.setenv("NATS_URL", "nats://127.0.0.1:1")  # offline: nothing listens there
+    shown = CliRunner().invoke(main, ["show", str(path), "--format", fmt, "--no-color"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == planned.stdout and "EVENTS" in shown.stdout
+    if fmt == "markdown":
+        assert "planned with `--prune` (without `--adopt`, `--allow-replace`)" in shown.stdout
+
+
+def test_show_refuses_what_apply_refuses(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text("{")
+    result = CliRunner().invoke(main, ["show", str(path)])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {path} is not a plan file: it is not valid JSON (truncated or corrupt?)\n"

@@ -243,10 +243,11 @@ def test_buckets_show_their_bucket_settings_not_their_streams_fields():
         "  ~ update object_store docs\n      ttl:  1d -> 2d\n"
     ) in text
     markdown = render_markdown(plan)
-    assert "| replace | key_value `sessions` | forces replacement: `storage` |" in markdown
+    assert "| **replace** | key_value `sessions` | forces replacement: `storage` |" in markdown
     assert "| update | object_store `docs` | changes: `ttl` |" in markdown
-    assert "Create key_value `cache`:\n\n- `history`: `3`\n- `max_value_size`: `1KiB`\n- `ttl`: `1h`\n" in markdown
-    assert "Replace key_value `sessions`:\n\n- `history`: `3` → `5`\n" in markdown
+    assert ("<summary>Create key_value <code>cache</code>: 3 settings</summary>\n\n"
+            "- `history`: `3`\n- `max_value_size`: `1KiB`\n- `ttl`: `1h`\n") in markdown
+    assert "<summary>Replace key_value <code>sessions</code>: 3 changes</summary>\n\n- `history`: `3` → `5`\n" in markdown
     # JSON is for machines: the stream's own fields, as the server has them.
     assert [c["path"] for c in json.loads(render_json(plan))["operations"][1]["changes"]] == [
         "max_age", "max_msgs_per_subject", "storage",
@@ -263,9 +264,17 @@ def test_data_at_risk_sizes_are_approximate_for_people(size, shown):
 
 
 FULL_MARKDOWN = """\
-Topology plan for owner `medisync` (`topology.yaml`) against nats-server 2.15.1
+<!-- medisync-topology plan owner=medisync -->
+Topology plan for owner `medisync` (`topology.yaml`) against nats-server 2.15.1, planned with `--prune` (without `--adopt`, `--allow-replace`)
 
 **Plan cannot be applied** (1 error): 1 to create, 2 to update, 2 to replace, 1 to delete
+
+> [!CAUTION]
+> **Destructive: 1 to delete, 2 to replace**
+>
+> - **Replaces consumer `EVENTS/etl-notifier`**
+> - **Replaces stream `AUDIT`: destroys 1,234 messages, 5.2 MiB, 2 consumers**
+> - **Deletes stream `OLD`: destroys 10 messages, 1 KiB**
 
 **Errors:**
 
@@ -276,37 +285,43 @@ Topology plan for owner `medisync` (`topology.yaml`) against nats-server 2.15.1
 | create | stream `ORDERS` |  |
 | update | stream `EVENTS` | changes: `max_age`, `max_bytes` |
 | adopt | stream `BILLING` | take ownership; changes: `metadata` |
-| replace | consumer `EVENTS/etl-notifier` | forces replacement: `deliver_policy` |
-| replace | stream `AUDIT` | forces replacement: `storage`; **destroys 1,234 messages, 5.2 MiB, 2 consumers** |
-| delete | stream `OLD` | **destroys 10 messages, 1 KiB** |
+| **replace** | consumer `EVENTS/etl-notifier` | forces replacement: `deliver_policy` |
+| **replace** | stream `AUDIT` | forces replacement: `storage`; **destroys 1,234 messages, 5.2 MiB, 2 consumers** |
+| **delete** | stream `OLD` | **destroys 10 messages, 1 KiB** |
 
-**Replacing stream `AUDIT` destroys 1,234 messages, 5.2 MiB, 2 consumers.**
-
-**Deleting stream `OLD` destroys 10 messages, 1 KiB.**
-
-Create stream `ORDERS`:
+<details><summary>Create stream <code>ORDERS</code>: 3 settings</summary>
 
 - `consumer_limits`: `{"inactive_threshold": 5m}`
 - `max_age`: `7d`
 - `subjects`: `["medisync.order.>"]`
 
-Update stream `EVENTS`:
+</details>
+
+<details><summary>Update stream <code>EVENTS</code>: 2 changes</summary>
 
 - `max_age`: `7d` → `14d`
 - `max_bytes`: `1GiB` → `2GiB`
 
-Adopt stream `BILLING`:
+</details>
+
+<details><summary>Adopt stream <code>BILLING</code>: 1 change</summary>
 
 - `metadata`: (absent) → `{"medisync-topology.owner": "medisync"}`
 
-Replace consumer `EVENTS/etl-notifier`:
+</details>
+
+<details><summary>Replace consumer <code>EVENTS/etl-notifier</code>: 2 changes</summary>
 
 - `backoff`: `[1s, 2s]` → `[1s, 2s, 4s]`
 - `deliver_policy`: `"all"` → `"new"` (**forces replacement**)
 
-Replace stream `AUDIT`:
+</details>
+
+<details><summary>Replace stream <code>AUDIT</code>: 1 change</summary>
 
 - `storage`: `"file"` → `"memory"` (**forces replacement**)
+
+</details>
 
 **Unmanaged (left alone):** stream `LEGACY`
 
@@ -316,8 +331,33 @@ Replace stream `AUDIT`:
 """
 
 
-def test_markdown_has_summary_table_changes_warnings_and_findings():
-    assert render_markdown(full_plan()) == FULL_MARKDOWN
+def test_markdown_has_marker_summary_caution_table_folded_changes_and_findings():
+    plan = full_plan()
+    plan.options = {"prune": True, "adopt": False, "allow_replace": False}
+    assert render_markdown(plan) == FULL_MARKDOWN
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    ({}, ", planned without `--prune`, `--adopt`, `--allow-replace`\n"),
+    ({"adopt": True, "allow_replace": True}, ", planned with `--adopt`, `--allow-replace` (without `--prune`)\n"),
+    ({"prune": True, "adopt": True, "allow_replace": True}, ", planned with `--prune`, `--adopt`, `--allow-replace`\n"),
+])
+def test_markdown_header_says_which_options_the_plan_was_made_with(options, said):
+    plan = full_plan()
+    plan.options = options
+    assert render_markdown(plan).splitlines()[1].endswith(said.rstrip("\n"))
+
+
+def test_markdown_marker_names_owner_and_environment_on_the_first_line():
+    plan = full_plan()
+    assert render_markdown(plan).startswith("<!-- medisync-topology plan owner=medisync -->\nTopology plan for")
+    plan.environment = "production"
+    assert render_markdown(plan).startswith("<!-- medisync-topology plan owner=medisync environment=production -->\n")
+    no_changes = Plan(owner="medisync", environment="production", sources=["topology.yaml"])
+    assert render_markdown(no_changes) == (
+        "<!-- medisync-topology plan owner=medisync environment=production -->\n"
+        "**No changes.** Live JetStream matches topology.yaml.\n"
+    )
 
 
 def test_markdown_summary_without_errors():
@@ -325,8 +365,10 @@ def test_markdown_summary_without_errors():
     plan.findings = []
     plan.sources, plan.environment = ["base.yaml", "prod.yaml"], "production"
     assert render_markdown(plan).startswith(
-        "Topology plan for owner `medisync` (`base.yaml`, `prod.yaml`, environment `production`) against nats-server 2.15.1\n\n"
-        "**Plan:** 1 to create, 2 to update, 2 to replace, 1 to delete\n\n| Action |"
+        "<!-- medisync-topology plan owner=medisync environment=production -->\n"
+        "Topology plan for owner `medisync` (`base.yaml`, `prod.yaml`, environment `production`) against nats-server 2.15.1"
+        ", planned without `--prune`, `--adopt`, `--allow-replace`\n\n"
+        "**Plan:** 1 to create, 2 to update, 2 to replace, 1 to delete\n\n> [!CAUTION]\n"
     )
 
 
@@ -341,7 +383,8 @@ def test_markdown_escapes_pipes_in_cells_backticks_in_code_and_markup_in_message
         findings=[Finding(Ref("stream", "Z"), "error", "impossible", "subject a.*.b overlaps *c* in <X>")],
     )
     assert render_markdown(plan) == (
-        "Topology plan\n"
+        "<!-- medisync-topology plan owner= -->\n"
+        "Topology plan, planned without `--prune`, `--adopt`, `--allow-replace`\n"
         "\n"
         "**Plan cannot be applied** (1 error): 0 to create, 1 to update, 0 to replace, 0 to delete\n"
         "\n"
@@ -353,16 +396,19 @@ def test_markdown_escapes_pipes_in_cells_backticks_in_code_and_markup_in_message
         "| --- | --- | --- |\n"
         "| update | stream `A\\|B` | changes: `description`, `placement.tags` |\n"
         "\n"
-        "Update stream `A|B`:\n"
+        "<details><summary>Update stream <code>A|B</code>: 2 changes</summary>\n"
         "\n"
         '- `description`: `` "a `tick`" `` → `"b"`\n'
         '- `placement.tags`: `["x"]` → `["y"]`\n'
+        "\n"
+        "</details>\n"
     )
 
 
-def test_markdown_no_changes_is_one_line():
-    assert render_markdown(Plan(sources=["topology.yaml"])) == "**No changes.** Live JetStream matches topology.yaml.\n"
-    assert render_markdown(Plan()) == "**No changes.** Live JetStream matches the topology.\n"
+def test_markdown_no_changes_is_one_line_after_the_marker():
+    marker = "<!-- medisync-topology plan owner= -->\n"
+    assert render_markdown(Plan(sources=["topology.yaml"])) == marker + "**No changes.** Live JetStream matches topology.yaml.\n"
+    assert render_markdown(Plan()) == marker + "**No changes.** Live JetStream matches the topology.\n"
 
 
 def test_json_is_versioned_sorted_and_keeps_api_units():
@@ -376,6 +422,7 @@ def test_json_is_versioned_sorted_and_keeps_api_units():
         "sources": ["topology.yaml"],
         "environment": None,
         "server": {"version": "2.15.1"},
+        "options": {"prune": False, "adopt": False, "allow_replace": False},
         "summary": {"create": 1, "update": 2, "replace": 2, "delete": 1, "errors": 1, "has_changes": True},
     }
     operations = document["operations"]
@@ -429,6 +476,11 @@ def test_json_exact_for_a_small_plan():
       "stream": "S"
     }
   ],
+  "options": {
+    "adopt": false,
+    "allow_replace": false,
+    "prune": false
+  },
   "owner": "medisync",
   "server": {},
   "sources": [],
@@ -472,4 +524,84 @@ def test_markdown_details_follow_the_tables_order():
                             {"description": "d"})
     out = render_markdown(Plan(operations=[update, create], owner="medisync", sources=["t.yaml"]))
     assert out.index("| update | stream `EVENTS`") < out.index("| create | consumer `EVENTS/new-one`")
-    assert out.index("Update stream `EVENTS`:") < out.index("Create consumer `EVENTS/new-one`")
+    assert out.index("Update stream <code>EVENTS</code>") < out.index("Create consumer <code>EVENTS/new-one</code>")
+
+
+# -- pull-request comments of any size ---------------------------------------
+
+
+def _updates(n: int, changes: int = 3, name: str = "S") -> list[UpdateResource]:
+    """n stream updates of ``changes`` fields each: cheap to render, so big plans stay fast to test."""
+    return [
+        UpdateResource(Ref("stream", f"{name}{i:05d}"), {}, {},
+                       tuple(FieldChange(f"metadata.key{j}", f"old-{i}-{j}", f"new-{i}-{j}") for j in range(changes)))
+        for i in range(n)
+    ]
+
+
+def test_markdown_of_a_big_plan_fits_a_comment_with_the_whole_table_and_says_what_it_summarised():
+    plan = Plan(operations=_updates(400), owner="medisync", sources=["topology.yaml"])
+    assert len(render_markdown(plan, limit=10**9)) > 100_000  # the whole would not fit
+    out = render_markdown(plan, saved_as="plan.json")
+    assert len(out) <= 65_536
+    lines = out.splitlines()
+    assert lines[0] == "<!-- medisync-topology plan owner=medisync -->"
+    assert lines[1].startswith("Topology plan for owner `medisync`") and lines[3].startswith("**Plan:** 0 to create, 400")
+    row = "| update | stream `S{:05d}` | changes: `metadata.key0`, `metadata.key1`, `metadata.key2` |"
+    assert all(row.format(i) in out for i in range(400))  # every row of the table, whole
+    summarised = out.count(" (summarised)")
+    assert 0 < summarised < 400 and out.count("<details>") == 400 - summarised
+    assert lines[5] == (
+        f"**This plan is too long for one comment** (65,536 characters): the details of {summarised:,} of 400 "
+        "resources are summarised, largest first. "
+        "The full plan: the saved plan `plan.json` (`topology show plan.json` prints it)."
+    )
+    assert "Update stream `S00399`: 3 changes (summarised)" in out and "<summary>Update stream <code>S00000</code>" in out
+    # A thousand: the table counts the fields instead of naming them, and keeps every row.
+    out = render_markdown(Plan(operations=_updates(1000), owner="medisync"))
+    assert len(out) <= 65_536 and all(f"| update | stream `S{i:05d}` | 3 changes |" in out for i in range(1000))
+    assert "; the table counts the changed fields." in out
+
+
+def test_markdown_summarises_the_largest_details_first():
+    small = _updates(30, changes=1)
+    large = _updates(3, changes=40, name="BIG")
+    plan = Plan(operations=small[:10] + large + small[10:], owner="o")
+    whole = render_markdown(plan, limit=10**9)
+    out = render_markdown(plan, limit=len(whole) - 100)
+    assert len(out) <= len(whole) - 100
+    summarised = [line.split("`")[1] for line in out.splitlines() if line.endswith("(summarised)")]
+    assert summarised == ["BIG00000"]  # the first of the three equally large ones was enough
+    assert out.count("<details>") == 32
+
+
+def test_markdown_never_exceeds_the_limit_whatever_the_plan_and_cuts_the_table_last():
+    for limit in (3_000, 9_000, 65_536):
+        for n in (1, 40, 400):
+            plan = Plan(operations=_updates(n, changes=n % 7 + 1), owner="o",
+                        findings=[Finding(Ref("stream", f"X{i}"), "error", "impossible", "no " * 20) for i in range(n)])
+            out = render_markdown(plan, limit=limit)
+            assert len(out) <= limit, (limit, n)
+            assert out.startswith("<!-- medisync-topology plan owner=o -->\n") and "**Plan cannot be applied**" in out
+    plan = Plan(operations=_updates(2_000), owner="o")
+    out = render_markdown(plan, limit=20_000)
+    assert len(out) <= 20_000 and "<details>" not in out and " (summarised)" not in out
+    shown = out.count("| update | stream `S")
+    assert 200 < shown < 2_000
+    assert f"| update | stream `S00000` | 3 changes |" in out
+    assert f"| … | {2_000 - shown:,} more | not shown: see the full plan |" in out
+    assert (f"the details of 2,000 are left out; the table counts the changed fields; {2_000 - shown:,} of 2,000 rows "
+            "of the table are left out. The full plan: `topology plan` itself, or `topology plan --format json`.") in out
+
+
+def test_markdown_lists_every_deletion_and_replacement_in_a_caution_alert_above_the_table():
+    deletes = [DeleteResource(Ref("consumer", f"c{i}", "S"), {}) for i in range(3)]
+    plan = Plan(operations=[*_updates(1), *deletes], owner="o")
+    out = render_markdown(plan)
+    alert = "> [!CAUTION]\n> **Destructive: 3 to delete**\n>\n" + "".join(
+        f"> - **Deletes consumer `S/c{i}`**\n" for i in range(3))
+    assert alert in out and out.index(alert) < out.index("| Action |")
+    assert "| **delete** | consumer `S/c0` |" in out
+    many = Plan(operations=[DeleteResource(Ref("stream", f"OLD{i}"), {}, DataAtRisk(5, 100)) for i in range(2000)], owner="o")
+    out = render_markdown(many)
+    assert len(out) <= 65_536 and "> - … and " in out and " more resources (see the full plan)" in out

@@ -1,0 +1,258 @@
+"""The target's facts: whether the planned streams fit the servers and the account they go to.
+
+What nats-server refuses not for a config itself but for where it would live: replicas on a server
+that is not clustered (10074), more replicas than the cluster has JetStream servers or placement no
+server offers (10005), and the account's JetStream limits from $JS.API.INFO (max streams, max
+consumers per stream, reserved memory and file storage, per replica tier). Pure: the facts are read
+by client.py, the planned operations come from plan.py; where a fact is unknown, a note says what
+could not be checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .ops import Finding, Operation, Reason, Ref, Severity, resulting_config
+
+FLAT_TIER = ""  # the account's limits apply to all replica counts alike
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """What the server says about the place streams go (client.read_target_facts reads it).
+
+    ``clustered`` is None when unknown. ``servers`` lists the JetStream servers as
+    {"name", "cluster", "tags"}, None when the server would not say; ``servers_unknown`` then says why.
+    ``account`` is the $JS.API.INFO reply.
+    """
+
+    clustered: bool | None
+    cluster: str | None = None  # the connected server's cluster: where a stream without placement.cluster goes
+    servers: tuple[dict, ...] | None = None
+    servers_unknown: str | None = None
+    account: dict = field(default_factory=dict)
+
+
+def tier_of(replicas: int | None) -> str:
+    """The server's tier name for a replica count (tierName in jetstream.go)."""
+    return f"R{max(replicas or 1, 1)}"
+
+
+def _limited(value) -> bool:
+    return isinstance(value, int) and value > 0
+
+
+class _Account:
+    """The account's limits and usage per tier, as $JS.API.INFO reports them."""
+
+    def __init__(self, info: dict):
+        self.tiers = info.get("tiers") or {}
+        self.flat = None if self.tiers else info  # tiered accounts report per tier
+
+    def tier(self, config: dict) -> str:
+        return FLAT_TIER if self.flat is not None else tier_of(config.get("num_replicas"))
+
+    def usage(self, tier: str) -> dict | None:
+        return self.flat if tier == FLAT_TIER else self.tiers.get(tier)
+
+    def limits(self, tier: str) -> dict | None:
+        usage = self.usage(tier)
+        return None if usage is None else usage.get("limits") or {}
+
+    def reservation(self, config: dict | None) -> tuple[str, str, int]:
+        """(tier, "memory" | "storage", bytes) that a stream reserves: its max_bytes, times its
+        replicas when the limits are flat (accountReservation in jetstream.go)."""
+        if config is None:
+            return FLAT_TIER, "storage", 0
+        tier = self.tier(config)
+        kind = "memory" if config.get("storage") == "memory" else "storage"
+        max_bytes = config.get("max_bytes") or 0
+        if max_bytes <= 0:
+            return tier, kind, 0
+        return tier, kind, max_bytes * (max(config.get("num_replicas") or 1, 1) if tier == FLAT_TIER else 1)
+
+
+def target_findings(operations: list[Operation], live_streams: dict, facts: TargetFacts | None) -> list[Finding]:
+    """Errors for planned operations the target would refuse, notes for what it could not check.
+
+    ``live_streams`` maps stream names to client.LiveStream (their consumers are counted).
+    """
+    if facts is None:
+        return []
+    findings: list[Finding] = []
+    unchecked: list[tuple[Ref, list[str]]] = []
+    for op in operations:
+        if op.ref.kind == "consumer":
+            continue
+        needs = _placement_questions(op)
+        if not needs:
+            continue
+        config = resulting_config(op)
+        replicas = config.get("num_replicas") or 1
+        if facts.clustered is False:
+            if replicas > 1:
+                findings.append(_error(
+                    op.ref, f"num_replicas is {replicas}, but the server is not clustered: it refuses more than "
+                    "one replica (err_code 10074)",
+                ))
+        elif facts.servers is None:
+            unchecked.append((op.ref, needs))
+        else:
+            findings += _placement_findings(op.ref, config, facts)
+    for ref, needs in unchecked:
+        findings.append(Finding(
+            ref, Severity.NOTE, Reason.UNCHECKED,
+            f"{ref}: {' and '.join(needs)} not checked against the cluster: {facts.servers_unknown}",
+        ))
+    if facts.account:
+        findings += _AccountCheck(_Account(facts.account), live_streams).run(operations)
+    return findings
+
+
+def _placement_questions(op: Operation) -> list[str]:
+    """What the cluster must offer for this operation: its replicas and its placement, when they are new."""
+    config = resulting_config(op)
+    if config is None:
+        return []
+    before = getattr(op, "before", None) if op.action == "update" else None
+    needs = []
+    replicas = config.get("num_replicas") or 1
+    if replicas > 1 and (before is None or (before.get("num_replicas") or 1) < replicas):
+        needs.append(f"num_replicas {replicas}")
+    placement = config.get("placement") or {}
+    if placement and (before is None or before.get("placement") != placement):
+        needs.append("placement")
+    return needs
+
+
+def _placement_findings(ref: Ref, config: dict, facts: TargetFacts) -> list[Finding]:
+    """selectPeerGroup's verdict in advance: enough JetStream servers in the cluster, with every tag."""
+    placement = config.get("placement") or {}
+    replicas = config.get("num_replicas") or 1
+    cluster = placement.get("cluster") or facts.cluster
+    in_cluster = [s for s in facts.servers if s.get("cluster") == cluster]
+    if placement.get("cluster") and not in_cluster:
+        clusters = sorted({s.get("cluster") or "" for s in facts.servers})
+        return [_error(ref, f"placement.cluster is {cluster!r}, but no JetStream server is in that cluster "
+                            f"(clusters: {', '.join(clusters)}); the server would refuse it (err_code 10005)")]
+    tags = set(placement.get("tags") or [])
+    fitting = [s for s in in_cluster if tags <= set(s.get("tags") or [])]
+    if len(fitting) >= replicas:
+        return []
+    where = f"cluster {cluster!r} has {len(in_cluster)} JetStream server{'s' * (len(in_cluster) != 1)}"
+    if tags:
+        names = ", ".join(sorted(s["name"] for s in fitting)) or "none"
+        where += f", of which {len(fitting)} with the tags {', '.join(sorted(tags))} ({names})"
+    return [_error(ref, f"num_replicas is {replicas}, but {where}; the server would refuse it "
+                        "(no suitable peers for placement, err_code 10005)")]
+
+
+class _AccountCheck:
+    """The account's JetStream limits over the plan, in execution order (deletes free room first)."""
+
+    def __init__(self, account: _Account, live_streams: dict):
+        self.account = account
+        self.findings: list[Finding] = []
+        self.streams: dict[str, int] = {}  # per tier
+        self.reserved: dict[tuple[str, str], int] = {}  # per (tier, memory | storage)
+        for tier in ([FLAT_TIER] if account.flat is not None else account.tiers):
+            usage = account.usage(tier)
+            self.streams[tier] = usage.get("streams", 0)
+            self.reserved[tier, "memory"] = usage.get("reserved_memory", 0)
+            self.reserved[tier, "storage"] = usage.get("reserved_storage", 0)
+        self.consumers = {name: len(stream.consumers) for name, stream in live_streams.items()}
+        self.stream_tiers = {name: account.tier(stream.config) for name, stream in live_streams.items()}
+
+    def run(self, operations: list[Operation]) -> list[Finding]:
+        for op in operations:
+            if op.ref.kind == "consumer":
+                self._consumer(op)
+            else:
+                self._stream(op)
+        return self.findings
+
+    def _stream(self, op: Operation) -> None:
+        before = getattr(op, "before", None)
+        after = resulting_config(op)
+        name = op.ref.stream_name
+        if op.action in ("delete", "replace"):
+            self.streams[self.account.tier(before)] = self.streams.get(self.account.tier(before), 0) - 1
+            self._reserve(before, -1)
+            self.consumers[name] = 0
+        if after is None:
+            return
+        limits = self.account.limits(self.account.tier(after))
+        if limits is None:
+            tiers = ", ".join(sorted(self.account.tiers)) or "none"
+            self._error(op.ref, f"the account has no JetStream limits for {tier_of(after.get('num_replicas'))} "
+                                f"(its tiers: {tiers}); the server would refuse it (err_code 10120)")
+            return
+        tier = self.stream_tiers[name] = self.account.tier(after)
+        if op.action in ("create", "replace"):
+            self.streams[tier] = self.streams.get(tier, 0) + 1
+            self.consumers[name] = 0
+            if _limited(limits.get("max_streams")) and self.streams[tier] > limits["max_streams"]:
+                self._error(op.ref, f"the account allows {limits['max_streams']} streams{self._in(tier)} and would "
+                                    f"then have {self.streams[tier]} (max_streams); the server would refuse it (err_code 10027)")
+        else:
+            self._reserve(before, -1)
+        self._reserve(after, +1)
+        self._stream_limits(op.ref, after, limits, tier)
+
+    def _stream_limits(self, ref: Ref, config: dict, limits: dict, tier: str) -> None:
+        """checkStreamCfg's and checkLimits' account limits (stream.go, jetstream.go)."""
+        max_bytes = config.get("max_bytes") or 0
+        memory = config.get("storage") == "memory"
+        if limits.get("max_bytes_required") and max_bytes <= 0:
+            self._error(ref, "the account requires every stream to set max_bytes; the server would refuse it "
+                             "(err_code 10113)")
+        per_stream = limits.get("memory_max_stream_bytes" if memory else "storage_max_stream_bytes")
+        if _limited(per_stream) and max_bytes > per_stream:
+            self._error(ref, f"max_bytes {max_bytes} is more than the account allows one {'memory' if memory else 'file'} "
+                             f"stream ({per_stream}); the server would refuse it (err_code 10122)")
+        max_consumers = limits.get("max_consumers")
+        if _limited(max_consumers) and (config.get("max_consumers") or 0) > max_consumers:
+            self._error(ref, f"max_consumers {config['max_consumers']} is more than the account allows per stream "
+                             f"({max_consumers}); the server would refuse it (err_code 10026)")
+        kind = "memory" if memory else "storage"
+        limit = limits.get("max_memory" if memory else "max_storage")
+        if isinstance(limit, int) and limit >= 0 and max_bytes > 0 and self.reserved.get((tier, kind), 0) > limit:
+            code, words = (10028, "memory") if memory else (10047, "file storage")
+            self._error(ref, f"max_bytes reserves {words} the account does not have: it would reserve "
+                             f"{self.reserved[tier, kind]} bytes of {limit}{self._in(tier)}; the server would "
+                             f"refuse it (err_code {code})")
+
+    def _consumer(self, op: Operation) -> None:
+        stream = op.ref.stream
+        if op.action == "delete":
+            self.consumers[stream] = self.consumers.get(stream, 0) - 1
+            return
+        if op.action == "create":
+            self.consumers[stream] = self.consumers.get(stream, 0) + 1
+        # The stream's tier: a consumer's replicas follow its stream's unless set.
+        limits = self.account.limits(self.stream_tiers.get(stream, FLAT_TIER)) or {}
+        max_consumers = limits.get("max_consumers")
+        if op.action == "create" and _limited(max_consumers) and self.consumers[stream] > max_consumers:
+            self._error(op.ref, f"the account allows {max_consumers} consumers per stream and stream {stream} would "
+                                f"then have {self.consumers[stream]} (max_consumers); the server would refuse it "
+                                "(err_code 10026)")
+        max_ack_pending = limits.get("max_ack_pending")
+        wanted = (resulting_config(op) or {}).get("max_ack_pending") or 0
+        if _limited(max_ack_pending) and wanted > max_ack_pending:
+            self._error(op.ref, f"max_ack_pending {wanted} is more than the account allows ({max_ack_pending}); "
+                                "the server would refuse it (err_code 10121)")
+
+    def _reserve(self, config: dict | None, sign: int) -> None:
+        tier, kind, amount = self.account.reservation(config)
+        if amount:
+            self.reserved[tier, kind] = self.reserved.get((tier, kind), 0) + sign * amount
+
+    def _in(self, tier: str) -> str:
+        return f" in tier {tier}" if tier else ""
+
+    def _error(self, ref: Ref, message: str) -> None:
+        self.findings.append(_error(ref, message))
+
+
+def _error(ref: Ref, message: str) -> Finding:
+    return Finding(ref, Severity.ERROR, Reason.TARGET, message)

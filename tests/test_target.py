@@ -1,0 +1,216 @@
+"""The target's facts: replicas and placement against a real single node and a real 3-node cluster, and the
+account's JetStream limits from $JS.API.INFO; each plan error is proven by the server refusing the same thing."""
+
+import pytest
+from conftest import raw_js_api, topology_cli
+from natsserver import repo_nats_conf, start_cluster, start_server
+
+from medisync_topology.live import LiveState
+from medisync_topology.loader import parse_document
+from medisync_topology.model import build_topology
+from medisync_topology.plan import make_plan
+from medisync_topology.target import TargetFacts
+
+# Users of one account: ``deploy`` may do anything, ``narrow`` only the JetStream API (no $SYS ping).
+ACCOUNTS = """
+accounts {
+  APP: {
+    jetstream: enabled
+    users: [
+      {user: deploy, password: deploy}
+      {user: narrow, password: narrow, permissions: {publish: ["$JS.API.>"], subscribe: ["_INBOX.>"]}}
+    ]
+  }
+}
+"""
+DEPLOY = {"user": "deploy", "password": "deploy"}
+
+
+def topology(name, **fields):
+    lines = "".join(f"    {k}: {v}\n" for k, v in fields.items())
+    return f"version: 1\nowner: medisync\nstreams:\n  {name}:\n    subjects: [{name.lower()}.>]\n{lines}"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    nodes = start_cluster(tmp_path_factory.mktemp("target-cluster"), config=ACCOUNTS,
+                          tags_per_node=[["ssd"], ["ssd"], []])
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+def cli_as(url, tmp_path, monkeypatch, user):
+    monkeypatch.setenv("NATS_USER", user)
+    monkeypatch.setenv("NATS_PASSWORD", user)
+    return topology_cli(url, tmp_path, monkeypatch)
+
+
+def create_refusal(url, config, **auth):
+    """What the server answers when asked to create this stream (it is deleted again if made)."""
+    reply = raw_js_api(url, f"STREAM.CREATE.{config['name']}", config, **auth)
+    if "error" not in reply:
+        raw_js_api(url, f"STREAM.DELETE.{config['name']}", None, **auth)
+    return reply.get("error")
+
+
+# -- a single node -----------------------------------------------------
+
+
+def test_replicas_on_a_server_that_is_not_clustered_are_a_plan_error(run, nats_url):
+    code, out = run(topology("WIDE", num_replicas=3), "plan", "--no-color")
+    assert code == 1, out
+    assert ("Error: stream WIDE: num_replicas is 3, but the server is not clustered: it refuses more than one "
+            "replica (err_code 10074)") in out
+    assert create_refusal(nats_url, {"name": "WIDE", "subjects": ["wide.>"], "num_replicas": 3})["err_code"] == 10074
+    # Increasing the replicas of a live stream is refused alike; placement means nothing outside a cluster.
+    assert run(topology("WIDE", placement="{tags: [ssd]}"), "apply", "--auto-approve")[0] == 0
+    code, out = run(topology("WIDE", num_replicas=2), "plan", "--no-color")
+    assert code == 1 and "num_replicas is 2, but the server is not clustered" in out, out
+
+
+ACCOUNT_LIMITS = """
+accounts {
+  LIMITED: {
+    jetstream: {max_streams: 2, max_consumers: 1, max_file: 1MB, max_mem: 2KB, max_ack_pending: 100}
+    users: [{user: limited, password: limited}]
+  }
+}
+"""
+
+
+@pytest.fixture
+def limited(tmp_path, monkeypatch):
+    server = start_server(tmp_path / "limited", config=ACCOUNT_LIMITS)
+    yield server, cli_as(server.url, tmp_path, monkeypatch, "limited")
+    server.stop()
+
+
+def test_account_limits_are_plan_errors_the_server_agrees_with(limited):
+    server, run = limited
+    auth = {"user": "limited", "password": "limited"}
+    text = (
+        "version: 1\nowner: medisync\nstreams:\n"
+        "  A: {subjects: [a], consumers: {one: {}, two: {}}}\n"
+        "  B: {subjects: [b], storage: memory, max_bytes: 4KiB}\n"
+        "  C: {subjects: [c], max_bytes: 2MiB, consumers: {greedy: {max_ack_pending: 500}}}\n"
+    )
+    code, out = run(text, "plan", "--no-color")
+    assert code == 1, out
+    expected = [
+        ("consumer A/two: the account allows 1 consumers per stream and stream A would then have 2 (max_consumers)",
+         10026),
+        ("stream B: max_bytes reserves memory the account does not have: it would reserve 4096 bytes of 2048", 10028),
+        ("stream C: the account allows 2 streams and would then have 3 (max_streams)", 10027),
+        ("stream C: max_bytes reserves file storage the account does not have: it would reserve 2097152 bytes "
+         "of 1048576", 10047),
+        ("consumer C/greedy: max_ack_pending 500 is more than the account allows (100)", 10121),
+    ]
+    for message, err_code in expected:
+        assert f"Error: {message}; the server would refuse it" in out and f"(err_code {err_code})" in out, out
+    assert "Plan cannot be applied (5 errors)" in out
+    # The server refuses each of them for the reason given.
+    assert create_refusal(server.url, {"name": "B", "subjects": ["b"], "storage": "memory", "max_bytes": 4096},
+                          **auth)["err_code"] == 10028
+    assert create_refusal(server.url, {"name": "C", "subjects": ["c"], "max_bytes": 2 * 2**20}, **auth)["err_code"] == 10047
+    raw_js_api(server.url, "STREAM.CREATE.A", {"name": "A", "subjects": ["a"]}, **auth)
+    raw_js_api(server.url, "STREAM.CREATE.X", {"name": "X", "subjects": ["x"]}, **auth)
+    assert create_refusal(server.url, {"name": "C", "subjects": ["c"]}, **auth)["err_code"] == 10027
+    consumer = {"stream_name": "A", "config": {"durable_name": "one", "ack_policy": "explicit", "max_ack_pending": 500}}
+    assert raw_js_api(server.url, "CONSUMER.CREATE.A.one", consumer, **auth)["error"]["err_code"] == 10121
+    consumer["config"]["max_ack_pending"] = 10
+    assert "error" not in raw_js_api(server.url, "CONSUMER.CREATE.A.one", consumer, **auth)
+    consumer["config"]["durable_name"] = "two"
+    assert raw_js_api(server.url, "CONSUMER.CREATE.A.two", consumer, **auth)["error"]["err_code"] == 10026
+
+
+def test_a_topology_within_the_account_limits_applies(limited):
+    server, run = limited
+    text = "version: 1\nowner: medisync\nstreams:\n  A: {subjects: [a], max_bytes: 512KiB, consumers: {one: {}}}\n"
+    code, out = run(text, "apply", "--auto-approve", "--no-color")
+    assert code == 0, out
+    assert run(text, "plan", "--detailed-exitcode")[0] == 0
+
+
+# -- a 3-node cluster --------------------------------------------------
+
+
+def test_more_replicas_than_the_cluster_has_servers(cluster, tmp_path, monkeypatch):
+    run = cli_as(cluster[0].url, tmp_path, monkeypatch, "deploy")
+    code, out = run(topology("FIVE", num_replicas=5), "plan", "--no-color")
+    assert code == 1, out
+    assert ("Error: stream FIVE: num_replicas is 5, but cluster 'medisync-test' has 3 JetStream servers; the server "
+            "would refuse it (no suitable peers for placement, err_code 10005)") in out
+    refusal = create_refusal(cluster[0].url, {"name": "FIVE", "subjects": ["five.>"], "num_replicas": 5}, **DEPLOY)
+    assert refusal["err_code"] == 10005
+    code, out = run(topology("THREE", num_replicas=3), "apply", "--auto-approve", "--no-color")
+    assert code == 0, out
+
+
+def test_placement_no_server_offers(cluster, tmp_path, monkeypatch):
+    run = cli_as(cluster[0].url, tmp_path, monkeypatch, "deploy")
+    code, out = run(topology("TAGGED", num_replicas=3, placement="{tags: [ssd]}"), "plan", "--no-color")
+    assert code == 1, out
+    assert ("num_replicas is 3, but cluster 'medisync-test' has 3 JetStream servers, of which 2 with the tags ssd "
+            "(n1, n2); the server would refuse it") in out
+    code, out = run(topology("ELSEWHERE", placement="{cluster: east}"), "plan", "--no-color")
+    assert code == 1, out
+    assert ("Error: stream ELSEWHERE: placement.cluster is 'east', but no JetStream server is in that cluster "
+            "(clusters: medisync-test); the server would refuse it (err_code 10005)") in out
+    for config in ({"num_replicas": 3, "placement": {"tags": ["ssd"]}}, {"placement": {"cluster": "east"}}):
+        refusal = create_refusal(cluster[0].url, {"name": "P", "subjects": ["p.>"], **config}, **DEPLOY)
+        assert refusal["err_code"] == 10005
+    code, out = run(topology("TAGGED", num_replicas=2, placement="{tags: [ssd]}"), "apply", "--auto-approve")
+    assert code == 0, out
+
+
+def test_a_user_who_may_not_list_the_servers_gets_a_note(cluster, tmp_path, monkeypatch):
+    run = cli_as(cluster[0].url, tmp_path, monkeypatch, "narrow")
+    code, out = run(topology("UNSURE", num_replicas=3, placement="{tags: [ssd]}"), "plan", "--no-color")
+    assert code == 0, out
+    assert ('Note: stream UNSURE: num_replicas 3 and placement not checked against the cluster: permission denied: '
+            'user "narrow" may not publish to $SYS.REQ.ACCOUNT.PING.STATZ (which lists the cluster\'s servers)') in out
+    # Nothing to check, nothing to say.
+    code, out = run(topology("UNSURE"), "plan", "--no-color")
+    assert code == 0 and "not checked" not in out, out
+
+
+def test_the_shipped_provisioner_may_list_the_cluster(tmp_path, monkeypatch):
+    # nats.conf's accounts on every node; start_cluster gives each node its own jetstream block.
+    conf = repo_nats_conf(server_name=None, listen=None, http=None)
+    start = conf.index("\njetstream {")
+    conf = conf[:start] + conf[conf.index("}", start) + 1:]
+    nodes = start_cluster(tmp_path / "shipped", config=conf)
+    try:
+        monkeypatch.setenv("NATS_USER", "provisioner")
+        monkeypatch.setenv("NATS_PASSWORD", "provisioner-dev")
+        run = topology_cli(nodes[0].url, tmp_path, monkeypatch)
+        code, out = run(topology("EVENTS", num_replicas=5), "plan", "--no-color")
+        assert code == 1 and "num_replicas is 5, but cluster 'medisync-test' has 3 JetStream servers" in out, out
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+# -- the pure check ----------------------------------------------------
+
+
+def test_tiered_limits_are_read_per_replica_count():
+    account = {"tiers": {
+        "R1": {"streams": 0, "reserved_storage": 0, "reserved_memory": 0, "limits": {"max_streams": 5}},
+        "R3": {"streams": 1, "reserved_storage": 0, "reserved_memory": 0, "limits": {"max_streams": 1}},
+    }}
+    facts = TargetFacts(True, "c", tuple({"name": f"n{i}", "cluster": "c", "tags": []} for i in range(3)),
+                        account=account)
+    live = LiveState("2.15.1", {}, facts)
+    text = ("version: 1\nowner: o\nstreams:\n  ONE: {subjects: [one]}\n"
+            "  THREE: {subjects: [three], num_replicas: 3}\n  FIVE: {subjects: [five], num_replicas: 5}\n")
+    model, problems = build_topology(parse_document(text, "t.yaml"))
+    errors = [f.message for f in make_plan(model, live).errors]
+    assert errors == [
+        "num_replicas is 5, but cluster 'c' has 3 JetStream servers; the server would refuse it (no suitable peers "
+        "for placement, err_code 10005)",
+        "the account has no JetStream limits for R5 (its tiers: R1, R3); the server would refuse it (err_code 10120)",
+        "the account allows 1 streams in tier R3 and would then have 2 (max_streams); the server would refuse it "
+        "(err_code 10027)",
+    ]
