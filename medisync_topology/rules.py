@@ -12,9 +12,9 @@ A version is a tuple (major, minor, patch); ``None`` means "the newest server".
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -277,7 +277,9 @@ def complete_stream(
     ``streams``: the other streams' configs by name; a mirror takes mirror_direct from its
     origin's allow_direct (pedantic mode refuses a mismatch).
     """
-    cfg = _known_to(copy.deepcopy(config), STREAM_RULES, version)
+    # No deep copy: _known_to makes a new dict, nested values are only replaced, never changed in place,
+    # and _drop_omitted builds every dict and list of the result anew.
+    cfg = _known_to(config, STREAM_RULES, version)
     _fill_defaults(cfg, STREAM_RULES, version)
     for key in ("max_msgs", "max_bytes", "max_msg_size", "max_consumers", "max_msgs_per_subject"):
         if key in cfg and cfg[key] == 0:  # 0 means "unlimited" to the server, reported as -1
@@ -316,6 +318,7 @@ def _complete_republish(cfg: dict) -> None:
     republish = cfg.get("republish")
     if not republish:
         return
+    republish = cfg["republish"] = dict(republish)  # the caller's config stays as it was
     if not republish.get("src"):
         republish["src"] = ">"  # empty source means all subjects
     transform = cfg.get("subject_transform") or {}
@@ -337,7 +340,7 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
     the flow-control ack policy's flow_control + 1s heartbeat. ``stream_config``: the stream's
     complete config.
     """
-    cfg = _known_to(copy.deepcopy(config), CONSUMER_RULES, version)
+    cfg = _known_to(config, CONSUMER_RULES, version)  # a new dict, as in complete_stream
     _fill_defaults(cfg, CONSUMER_RULES, version)
     limits = stream_config.get("consumer_limits") or {}
     if cfg.get("durable_name") and not cfg.get("name") and _at_least(version, (2, 9, 0)):
@@ -376,7 +379,7 @@ def _known_to(cfg: dict, rules: dict[str, FieldRule], version: Version | None) -
 def _fill_defaults(cfg: dict, rules: dict[str, FieldRule], version: Version | None) -> None:
     for key, rule in rules.items():
         if rule.default is not None and key not in cfg and _at_least(version, rule.since):
-            cfg[key] = copy.deepcopy(rule.default)
+            cfg[key] = rule.default  # shared until _drop_omitted copies every dict and list
 
 
 def _is_default(rule: FieldRule, key: str, value: Any) -> bool:
@@ -396,7 +399,8 @@ def _drop_omitted(cfg: dict, rules: dict[str, FieldRule]) -> dict:
     """Remove what the server omits (omitempty zero values), at any depth, and normalise times."""
     out = {}
     for key, value in cfg.items():
-        value = _normalise(key, value)
+        if isinstance(value, (dict, list)) or key in TIMESTAMP_FIELDS:  # the rest are kept as they are
+            value = _normalise(key, value)
         rule = rules.get(key)
         if rule is not None and rule.default is None and _is_zero(key, value):
             continue
@@ -536,10 +540,8 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
     def needs(what: str, since: Version) -> None:
         messages.append(f"{what} needs nats-server {format_version(since)} or newer; the server is {running}")
 
-    for key, value in sorted(config.items()):
-        rule = rules.get(key)
-        if rule is None:
-            continue
+    for key in config.keys() & _version_sensitive(kind, tuple(version)):
+        rule, value = rules[key], config[key]
         if not _at_least(version, rule.since):
             if not _is_default(rule, key, value):
                 needs(key, rule.since)
@@ -554,6 +556,15 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
                 if entry and entry.get(inner) and not _at_least(version, since):
                     needs(f"{where}.{inner}", since)
     return sorted(set(messages))
+
+
+@lru_cache(maxsize=None)
+def _version_sensitive(kind: str, version: Version) -> frozenset[str]:
+    """The fields this server does not know, and those with values it may not know: all unsupported_fields
+    has to look at (a plan asks for every resource, so once per server version)."""
+    rules = _rules(kind)
+    unknown = {key for key, rule in rules.items() if not _at_least(version, rule.since)}
+    return frozenset(unknown | {key for k, key, _ in VALUE_SINCE if k == kind and key in rules})
 
 
 def set_via(kind: str, config: dict, via: str) -> dict:
