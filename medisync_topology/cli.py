@@ -19,6 +19,7 @@ from .apply import ApplyResult, apply_document
 from .errors import TopologyError
 from .loader import InvalidTopology
 from .lock import describe_holder
+from .permissions import render_json, render_nats_conf, topology_permissions
 from .planfile import load_plan, save_plan
 from .progress import Progress
 from .render import render
@@ -245,6 +246,20 @@ def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
 
 def _color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+@main.command()
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["json", "nats-conf"]), default="json", show_default=True)
+def permissions(paths, env, fmt):
+    """Each service's least-privilege NATS permissions, from `services:` (offline).
+
+    json: {"services": {NAME: {"pub": {"allow", "deny"}, "sub": {...}}}}, as in user JWTs.
+    nats-conf: one variable per service (ALERT_WORKER = {...}) to include in nats.conf.
+    """
+    topology = load_topology(paths, env)
+    rights = topology_permissions(topology)
+    click.echo(render_json(rights) if fmt == "json" else render_nats_conf(rights, list(paths)), nl=False)
 
 
 @main.command("export")

@@ -29,6 +29,7 @@ from medisync_topology.devserver import find_binary  # the product's lookup: NAT
 OWN_JETSTREAM = re.compile(r"^jetstream\b", re.MULTILINE)
 PORT_TAKEN = "address already in use"
 REPO_NATS_CONF = Path(__file__).resolve().parents[1] / "nats.conf"
+INCLUDE = re.compile(r'^include "([^"]+)"$', re.MULTILINE)
 
 _running: set[NatsServer] = set()
 
@@ -220,8 +221,10 @@ def repo_nats_conf(**settings: str | None) -> str:
     """The repository's nats.conf with top-level settings rewritten (a value) or dropped (None).
 
     Tests run the real file, changing only where it listens and stores, never port 4222 or .dev/.
+    Its includes (the generated permissions.conf) are put in place, as nats-server reads them, so the
+    text works from any directory.
     """
-    text = REPO_NATS_CONF.read_text()
+    text = INCLUDE.sub(lambda m: (REPO_NATS_CONF.parent / m.group(1)).read_text(), REPO_NATS_CONF.read_text())
     for key, value in settings.items():
         line = re.compile(rf"^(\s*){key}:.*$", re.MULTILINE)
         if len(line.findall(text)) != 1:

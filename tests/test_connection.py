@@ -364,14 +364,16 @@ def repo_server(tmp_path_factory):
 
 
 def test_service_user_cannot_plan_or_apply_and_is_told_why(repo_server, topology):
-    env = {"NATS_URL": repo_server, "NATS_USER": "service", "NATS_PASSWORD": "service-dev"}
+    env = {"NATS_URL": repo_server, "NATS_USER": "etl-service", "NATS_PASSWORD": "etl-service-dev"}
     plan = run("plan", "-f", topology, env=env)
     assert plan.exit_code == 1
-    assert plan.output == 'Error: permission denied: user "service" may not publish to $JS.API.STREAM.LIST\n'
+    # A service may neither ask the JetStream API nor receive on the shared _INBOX.> (only its own prefix).
+    assert plan.output == ('Error: permission denied: user "etl-service" may not subscribe to _INBOX.>, '
+                           'where the replies to $JS.API.STREAM.LIST arrive\n')
     apply = run("apply", "-f", topology, "--auto-approve", env=env)
     assert apply.exit_code == 1
     # Whichever API request apply makes first (its lock bucket, or reading the streams) is the one named.
-    assert re.fullmatch(r'Error: permission denied: user "service" may not publish to \$JS\.API\.STREAM\.\S+\n',
+    assert re.fullmatch(r'Error: permission denied: user "etl-service" may not subscribe to _INBOX\.>, where the replies to \$JS\.API\.STREAM\.\S+ arrive\n',
                         apply.output), apply.output
 
 

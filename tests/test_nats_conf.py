@@ -1,4 +1,5 @@
-"""The repository's nats.conf on a real server: the provisioner manages JetStream, services only use it."""
+"""The repository's nats.conf on a real server: the provisioner manages JetStream (each service's own rights:
+test_permissions.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from natsserver import raw_js_api, repo_nats_conf, start_server
 from medisync_topology.cli import main
 
 PROVISIONER = {"user": "provisioner", "password": "provisioner-dev"}
-SERVICE = {"user": "service", "password": "service-dev"}
 WORKER = {"durable_name": "worker", "ack_policy": "explicit", "filter_subject": "medisync.etl.*.completed"}
 
 
@@ -82,56 +82,6 @@ def test_provisioner_creates_and_deletes_streams_and_consumers(server):
     assert as_provisioner(server, "STREAM.NAMES")["streams"] is None
 
 
-def test_service_publishes_fetches_and_acks_from_a_durable(events):
-    async def scenario(nc):
-        js = nc.jetstream()
-        ack = await js.publish("medisync.etl.tally.completed", json.dumps({"records": 3}).encode())
-        assert (ack.stream, ack.seq) == ("EVENTS", 1)
-        subscription = await js.pull_subscribe_bind("worker", stream="EVENTS")
-        [message] = await subscription.fetch(1, timeout=5)
-        assert message.subject == "medisync.etl.tally.completed"
-        await message.ack_sync()
-        info = await js.consumer_info("EVENTS", "worker")
-        assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 1)
-
-    assert run_as(events, SERVICE, scenario) == []
-
-
-def test_service_reads_and_writes_a_kv_bucket_the_provisioner_made(server):
-    async def make_bucket(nc):
-        await nc.jetstream().create_key_value(bucket="settings")
-
-    async def scenario(nc):
-        kv = await nc.jetstream().key_value("settings")
-        await kv.put("etl.batch", b"500")
-        assert (await kv.get("etl.batch")).value == b"500"
-
-    assert run_as(server, PROVISIONER, make_bucket) == []
-    assert run_as(server, SERVICE, scenario) == []
-
-
-@pytest.mark.parametrize("subject, body", [
-    ("$JS.API.STREAM.CREATE.OTHER", {"name": "OTHER", "subjects": ["medisync.other.>"]}),
-    ("$JS.API.STREAM.UPDATE.EVENTS", {"name": "EVENTS", "subjects": ["medisync.etl.>"], "max_msgs": 1}),
-    ("$JS.API.STREAM.DELETE.EVENTS", None),
-    ("$JS.API.STREAM.PURGE.EVENTS", None),
-    ("$JS.API.CONSUMER.CREATE.EVENTS.worker2", {"stream_name": "EVENTS", "config": {**WORKER, "durable_name": "worker2"}}),
-    ("$JS.API.CONSUMER.DURABLE.CREATE.EVENTS.worker2", {"stream_name": "EVENTS", "config": {**WORKER, "durable_name": "worker2"}}),
-    ("$JS.API.CONSUMER.CREATE.EVENTS.worker", {"stream_name": "EVENTS", "config": {**WORKER, "max_deliver": 1}}),  # update
-    ("$JS.API.CONSUMER.DELETE.EVENTS.worker", None),
-    ("$KV.medisync_topology_lock.apply", {"os_user": "service"}),
-    ("medisync.audit.topology.applied", {"type": "topology.applied"}),  # no forged audit records
-])
-def test_service_may_not_change_streams_or_consumers(events, subject, body):
-    async def scenario(nc):
-        await nc.publish(subject, json.dumps(body).encode() if body else b"", reply=nc.new_inbox())
-
-    assert run_as(events, SERVICE, scenario, denials=1) == [denied(subject)]
-    stream, consumer = as_provisioner(events, "STREAM.INFO.EVENTS"), as_provisioner(events, "CONSUMER.INFO.EVENTS.worker")
-    assert (stream["config"]["max_msgs"], stream["state"]["consumer_count"]) == (-1, 1)
-    assert consumer["config"]["max_deliver"] == -1
-
-
 def test_provisioner_may_not_publish_events(events):
     async def scenario(nc):
         await nc.publish("medisync.etl.tally.completed", b"{}")
@@ -141,8 +91,8 @@ def test_provisioner_may_not_publish_events(events):
 
 
 @pytest.mark.parametrize("creds", [
-    {"user": "provisioner", "password": "service-dev"},
-    {"user": "service", "password": "wrong"},
+    {"user": "provisioner", "password": "etl-service-dev"},
+    {"user": "etl-service", "password": "wrong"},
     {"user": "admin", "password": "admin"},
     {},
 ])
