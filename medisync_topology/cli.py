@@ -7,6 +7,7 @@ Exit codes: validate 0 valid, 1 invalid. plan 0 success, 1 error; with --detaile
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -100,9 +101,9 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
     Exit 0 success, 1 error; with --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
     A plan with errors is not saved; one that replaces resources is saved only with --allow-replace.
     """
-    topology = load_topology(paths, env)
     plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
-    the_plan, saved = asyncio.run(plan_live(topology, connect, plan_options, save=bool(out)))
+    load = functools.partial(load_topology, paths, env)
+    the_plan, saved = asyncio.run(plan_live(load, connect, plan_options, save=bool(out)))
     # Where a markdown plan too long to show whole points: the saved plan, when it will be saved.
     saveable = saved and not the_plan.errors and (allow_replace or not the_plan.counts()["replace"])
     saved_as = out if saveable else None

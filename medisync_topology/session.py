@@ -43,24 +43,35 @@ def _provenance(topology: Topology) -> tuple[str | None, str, str | None]:
 
 
 async def plan_live(
-    topology: Topology, connect: ConnectOptions, options: dict, *, save: bool
+    load: Callable[[], Topology], connect: ConnectOptions, options: dict, *, save: bool
 ) -> tuple[Plan, SavedPlan | None]:
-    """The plan against live JetStream; with ``save``, also the SavedPlan that records what it was made from.
+    """The plan of the topology ``load`` returns against live JetStream; with ``save``, also the SavedPlan that
+    records what it was made from. ``options``: prune, adopt, allow_replace.
 
-    ``options``: prune, adopt, allow_replace.
+    The file is loaded and validated in a thread while live state is read: the server answers the LIST
+    requests meanwhile. Its problems still come first: an invalid file is reported as such, also when the
+    server cannot be reached.
     """
-    async with JetStreamClient(connect) as client:
-        live = await client.read_live()
-        plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
-        plan.options = dict(options)
-        if not save:
-            return plan, None
-        subject, file_hash, commit = _provenance(topology)
-        saved = SavedPlan(
-            plan, options, file_hash, await read_target(client), live_snapshot(live),
-            audit_subject=subject, git_commit=commit,
-        )
-        return plan, saved
+    loading = asyncio.ensure_future(asyncio.to_thread(load))
+    try:
+        async with JetStreamClient(connect) as client:
+            live = await client.read_live()
+            topology = await loading
+            plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
+            plan.options = dict(options)
+            if not save:
+                return plan, None
+            subject, file_hash, commit = _provenance(topology)
+            saved = SavedPlan(
+                plan, options, file_hash, await read_target(client), live_snapshot(live),
+                audit_subject=subject, git_commit=commit,
+            )
+            return plan, saved
+    except BaseException:
+        await asyncio.wait([loading])  # a thread cannot be cancelled: wait for it, and let its error win
+        if not loading.cancelled() and loading.exception() is not None:
+            raise loading.exception() from None
+        raise
 
 
 @dataclass
