@@ -238,4 +238,8 @@ def _substitute(doc: ComposedDocument, value: Any, path: KeyPath, problems: list
     if not substituted:
         return result
     # The result is typed as if written there unquoted: `num_replicas: ${REPLICAS:-1}` gives the int 1.
-    return scalar_value(yaml.ScalarNode(_resolver.resolve(yaml.ScalarNode, result, (True, False)), result))
+    try:
+        return scalar_value(yaml.ScalarNode(_resolver.resolve(yaml.ScalarNode, result, (True, False)), result))
+    except ValueError as exc:  # an integer of 5,000 digits
+        problems.append(doc.problem(path, str(exc)))
+        return result

@@ -268,3 +268,23 @@ def test_cli_reports_a_problem_in_the_environment_it_was_given(tmp_path):
     ])
     result = CliRunner().invoke(main, ["validate", "-f", "a.yaml", "-f", "b.yaml", "--env", "qa"], env={"QA_REPLICAS": "3"})
     assert (result.exit_code, result.output) == (0, "a.yaml, b.yaml is valid in environment qa: 1 stream, 1 consumer\n")
+
+
+@pytest.mark.parametrize("value", ["*", "!", "&", "=", "<<", "*x", "!!bool", "&a b"])
+def test_a_variable_holding_yaml_punctuation_is_that_text(tmp_path, monkeypatch, value):
+    # `D='*' topology validate` with `description: ${D}` was a yaml ConstructorError traceback.
+    write(tmp_path, "t.yaml", "version: 1\nowner: o\nstreams:\n  EVENTS:\n    subjects: [a.b]\n    description: ${D}\n")
+    monkeypatch.setenv("D", value)
+    assert load_topology("t.yaml").streams["EVENTS"].config["description"] == value
+    result = CliRunner().invoke(main, ["validate", "-f", "t.yaml"])
+    assert (result.exit_code, result.output) == (0, "t.yaml is valid: 1 stream, 0 consumers\n")
+
+
+def test_a_variable_too_long_for_its_type_is_a_problem_at_its_line(tmp_path, monkeypatch):
+    write(tmp_path, "t.yaml", "version: 1\nowner: o\nstreams:\n  EVENTS:\n    subjects: [a.b]\n    num_replicas: ${R}\n")
+    monkeypatch.setenv("R", "1" * 5000)  # Python converts at most 4,300 digits to an int
+    with pytest.raises(InvalidTopology) as exc:
+        load_topology("t.yaml")
+    assert [str(p) for p in exc.value.problems] == [
+        "t.yaml:6:5: streams.EVENTS.num_replicas: '1111111111111111111111111111111111111...' is not a valid !!int"
+    ]

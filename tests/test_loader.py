@@ -59,7 +59,7 @@ def test_binary_garbage(tmp_path):
     path.write_bytes(bytes(range(256)))
     with pytest.raises(InvalidTopology) as exc:
         load_document(path)
-    assert str(exc.value) == f"{path}: not a text file (not UTF-8 at byte 128)"
+    assert str(exc.value) == f"{path}:2:118: not a text file (not UTF-8 at byte 128)"  # after bytes 0..127, \n among them
 
 
 def test_missing_file(tmp_path):
@@ -97,3 +97,68 @@ def test_a_bad_tag_or_alias_exits_1_without_a_traceback(tmp_path):
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"{path}:4:38: streams.S.description: unsupported YAML tag '!custom'" in result.output
     assert f"{path}:4:50: streams.S.x: an alias refers to itself" in result.output
+
+
+# -- hostile input (issue 12): each a located problem, never a traceback, a hang or a runaway --------
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs" document: each level repeats the one before nine times (9**levels nodes)."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # 2.8 KB expanding to 10^6 nodes took seconds and 500 MB; 9 levels (3.9 * 10^8 nodes) a MemoryError.
+        (_laughs(6), "t.yaml:6:20: the document expands to more than the limit of 250,000 YAML nodes (an alias counts as all it repeats)"),
+        (_laughs(9), "t.yaml:6:20: the document expands to more than the limit of 250,000 YAML nodes (an alias counts as all it repeats)"),
+        # 500 levels were a RecursionError in the loader, 1,000 one inside PyYAML.
+        ("a: " + "[" * 500 + "]" * 500 + "\n", "t.yaml:1:67: nested deeper than the limit of 64 levels (an alias counts as all it repeats)"),
+        ("a: " + "{b: " * 1000 + "1" + "}" * 1000 + "\n", "t.yaml:1:256: nested deeper than the limit of 64 levels (an alias counts as all it repeats)"),
+        # Shallow nodes, deep through aliases: each alias adds the levels of what it repeats.
+        ("a: &a " + "[" * 40 + "]" * 40 + "\nb: [[[[[[[[[[[[[[[[[[[[[[[[[[*a]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+         "t.yaml:2:30: nested deeper than the limit of 64 levels (an alias counts as all it repeats)"),
+        # Control characters were `position 80` of "<unicode string>".
+        ("version: 1\nowner: o\x00\n", "t.yaml:2:9: character U+0000 is not allowed in YAML (no control characters other than tab, newline, carriage return)"),
+        ("version: 1\nstreams:\n  A: {description: \"x\x1by\"}\n", "t.yaml:3:22: character U+001B is not allowed in YAML (no control characters other than tab, newline, carriage return)"),
+        # A tag on a text it does not fit was a KeyError (!!bool) or an int() refusal of many digits.
+        ("owner: !!bool 1\n", "t.yaml:1:8: owner: '1' is not a valid !!bool"),
+        ("a: " + "9" * 5000 + "\n", "t.yaml:1:4: a: '9999999999999999999999999999999999999...' is not a valid !!int"),
+    ],
+)
+def test_hostile_yaml_is_a_located_problem_naming_the_limit(text, expected):
+    with pytest.raises(InvalidTopology) as exc:
+        parse_document(text, "t.yaml")
+    assert str(exc.value) == expected
+
+
+def test_the_largest_legal_expansion_still_loads():
+    doc = parse_document(_laughs(5) + "deep: " + "[" * 63 + "]" * 63 + "\n")  # 9**5 = 59,049 laughs
+    assert len(doc.data["l4"]) == 9 and doc.data["l4"][0][0][0][0] == ["lol"] * 9
+
+
+@pytest.mark.parametrize("text", ["=", "<<", "a=b"])
+def test_yaml_1_1_value_and_merge_scalars_are_the_strings_written(text):
+    assert parse_document(f"a: {text}\n").data == {"a": text}
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read_whole(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"# " + b"x" * (4 * 1024 * 1024))
+    with pytest.raises(InvalidTopology) as exc:
+        load_document(path)
+    assert str(exc.value) == f"{path}: the file is larger than the limit of 4 MiB for a topology file"
+    with pytest.raises(InvalidTopology) as exc:
+        load_document("/dev/zero")  # endless: read no further than the limit
+    assert str(exc.value) == "/dev/zero: the file is larger than the limit of 4 MiB for a topology file"
+
+
+def test_non_utf8_is_located_by_line_and_column(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_bytes("version: 1\nowner: é\xff\n".encode("latin-1").replace(b"\xe9", "é".encode()))
+    with pytest.raises(InvalidTopology) as exc:
+        load_document(path)
+    assert str(exc.value) == f"{path}:2:9: not a text file (not UTF-8 at byte 20)"
