@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import errors, rules
+from . import errors, refusals, rules
 from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .ops import (
@@ -21,19 +21,6 @@ CONCURRENT_OPERATIONS = CONCURRENT_REQUESTS
 
 PAST_TENSE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced", Action.DELETE: "deleted"}
 APPLY_JSON_VERSION = 1
-
-# What the server's error codes mean for a person running apply.
-EXPLANATIONS = {
-    errors.SUBJECTS_OVERLAP: "the subjects overlap with another stream's",
-    errors.STREAM_NAME_IN_USE: "a stream with that name already exists with a different configuration",
-    errors.STREAM_NOT_FOUND: "the stream does not exist",
-    errors.CONSUMER_NOT_FOUND: "the consumer does not exist",
-    errors.CONSUMER_NAME_IN_USE: "a consumer with that name already exists with a different configuration",
-    errors.STREAM_INVALID_CONFIG: "the configuration is invalid",
-    errors.CONSUMER_CREATE_FAILED: "the consumer configuration cannot be updated this way",
-    errors.CONSUMER_NAME_MISMATCH: "the consumer name does not match its durable name",
-    errors.STORAGE_RESOURCES_EXCEEDED: "the server has no room for this many resources or this much storage",
-}
 
 
 @dataclass
@@ -59,6 +46,11 @@ class ApplyResult:
         # Found once: a scan per call made printing an apply of many operations quadratic.
         self._failed = next((o for o in self.outcomes if o.status == "failed"), None)
 
+    @property
+    def interrupted(self) -> Outcome | None:
+        """The first operation under way when apply was interrupted (Ctrl-C): it may or may not have taken effect."""
+        return next((o for o in self.outcomes if o.status == "interrupted"), None)
+
     def failure(self) -> str | None:
         """'<resource>: <error>' of the operation that failed; None when none did."""
         return f"{self.failed.operation.ref}: {self.failed.error}" if self.failed else None
@@ -70,6 +62,13 @@ class ApplyResult:
         """How many resources were created, updated, replaced, deleted (keys in PAST_TENSE's words)."""
         done = self.with_status("done")
         return {PAST_TENSE[a]: sum(o.operation.action == a for o in done) for a in PAST_TENSE}
+
+
+def interrupted_result(plan: Plan, outcomes: list[Outcome]) -> ApplyResult:
+    """What an interrupted apply did: the outcomes reported so far (apply_plan reports the operations under
+    way as "interrupted"), the rest "not attempted"."""
+    reported = {id(o.operation) for o in outcomes}
+    return ApplyResult([*outcomes, *(Outcome(op, "not attempted") for op in plan.operations if id(op) not in reported)])
 
 
 def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
@@ -90,6 +89,7 @@ def apply_document(plan: Plan, result: ApplyResult, audit: dict | None, error: s
     summary = result.done_counts()
     summary.update(
         failed=sum(row["outcome"] == "failed" for row in rows),
+        interrupted=sum(row["outcome"] == "interrupted" for row in rows),
         not_attempted=sum(row["outcome"] == "not attempted" for row in rows),
     )
     return {
@@ -108,7 +108,9 @@ async def apply_plan(
     """Run the operations, independent ones concurrently (up to CONCURRENT_OPERATIONS at a time).
 
     ``on_done`` hears of each operation that was done or failed, in plan order. After the first failure
-    nothing new is sent; what is in flight is awaited and reported; the rest are not attempted.
+    nothing new is sent; what is in flight is awaited and reported; the rest are not attempted. When
+    interrupted (Ctrl-C), ``on_done`` hears of everything done or failed so far and of each operation
+    under way, as "interrupted" (it may or may not have taken effect), before the cancellation goes on.
     """
     if plan.errors:
         raise TopologyError("the plan has errors; nothing was applied")
@@ -119,8 +121,9 @@ async def apply_plan(
         # Deletes free subjects, names and storage before anything is changed or created.
         for group in (deletes, changes):
             await run.all(group)
-    finally:
-        run.report()  # also when interrupted: what was done is told, in plan order
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        run.interrupted()
+        raise
     return ApplyResult([o or Outcome(op, "not attempted") for op, o in zip(plan.operations, run.outcomes)])
 
 
@@ -176,6 +179,7 @@ class _Run:
         self.finished = [asyncio.Event() for _ in ops]
         self.limit = asyncio.Semaphore(CONCURRENT_OPERATIONS)
         self.stopped = False  # set by the first failure: nothing new is sent
+        self.under_way: set[int] = set()
         self.reported = 0  # outcomes[:reported] have been told to on_done
 
     async def all(self, indices: list[int]) -> None:
@@ -199,6 +203,7 @@ class _Run:
             if self.stopped or any(self.outcomes[j].status != "done" for j in self.waits[i]):
                 self.finish(i, Outcome(op, "not attempted"))
                 return
+            self.under_way.add(i)
             try:
                 await _execute(self.client, op)
                 outcome = Outcome(op, "done")
@@ -206,6 +211,7 @@ class _Run:
                 outcome = Outcome(op, "failed", await _explain(self.client, op, exc), exc.err_code)
             except TopologyError as exc:
                 outcome = Outcome(op, "failed", str(exc))
+            self.under_way.discard(i)  # not when cancelled: then it stays under way, for interrupted()
         self.stopped = self.stopped or outcome.status == "failed"
         self.finish(i, outcome)
 
@@ -221,6 +227,15 @@ class _Run:
             self.reported += 1
             if outcome.status != "not attempted":
                 self.on_done(outcome)
+
+    def interrupted(self) -> None:
+        """Tell on_done of everything known, in plan order: what was under way is "interrupted"."""
+        for i in self.under_way:
+            self.outcomes[i] = Outcome(self.ops[i], "interrupted")
+        for outcome in self.outcomes[self.reported:]:
+            if outcome is not None and outcome.status != "not attempted":
+                self.on_done(outcome)
+        self.reported = len(self.ops)
 
 
 async def _execute(client: JetStreamClient, op: Operation) -> None:
@@ -277,7 +292,7 @@ def _body(ref, config: dict, action: str) -> dict:
 
 async def _explain(client: JetStreamClient, op: Operation, exc: JetStreamAPIError) -> str:
     text = f"{exc.description} (err_code {exc.err_code})"
-    meaning = EXPLANATIONS.get(exc.err_code)
+    meaning = errors.ERROR_MEANINGS.get(exc.err_code)
     if exc.err_code == errors.SUBJECTS_OVERLAP:
         others = await _overlapping_streams(client, op)
         if others:

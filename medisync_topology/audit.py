@@ -25,15 +25,25 @@ APPLY_FAILED = "topology.apply_failed"
 
 
 def git_commit(sources: list[str]) -> str | None:
-    """HEAD of the git checkout the first topology file lives in; None outside a checkout or without git."""
+    """HEAD of the git checkout the first topology file lives in, with ``-dirty`` appended (as `git describe
+    --dirty` does) when a topology file differs from it or was never committed; None outside a checkout or
+    without git."""
     if not sources:
         return None
     where = Path(sources[0])
     where = where if where.is_dir() else where.parent
+    head = _git(where, "rev-parse", "HEAD")
+    if head is None:
+        return None
+    files = [str(Path(source).resolve()) for source in sources]
+    changed = _git(where, "status", "--porcelain", "--untracked-files=all", "--", *files)
+    return f"{head}-dirty" if changed else head
+
+
+def _git(where: Path, *args: str) -> str | None:
+    """git's output in ``where``, stripped; None when git is missing or fails."""
     try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where or ".", capture_output=True, text=True, timeout=5, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=where or ".", capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

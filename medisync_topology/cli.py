@@ -7,7 +7,6 @@ Exit codes: validate 0 valid, 1 invalid. plan 0 success, 1 error; with --detaile
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import sys
@@ -18,14 +17,17 @@ import click
 from . import __version__, options
 from .apply import ApplyResult, apply_document
 from .errors import TopologyError
+from .explain import explain as explain_subject
+from .explain import render_explain
+from .graph import render_dot, render_mermaid, topology_graph
 from .loader import InvalidTopology
 from .lock import describe_holder
 from .permissions import render_json, render_nats_conf, topology_permissions
-from .planfile import load_plan, save_plan
+from .planfile import load_plan, plan_key, save_plan
 from .progress import Progress
 from .render import render
 from .session import (
-    ApplyCallbacks, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
+    ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
 )
 from .units import plural
 from .validate import load_every_environment, load_topology
@@ -101,9 +103,9 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
     Exit 0 success, 1 error; with --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
     A plan with errors is not saved; one that replaces resources is saved only with --allow-replace.
     """
+    topology = load_topology(paths, env)
     plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
-    load = functools.partial(load_topology, paths, env)
-    the_plan, saved = asyncio.run(plan_live(load, connect, plan_options, save=bool(out)))
+    the_plan, saved = asyncio.run(plan_live(topology, connect, plan_options, save=bool(out)))
     # Where a markdown plan too long to show whole points: the saved plan, when it will be saved.
     saveable = saved and not the_plan.errors and (allow_replace or not the_plan.counts()["replace"])
     saved_as = out if saveable else None
@@ -114,7 +116,7 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
         sys.exit(1)
     if saved:
         check_replacements(the_plan, allow_replace, "pass --allow-replace to save a plan that does. The plan was not saved.")
-        save_plan(out, saved)
+        save_plan(out, saved, plan_key())
         click.echo(f"Saved the plan to {out}: `topology apply {out}` applies exactly these operations.", err=True)
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(2)
@@ -126,7 +128,7 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
 @options.no_color
 def show(planfile, fmt, no_color):
     """Show a saved plan (from `plan --out`) offline, exactly as `topology plan` showed it. Exit 0, or 1 on error."""
-    saved = load_plan(planfile)
+    saved = load_plan(planfile, plan_key())
     click.echo(render(saved.plan, fmt, color=_color(no_color), saved_as=planfile), nl=False)
 
 
@@ -155,7 +157,7 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
     callbacks = _apply_callbacks(as_json, _color(no_color), progress)
     if planfile:
         _only_the_plan_file(prune=prune, allow_replace=allow_replace, adopt=adopt)
-        run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile), plan_file=planfile)
+        run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile, plan_key()), plan_file=planfile)
     else:
         options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
         run = TopologyRun(connect, lock_timeout, topology=load_topology(paths, env), options=options)
@@ -163,13 +165,19 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, ado
             # Asked only when there is something to apply: with no changes, apply succeeds without a terminal.
             callbacks.confirm = (lambda: _confirm(as_json)) if sys.stdin.isatty() else _no_terminal
     try:
-        the_plan, result, audit = asyncio.run(run_apply(run, callbacks))
+        try:
+            the_plan, result, audit = asyncio.run(run_apply(run, callbacks))
+        finally:
+            progress.close()  # before anything else is said
     except NothingApplied as exc:
         if as_json:
             _echo_json(apply_document(exc.plan, ApplyResult(), None, str(exc)))
         raise
-    finally:
-        progress.close()
+    except ApplyInterrupted as exc:
+        _report_result(exc.result, as_json)
+        if as_json:
+            _echo_json(apply_document(exc.plan, exc.result, exc.audit, str(exc)))
+        sys.exit(1)
     if result is not None:
         _report_result(result, as_json)
     if as_json:
@@ -228,7 +236,8 @@ def _confirm(to_stderr: bool = False) -> bool:
 
 
 def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
-    if not result.failed:
+    """The end of an apply: complete, or, after a failure or Ctrl-C, what was done, what stopped and what was not."""
+    if not result.failed and not result.interrupted:
         summary = ", ".join(f"{n} {done}" for done, n in result.done_counts().items())
         click.echo(f"\nApply complete: {summary}.", err=to_stderr)
         return
@@ -236,17 +245,24 @@ def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
     def listed(status: str) -> str:
         return ", ".join(str(o.operation.ref) for o in result.with_status(status)) or "nothing"
 
-    click.echo(f"\nApply failed at {result.failure()}", err=True)
-    others = [o for o in result.with_status("failed") if o is not result.failed]
-    if others:  # sent beside the first failure, before it was known
-        click.echo(f"Also failed: {', '.join(f'{o.operation.ref}: {o.error}' for o in others)}", err=True)
-    click.echo(f"Done before the failure: {listed('done')}", err=True)
+    if result.failed:
+        click.echo(f"\nApply failed at {result.failure()}", err=True)
+        others = [o for o in result.with_status("failed") if o is not result.failed]
+        if others:  # sent beside the first failure, before it was known
+            click.echo(f"Also failed: {', '.join(f'{o.operation.ref}: {o.error}' for o in others)}", err=True)
+        click.echo(f"Done before the failure: {listed('done')}", err=True)
+    else:
+        click.echo("\nApply interrupted (Ctrl-C).", err=True)
+        click.echo(f"Done before the interruption: {listed('done')}", err=True)
+        click.echo(f"Interrupted (it may or may not have taken effect): {listed('interrupted')}", err=True)
     click.echo(f"Not attempted: {listed('not attempted')}", err=True)
-    click.echo("Fix the cause and run apply again: it continues from where the server is now.", err=True)
+    cause = "Fix the cause and run" if result.failed else "Run"
+    click.echo(f"{cause} apply again: it continues from where the server is now.", err=True)
 
 
 def _color(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    """Colour on a terminal, unless --no-color, NO_COLOR, or TERM=dumb (a terminal that cannot show it)."""
+    return not no_color and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb" and sys.stdout.isatty()
 
 
 @main.command()
@@ -261,6 +277,24 @@ def permissions(paths, env, fmt):
     topology = load_topology(paths, env)
     rights = topology_permissions(topology)
     click.echo(render_json(rights) if fmt == "json" else render_nats_conf(rights, list(paths)), nl=False)
+
+
+@main.command()
+@click.argument("subject")
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(subject, paths, env, fmt):
+    """Where SUBJECT goes, offline: its stream, the consumers receiving it, who publishes and consumes it."""
+    click.echo(render_explain(explain_subject(load_topology(paths, env), subject), fmt), nl=False)
+
+
+@main.command()
+@options.topology_file
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def graph(paths, env, fmt):
+    """The topology as a picture, offline: Mermaid (renders in GitHub markdown) or DOT (Graphviz)."""
+    picture = topology_graph(load_topology(paths, env))
+    click.echo(render_mermaid(picture) if fmt == "mermaid" else render_dot(picture), nl=False)
 
 
 @main.command("export")
@@ -293,36 +327,51 @@ def dev():
     """A local nats-server with this repository's nats.conf (store under .dev/)."""
 
 
+_root = click.option(
+    "--root", type=click.Path(file_okay=False, path_type=Path),
+    help="The folder with nats.conf (default: the nearest one from here upwards); the server's store, log and "
+         "pid go under its .dev/.",
+)
+
+
+def _dev_root(root: Path | None) -> Path:
+    from . import devserver  # the dev commands import it, no other command
+
+    return root if root is not None else devserver.find_root(Path.cwd())
+
+
 @dev.command("up")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
-              help="The folder with nats.conf; the server's store, log and pid go under its .dev/.")
-def dev_up(root):
+@_root
+@click.option("--port", type=click.IntRange(1, 65535), help="Client port instead of nats.conf's (4222).")
+@click.option("--monitor-port", type=click.IntRange(1, 65535),
+              help="Monitoring port instead of nats.conf's (8222); with --port alone it is the port + 4000.")
+def dev_up(root, port, monitor_port):
     """Start the local server in the background and wait until it answers."""
     from . import devserver
 
-    server = devserver.up(root)
+    server = devserver.up(_dev_root(root), port=port, monitor_port=monitor_port)
     state = "started" if server.started else "already running"
     click.echo(f"nats-server {state} at {server.url} (pid {server.pid}, log {server.log})")
     click.echo(f"Connect with --server {server.url} --user provisioner (its local-only password is in nats.conf)")
 
 
 @dev.command("down")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True)
+@_root
 def dev_down(root):
     """Stop the local server started by `dev up` (by its recorded pid, nothing else)."""
     from . import devserver
 
-    server = devserver.down(root)
+    server = devserver.down(_dev_root(root))
     click.echo(f"nats-server stopped (pid {server.pid})" if server else "nats-server is not running")
 
 
 @dev.command("status")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True)
+@_root
 def dev_status(root):
     """Say whether the local server runs. Exit 0 running, 1 not running."""
     from . import devserver
 
-    server = devserver.status(root)
+    server = devserver.status(_dev_root(root))
     if server is None:
         click.echo("nats-server is not running")
         sys.exit(1)

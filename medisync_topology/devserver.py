@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -54,6 +55,16 @@ def find_binary() -> str:
     return found
 
 
+def find_root(start: Path) -> Path:
+    """The nearest folder from ``start`` upwards that holds nats.conf: any folder of the checkout will do."""
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise TopologyError(f"no {CONFIG_FILE} in {start} or any folder above it: run topology dev inside the "
+                        "repository's checkout, or pass --root")
+
+
 def status(root: Path) -> DevServer | None:
     """The dev server this repository started, if it is running."""
     root = Path(root).resolve()
@@ -65,9 +76,12 @@ def status(root: Path) -> DevServer | None:
     return DevServer(url=_first(ports, "nats"), monitor_url=_first(ports, "monitoring"), pid=pid, log=dev / LOG_FILE)
 
 
-def up(root: Path, *, timeout: float = 15.0) -> DevServer:
+def up(root: Path, *, port: int | None = None, monitor_port: int | None = None, timeout: float = 15.0) -> DevServer:
     """Start nats-server with root/nats.conf, detached so it outlives this process, and wait until it
     answers. A server already running for this root is returned as it is (``started`` False).
+
+    ``port`` and ``monitor_port`` override nats.conf's client and monitoring ports (the server's -p and
+    -m flags win over its config file); with ``port`` alone the monitoring port is port + 4000 (4222 -> 8222).
     """
     root = Path(root).resolve()
     config = root / CONFIG_FILE
@@ -85,7 +99,12 @@ def up(root: Path, *, timeout: float = 15.0) -> DevServer:
     with open(log, "ab") as log_stream:
         # A new session: Ctrl-C in the terminal that ran `topology dev up` must not reach the server.
         # --ports_file_dir: the server writes the addresses it actually listens on, so nats.conf is never parsed here.
-        process = subprocess.Popen([binary, "-c", str(config), "--ports_file_dir", str(dev)], cwd=root,
+        ports = []
+        if port is not None:
+            ports += ["-p", str(port), "-m", str(monitor_port if monitor_port is not None else port + 4000)]
+        elif monitor_port is not None:
+            ports += ["-m", str(monitor_port)]
+        process = subprocess.Popen([binary, "-c", str(config), "--ports_file_dir", str(dev), *ports], cwd=root,
                                    stdin=subprocess.DEVNULL, stdout=log_stream, stderr=log_stream,
                                    start_new_session=True)
     (dev / PID_FILE).write_text(f"{process.pid}\n")
@@ -99,7 +118,41 @@ def up(root: Path, *, timeout: float = 15.0) -> DevServer:
     else:
         failure = f"nats-server exited with code {process.returncode}"
     _forget(dev)
-    raise TopologyError(f"{failure}; the end of {log}:\n{_tail(log, log_start)}")
+    tail = _tail(log, log_start)
+    taken = _taken_port(tail)
+    if taken:
+        raise TopologyError(taken)
+    raise TopologyError(f"{failure}; the end of {log}:\n{tail}")
+
+
+# The server's words when a port is in use (server.go AcceptLoop; monitor.go StartMonitoring).
+_TAKEN = re.compile(r"(?P<monitor>monitor port: )?listen tcp (?P<address>\S+): bind: address already in use")
+
+
+def _taken_port(log_tail: str) -> str | None:
+    """Say which port another process holds, and the option that moves the dev server off it."""
+    found = _TAKEN.search(log_tail)
+    if not found:
+        return None
+    address = found["address"]
+    host, _, number = address.rpartition(":")
+    option = "--monitor-port" if found["monitor"] else "--port"
+    what = "monitoring port" if found["monitor"] else "port"
+    free = _free_port_after(host, int(number))
+    example = f"`topology dev up {option} {free}`" if free else f"`topology dev up {option} N`"
+    return (f"nats-server cannot listen on {address}: the {what} is taken (another nats-server, or another "
+            f"dev server?); pass {option} to use another, e.g. {example}")
+
+
+def _free_port_after(host: str, port: int) -> int | None:
+    for candidate in range(port + 1, min(port + 100, 65536)):
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    return None
 
 
 def down(root: Path, *, timeout: float = 15.0) -> DevServer | None:

@@ -43,6 +43,7 @@ class Reason(StrEnum):
     RESERVED = "reserved"  # the name of the tool's own apply-lock bucket
     MISSING_ORIGIN = "missing_origin"  # an existing_streams entry the server does not have
     OVERLAP = "overlap"  # subjects of a live stream the topology does not manage
+    REFUSED = "refused"  # a config the server refuses (refusals.py), judged with live state and its line
     TARGET = "target"  # the servers or the account would refuse it (target.py)
     UNCHECKED = "unchecked"  # a note: a fact about the target the server did not tell
 

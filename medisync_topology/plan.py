@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from . import buckets, rules, subjects, target
-from .errors import SUBJECTS_OVERLAP
+from . import buckets, refusals, rules, subjects, target
+from .errors import STREAM_UPDATE_FAILED, SUBJECTS_OVERLAP
 from .live import LiveState, LiveStream
+from .loader import dotted
 from .model import ConsumerSpec, StreamSpec, Topology
 from .ops import (
     CreateResource,
@@ -105,6 +106,92 @@ def _origins_first(ops: list) -> list:
     return ordered
 
 
+def overlaps_left_alone(ops: list, left_alone: dict[str, LiveStream]) -> list[tuple[Ref, str]]:
+    """A stream we create or change may not take subjects of a live stream we leave alone: the server
+    refuses it (SUBJECTS_OVERLAP) halfway through an apply; a plan says so before anything is done."""
+    others = subjects.SubjectIndex()
+    for name, stream in left_alone.items():
+        for subject in stream.config.get("subjects") or []:
+            others.add(subject, (name, subject))
+    found = []
+    for op in ops:
+        if op.ref.kind == "consumer":
+            continue
+        for subject in resulting_config(op).get("subjects") or []:
+            for other, other_subject in others.overlapping(subject):
+                found.append((op.ref, f"{op.ref}: subject '{subject}' overlaps '{other_subject}' of live stream {other}, which "
+                              f"this topology does not manage; the server would refuse it (err_code {SUBJECTS_OVERLAP})"))
+    return found
+
+
+# Why an operation of a saved plan is not one `plan` could make, by the ownership decision it met instead.
+_NOT_OURS = {
+    Ownership.CONFLICT: "it is owned by {live!r}, not {owner!r}",
+    Ownership.FOREIGN: "it is owned by {live!r}, not {owner!r}",
+    Ownership.NEEDS_ADOPT: "it is not managed by this tool, and the plan was made without --adopt",
+    Ownership.UNMANAGED: "it is not managed by this tool (no owner metadata)",
+    Ownership.NEEDS_PRUNE: "the plan was made without --prune",
+}
+
+
+def saved_plan_refusals(plan: Plan, live: LiveState, *, prune: bool, adopt: bool, protected: set[str]) -> list[str]:
+    """Each operation of a saved plan that `plan` could not have made against this live state, with why;
+    empty when there is none. A plan file is input from a stranger (a CI artefact, edited and its checksum
+    recomputed): only the live state, read now, and the rules here decide what it may do."""
+    # A replaced stream loses its consumers: the plan creates them anew.
+    replaced = {op.ref.stream_name for op in plan.operations if isinstance(op, ReplaceResource) and op.ref.kind != "consumer"}
+    streams = {name: LiveStream(s.config, s.state) if name in replaced else s for name, s in live.streams.items()}
+    touched = {op.ref.stream_name for op in plan.operations if op.ref.kind != "consumer"}
+    refusals = [f"{op.action} {op.ref}: {why}" for op in plan.operations
+                if (why := _refusal(op, plan.owner, streams, live.version, prune, adopt, protected))]
+    left_alone = {name: s for name, s in buckets.without_lock(streams).items() if name not in touched}
+    changed = [op for op in plan.operations if not isinstance(op, DeleteResource)]
+    return refusals + [message for _, message in overlaps_left_alone(changed, left_alone)]
+
+
+def _refusal(op, owner: str, streams: dict[str, LiveStream], version, prune: bool, adopt: bool, protected: set[str]) -> str | None:
+    ref = op.ref
+    # A name is part of the API subject the request goes to: `A.B` or `*` must not reach another resource.
+    names = [(ref.stream_name, "stream name")] + ([(ref.name, "consumer name")] if ref.kind == "consumer" else [])
+    for name, what in names:
+        if problem := subjects.name_problem(name, what):
+            return problem
+    if ref.stream_name == buckets.LOCK_STREAM:
+        return "it is the bucket of the tool's apply lock"
+    stream = streams.get(ref.stream_name)
+    if ref.kind == "consumer" and stream is not None:
+        # A plan changes consumers only in streams it manages (or deletes, which are ours).
+        parent = ownership(owner_of(stream.config), owner, declared=True, prune=prune, adopt=adopt)
+        if parent is not Ownership.MANAGE:
+            return f"its stream {ref.stream} is not the plan's: " + _NOT_OURS[parent].format(live=owner_of(stream.config), owner=owner)
+    if stream is None:
+        current = None
+    else:
+        current = stream.consumers.get(ref.name) if ref.kind == "consumer" else stream.config
+    after = resulting_config(op)
+    if after is not None and owner_of(after) != owner:
+        return f"it would set the owner metadata to {owner_of(after)!r}, but the plan is {owner!r}'s"
+    if isinstance(op, CreateResource):
+        return "it already exists" if current is not None else None
+    if current is None:
+        return "it does not exist"
+    deleting = isinstance(op, DeleteResource)
+    decision = ownership(owner_of(current), owner, declared=not deleting, prune=prune, adopt=adopt)
+    if decision is not (Ownership.DELETE if deleting else Ownership.MANAGE):
+        return _NOT_OURS[decision].format(live=owner_of(current), owner=owner)
+    if isinstance(op, (ReplaceResource, DeleteResource)) and str(ref) in protected:
+        return "it is protect: true"
+    if deleting:
+        return None
+    kind = "consumer" if ref.kind == "consumer" else "stream"
+    forcing, impossible = rules.blocked_changes(kind, rules.strip_live(current, kind), after, version)
+    if impossible:
+        return impossible[0]
+    if isinstance(op, UpdateResource) and forcing:
+        return f"changing {', '.join(forcing)} needs a replacement, not an update in place"
+    return None
+
+
 def make_plan(topology: Topology, live: LiveState, *, prune: bool = False, adopt: bool = False) -> Plan:
     """The ordered operations that make live JetStream match the topology, and what stands in the way."""
     planner = _Planner(topology, live, prune=prune, adopt=adopt)
@@ -145,6 +232,7 @@ class _Planner:
             else:
                 self._compare_stream(desired[name], live[name])
         self._check_live_overlaps(desired, live)
+        self._check_refusals(live)
         self.phases["stream_delete"] = _origins_first(self.phases["stream_delete"])[::-1]
         self.phases["stream"] = _origins_first(self.phases["stream"])
         for phase in self.phases.values():
@@ -152,22 +240,62 @@ class _Planner:
         self.plan.findings += target.target_findings(self.plan.operations, self.live.streams, self.live.target)
 
     def _check_live_overlaps(self, desired: dict, live: dict) -> None:
-        """A stream we create or change may not take subjects of a live stream we leave alone: the server
-        refuses it (SUBJECTS_OVERLAP) halfway through an apply; the plan says so before anything is done."""
         deleted = {op.ref.stream_name for op in self.phases["stream_delete"]}
-        others = subjects.SubjectIndex()
-        for name, stream in live.items():
-            if name not in desired and name not in deleted:
-                for subject in stream.config.get("subjects") or []:
-                    others.add(subject, (name, subject))
+        left_alone = {name: stream for name, stream in live.items() if name not in desired and name not in deleted}
+        for ref, message in overlaps_left_alone(self.phases["stream"], left_alone):
+            self._error(ref, Reason.OVERLAP, message)
+
+    def _check_refusals(self, live: dict) -> None:
+        """What the server would refuse of the requests this plan makes (refusals.py), judged with
+        what validate cannot know: the connected server's line, origins the file does not declare,
+        and live consumers the topology leaves alone. Each request meets the streams as they are
+        after their own change (origins are changed first)."""
+        streams = {name: rules.strip_live(stream.config, "stream") for name, stream in live.items()}
         for op in self.phases["stream"]:
-            for subject in resulting_config(op).get("subjects") or []:
-                for other, other_subject in others.overlapping(subject):
-                    self._error(
-                        op.ref, Reason.OVERLAP,
-                        f"{op.ref}: subject '{subject}' overlaps '{other_subject}' of live stream {other}, which this "
-                        f"topology does not manage; the server would refuse it (err_code {SUBJECTS_OVERLAP})",
-                    )
+            streams[op.ref.stream_name] = resulting_config(op)
+        for op in self.phases["stream"]:
+            for found in refusals.refusals_of("stream", resulting_config(op), streams, self.version):
+                self._refused(op.ref, found.path, found.message)
+            if isinstance(op, UpdateResource):
+                self._check_consumer_limits(op, live[op.ref.stream_name])
+        for op in self.phases["consumer"]:
+            for found in refusals.refusals_of("consumer", resulting_config(op), streams[op.ref.stream], self.version):
+                self._refused(op.ref, found.path, found.message)
+        self._check_workqueues(live, streams)
+
+    def _check_workqueues(self, live: dict, streams: dict) -> None:
+        """Consumers a workqueue stream keeps (ones the topology does not manage, or does not delete)
+        take messages a new or changed consumer would share: the server refuses it (10099 / 10100)."""
+        renewed = {op.ref.stream_name for op in self.phases["stream"] if not isinstance(op, UpdateResource)}
+        gone = {(op.ref.stream, op.ref.name) for op in self.phases["consumer_delete"]}
+        requested: dict[str, list] = {}
+        for op in self.phases["consumer"]:
+            requested.setdefault(op.ref.stream, []).append(op)
+        for name, ops in sorted(requested.items()):
+            changed = {op.ref.name for op in ops}
+            kept = [] if name in renewed or name not in live else [
+                (cname, config) for cname, config in sorted(live[name].consumers.items())
+                if rules.declarable_consumer(config) and cname not in changed and (name, cname) not in gone]
+            wanted = [(op.ref.name, resulting_config(op)) for op in ops]
+            for cname, message in refusals.workqueue_conflicts(streams[name], kept + wanted):
+                if cname in changed:
+                    self._refused(Ref("consumer", cname, name), (), message)
+
+    def _check_consumer_limits(self, op: UpdateResource, stream: LiveStream) -> None:
+        """stream.go updateWithAdvisory: a stream update that sets consumer_limits lower than what a live
+        consumer has is refused, even when that consumer is updated right after."""
+        old, new = (op.before.get("consumer_limits") or {}), (op.after.get("consumer_limits") or {})
+        for key in ("max_ack_pending", "inactive_threshold"):
+            limit = new.get(key) or 0
+            if limit <= 0 or limit == old.get(key):
+                continue
+            over = sorted(name for name, config in stream.consumers.items() if (config.get(key) or 0) > limit)
+            if over:
+                self._refused(
+                    op.ref, ("consumer_limits", key),
+                    f"the live consumers {', '.join(over)} have a larger {key}; the server refuses to lower the "
+                    f"limit below them (err_code {STREAM_UPDATE_FAILED}): lower their {key} first, apply, then the limit",
+                )
 
     # -- streams ---------------------------------------------------------
 
@@ -315,6 +443,10 @@ class _Planner:
 
     def _error(self, ref: Ref, reason: Reason, message: str) -> None:
         self.plan.findings.append(Finding(ref, Severity.ERROR, reason, message))
+
+    def _refused(self, ref: Ref, path: tuple, message: str) -> None:
+        where = f"{dotted(path)}: " if path else ""
+        self._error(ref, Reason.REFUSED, f"{ref}: {where}{message}")
 
     def _note(self, ref: Ref, reason: Reason, message: str) -> None:
         self.plan.findings.append(Finding(ref, Severity.NOTE, reason, message))

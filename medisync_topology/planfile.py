@@ -9,7 +9,9 @@ naming each change. A checksum over the content refuses a file edited after it w
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,9 @@ from .plan import field_changes
 
 FORMAT = "medisync-topology plan"
 FORMAT_VERSION = 1
-USER_INFO = "$SYS.REQ.USER.INFO"  # answered by the server for any user: its user and account
+USER_INFO = "$SYS.REQ.USER.INFO"
+# The secret a plan job and its apply job share: plans are signed with it, and only signed ones applied.
+KEY_VARIABLE = "TOPOLOGY_PLAN_KEY"  # answered by the server for any user: its user and account
 
 
 class PlanFileError(TopologyError):
@@ -45,6 +49,7 @@ class SavedPlan:
     git_commit: str | None = None
     tool_version: str = __version__
     created: str = field(default_factory=now_rfc3339)
+    protected: list[str] = field(default_factory=list)  # str(Ref) of each resource the topology marks protect: true
 
 
 # -- what a plan is made from -------------------------------------------
@@ -107,7 +112,7 @@ def snapshot_hash(snapshot: dict[str, dict]) -> str:
 # -- the file -----------------------------------------------------------
 
 
-def plan_document(saved: SavedPlan) -> dict:
+def plan_document(saved: SavedPlan, key: bytes | None = None) -> dict:
     plan = saved.plan
     document = {
         "format": FORMAT,
@@ -120,6 +125,7 @@ def plan_document(saved: SavedPlan) -> dict:
             "hash": saved.topology_hash,
             "git_commit": saved.git_commit,
             "audit_subject": saved.audit_subject,
+            "protected": saved.protected,
         },
         "target": saved.target,
         "options": saved.options,
@@ -131,27 +137,63 @@ def plan_document(saved: SavedPlan) -> dict:
         },
         "live": {"hash": snapshot_hash(saved.live), "resources": saved.live},
     }
+    if key is not None:
+        document["signature"] = _signature(key, document)
     return {**document, "checksum": _sha256(_canonical(document))}
 
 
-def save_plan(path: str | Path, saved: SavedPlan) -> None:
-    """Write the plan as indented JSON (reviewable, diffable), checksum included."""
-    text = json.dumps(plan_document(saved), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def plan_key() -> bytes | None:
+    """The key plans are signed with and checked against (TOPOLOGY_PLAN_KEY), None when it is not set.
+
+    Set but empty is refused: a pipeline whose secret did not arrive must not fall back to unsigned plans.
+    """
+    key = os.environ.get(KEY_VARIABLE)
+    if key is None:
+        return None
+    if not key:
+        raise PlanFileError(f"{KEY_VARIABLE} is set but empty: give the key plans are signed with, or unset it")
+    return key.encode()
+
+
+def _signature(key: bytes, document: dict) -> str:
+    """HMAC-SHA256 over the canonical content: everything but the checksum and the signature itself."""
+    content = {k: v for k, v in document.items() if k not in ("checksum", "signature")}
+    return "hmac-sha256:" + hmac.new(key, _canonical(content), hashlib.sha256).hexdigest()
+
+
+def _check_signature(path, document: dict, key: bytes | None) -> None:
+    if key is None:  # without a key, as before signing existed: a signature is not checked
+        return
+    if "signature" not in document:
+        raise PlanFileError(
+            f"{path} is not signed, but {KEY_VARIABLE} is set: only plans signed with that key are applied; "
+            f"make the plan with {KEY_VARIABLE} set"
+        )
+    if not hmac.compare_digest(str(document["signature"]), _signature(key, document)):
+        raise PlanFileError(
+            f"{path} is not signed with the key in {KEY_VARIABLE} (its signature does not match): it was made with "
+            "another key or changed after it was signed; make a new plan"
+        )
+
+
+def save_plan(path: str | Path, saved: SavedPlan, key: bytes | None = None) -> None:
+    """Write the plan as indented JSON (reviewable, diffable), checksum included; signed when given a key."""
+    text = json.dumps(plan_document(saved, key), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     try:
         Path(path).write_text(text)
     except OSError as exc:
         raise PlanFileError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
 
 
-def load_plan(path: str | Path) -> SavedPlan:
-    """Read a plan file back; PlanFileError says why one cannot be used."""
+def load_plan(path: str | Path, key: bytes | None = None) -> SavedPlan:
+    """Read a plan file back, its signature checked when given the key; PlanFileError says why one cannot be used."""
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanFileError(f"cannot read plan file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a file of 100,000 nested brackets
         raise PlanFileError(f"{path} is not a plan file: it is not valid JSON (truncated or corrupt?)") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PlanFileError(f"{path} is not a plan file made by `topology plan --out`")
@@ -167,6 +209,7 @@ def load_plan(path: str | Path) -> SavedPlan:
             f"{path} was changed after it was written (its checksum does not match): "
             "a saved plan is applied exactly as it was made and reviewed; make a new plan"
         )
+    _check_signature(path, document, key)
     try:
         return _saved_plan(document)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -191,6 +234,7 @@ def _saved_plan(document: dict) -> SavedPlan:
         target=dict(document["target"]),
         live=dict(document["live"]["resources"]),
         audit_subject=topology.get("audit_subject"),
+        protected=list(topology.get("protected") or []),
         git_commit=topology.get("git_commit"),
         tool_version=document["tool_version"],
         created=document["created"],

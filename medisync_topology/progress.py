@@ -36,6 +36,8 @@ class Progress:
     def outcome(self, outcome: Outcome) -> None:
         op = outcome.operation
         self.done += 1
+        if outcome.status == "interrupted":  # Ctrl-C: the report that follows lists them
+            return
         if outcome.status != "done":
             self._above(f"{op.ref}: {op.action} FAILED: {outcome.error}")
         elif not self.counter:

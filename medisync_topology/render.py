@@ -46,6 +46,8 @@ def display_value(name: str, value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(display_value(name, item) for item in value) + "]"
     if isinstance(value, int) and not isinstance(value, bool):
+        if value in rules.UNLIMITED_VALUES.get(name, ()):
+            return "unlimited"
         if name in rules.DURATION_FIELDS:
             return format_duration(value)
         if name in rules.SIZE_FIELDS:

@@ -47,6 +47,16 @@ SIZE_FIELDS: frozenset[str] = frozenset(
         "max_value_size",
     }
 )
+# Values that mean "no limit", by field name, for showing them to a person as `unlimited`: -1 in the
+# server's limit fields, and 0 where the server reads zero as no limit (it reports max_msgs: 0 as -1,
+# keeps max_age: 0 as "forever", and a pull request's max_batch/max_expires/max_bytes 0 as unbounded).
+# max_waiting, max_ack_pending 0 and duplicate_window 0 are not here: there the server fills in a default.
+UNLIMITED_VALUES: dict[str, frozenset[int]] = {
+    **dict.fromkeys(("max_msgs", "max_bytes", "max_msg_size", "max_consumers", "max_msgs_per_subject",
+                     "max_value_size", "max_deliver"), frozenset({UNLIMITED, 0})),
+    **dict.fromkeys(("max_age", "ttl", "max_batch", "max_expires"), frozenset({0})),
+    "max_ack_pending": frozenset({UNLIMITED}),
+}
 # Timestamps (RFC 3339); compared as instants, written in UTC as Go writes them.
 TIMESTAMP_FIELDS: frozenset[str] = frozenset({"opt_start_time", "pause_until"})
 # Lists whose order means nothing to the server.

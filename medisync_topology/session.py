@@ -10,15 +10,15 @@ import asyncio
 from dataclasses import dataclass
 from typing import Callable
 
-from .apply import ApplyResult, Outcome, apply_plan
+from .apply import ApplyResult, Outcome, apply_plan, interrupted_result
 from .audit import audit_event, git_commit, publish_audit
 from .client import JetStreamClient
 from .connection import ConnectOptions
 from .errors import TopologyError
 from .lock import ApplyLock, capturing_streams
 from .model import Topology
-from .ops import Plan, ReplaceResource, resulting_config
-from .plan import make_plan
+from .ops import Plan, Ref, ReplaceResource, resulting_config
+from .plan import make_plan, saved_plan_refusals
 from .planfile import PlanFileError, SavedPlan, check_target, live_snapshot, read_target, stale_changes, topology_hash
 
 
@@ -28,6 +28,14 @@ class NothingApplied(TopologyError):
     def __init__(self, message: str, plan: Plan):
         self.plan = plan
         super().__init__(message)
+
+
+class ApplyInterrupted(TopologyError):
+    """Apply was interrupted (Ctrl-C) midway; ``result`` says what was done, under way and not attempted."""
+
+    def __init__(self, plan: Plan, result: ApplyResult, audit: dict | None):
+        self.plan, self.result, self.audit = plan, result, audit
+        super().__init__("apply was interrupted")
 
 
 def check_replacements(plan: Plan, allowed: bool, hint: str) -> None:
@@ -42,36 +50,34 @@ def _provenance(topology: Topology) -> tuple[str | None, str, str | None]:
     return (topology.audit or {}).get("subject"), topology_hash(topology), git_commit(topology.sources)
 
 
-async def plan_live(
-    load: Callable[[], Topology], connect: ConnectOptions, options: dict, *, save: bool
-) -> tuple[Plan, SavedPlan | None]:
-    """The plan of the topology ``load`` returns against live JetStream; with ``save``, also the SavedPlan that
-    records what it was made from. ``options``: prune, adopt, allow_replace.
+def _protected(topology: Topology) -> list[str]:
+    """Each resource the topology marks protect: true; a saved plan may not replace or delete them."""
+    refs = []
+    for spec in {**topology.streams, **topology.buckets}.values():
+        refs += [str(spec.ref)] if spec.protect else []
+        refs += [str(Ref("consumer", c.name, c.stream)) for c in spec.consumers.values() if c.protect]
+    return sorted(refs)
 
-    The file is loaded and validated in a thread while live state is read: the server answers the LIST
-    requests meanwhile. Its problems still come first: an invalid file is reported as such, also when the
-    server cannot be reached.
+
+async def plan_live(
+    topology: Topology, connect: ConnectOptions, options: dict, *, save: bool
+) -> tuple[Plan, SavedPlan | None]:
+    """The plan against live JetStream; with ``save``, also the SavedPlan that records what it was made from.
+
+    ``options``: prune, adopt, allow_replace.
     """
-    loading = asyncio.ensure_future(asyncio.to_thread(load))
-    try:
-        async with JetStreamClient(connect) as client:
-            live = await client.read_live()
-            topology = await loading
-            plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
-            plan.options = dict(options)
-            if not save:
-                return plan, None
-            subject, file_hash, commit = _provenance(topology)
-            saved = SavedPlan(
-                plan, options, file_hash, await read_target(client), live_snapshot(live),
-                audit_subject=subject, git_commit=commit,
-            )
-            return plan, saved
-    except BaseException:
-        await asyncio.wait([loading])  # a thread cannot be cancelled: wait for it, and let its error win
-        if not loading.cancelled() and loading.exception() is not None:
-            raise loading.exception() from None
-        raise
+    async with JetStreamClient(connect) as client:
+        live = await client.read_live()
+        plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
+        plan.options = dict(options)
+        if not save:
+            return plan, None
+        subject, file_hash, commit = _provenance(topology)
+        saved = SavedPlan(
+            plan, options, file_hash, await read_target(client), live_snapshot(live),
+            audit_subject=subject, git_commit=commit, protected=_protected(topology),
+        )
+        return plan, saved
 
 
 @dataclass
@@ -154,6 +160,15 @@ class SavedPlanRun(ApplyRun):
                 f"{self.plan_file} is stale; live JetStream changed since the plan was made:\n{listed}\n"
                 "Nothing was applied; make a new plan."
             )
+        options = self.saved.options
+        refusals = saved_plan_refusals(self.saved.plan, live, prune=options.get("prune", False),
+                                       adopt=options.get("adopt", False), protected=set(self.saved.protected))
+        if refusals:
+            listed = "\n".join(f"  {refusal}" for refusal in refusals)
+            raise PlanFileError(
+                f"{self.plan_file} holds operations `topology plan` could not make against this server "
+                f"(was it edited?):\n{listed}\nNothing was applied."
+            )
         return self.saved.plan
 
     def capturing_lock(self) -> list[str]:
@@ -200,9 +215,10 @@ async def run_apply(run: TopologyRun | SavedPlanRun, callbacks: ApplyCallbacks) 
             try:
                 result = await apply_plan(client, plan, on_done=done)
             except (asyncio.CancelledError, KeyboardInterrupt):
-                # Ctrl-C: what was done so far is on the server; the audit trail says so.
-                await run.audit(client, plan, ApplyResult(outcomes), callbacks.warn, interrupted=True)
-                raise
+                # Ctrl-C: what was done so far is on the server; the audit trail and the person are told so.
+                result = interrupted_result(plan, outcomes)
+                audit = await run.audit(client, plan, result, callbacks.warn, interrupted=True)
+                raise ApplyInterrupted(plan, result, audit) from None
             audit = await run.audit(client, plan, result, callbacks.warn)
         if lock.warning:
             callbacks.warn(lock.warning)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import jsonschema_rs
 
-from . import buckets, compose, policy, rules, services, subjects
+from . import buckets, compose, policy, refusals, rules, services, subjects
+from .errors import TopologyError
 from .loader import Document, InvalidTopology, Problem
 from .model import StreamSpec, Topology, build_topology
 
@@ -216,8 +217,8 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
         for cname, consumer in stream.consumers.items():
             problems += _name_problems(doc, here + ("consumers", cname), cname, "consumer")
             problems += _consumer_problems(doc, here + ("consumers", cname), stream, consumer.config)
-        problems += _workqueue_problems(doc, here, stream)
         problems += _origin_problems(doc, here, stream, topology)
+    problems += _refusal_problems(doc, topology)
     problems += _overlap_problems(doc, topology)
     problems += policy.policy_problems(topology, doc, services.published_subjects(topology))
     problems += _range_problems(doc, doc.data, ())
@@ -282,8 +283,6 @@ def _filters(config: dict) -> list[str]:
 def _consumer_problems(doc, here, stream: StreamSpec, config: dict):
     problems = []
     stream_subjects = [s for s in stream.config.get("subjects") or [] if s is not None]
-    if config.get("filter_subject") and config.get("filter_subjects"):
-        problems.append(doc.problem(here + ("filter_subjects",), "set filter_subject or filter_subjects, not both"))
     field = "filter_subject" if config.get("filter_subject") else "filter_subjects"
     for i, subject in enumerate(_filters(config)):
         if subject is None:
@@ -296,12 +295,6 @@ def _consumer_problems(doc, here, stream: StreamSpec, config: dict):
             problems.append(
                 doc.problem(path, f"filter '{subject}' matches none of stream {stream.name}'s subjects: {', '.join(stream_subjects)}")
             )
-    backoff = config.get("backoff") or []
-    max_deliver = config.get("max_deliver", -1)
-    if backoff and max_deliver not in (None, -1) and len(backoff) > max_deliver:
-        problems.append(
-            doc.problem(here + ("backoff",), f"backoff has {len(backoff)} steps but max_deliver is {max_deliver}: a message is never delivered more than max_deliver times")
-        )
     push = bool(config.get("deliver_subject"))
     for field_name in PULL_ONLY if push else PUSH_ONLY:
         if config.get(field_name) not in (None, False, 0, [], ""):
@@ -338,26 +331,31 @@ def _origin_problems(doc, here, stream: StreamSpec, topology: Topology):
     return problems
 
 
-def _workqueue_problems(doc, here, stream: StreamSpec):
-    if stream.config.get("retention") != "workqueue":
-        return []
-    problems = []
-    seen: list[tuple[str, str]] = []
-    for cname, consumer in stream.consumers.items():
-        if consumer.config.get("ack_policy") != "explicit":
-            # The server refuses it (err 10098 / 10084): a message leaves the queue when its consumer acks it.
-            problems.append(doc.problem(here + ("consumers", cname, "ack_policy"), "consumers of a workqueue stream need ack_policy: explicit"))
-        filters = [f for f in _filters(consumer.config) if f is not None] or [">"]
-        for subject in filters:
-            for other_name, other in seen:
-                if subjects.subjects_overlap(subject, other):
-                    problems.append(
-                        doc.problem(
-                            here + ("consumers", cname),
-                            f"on a workqueue stream each message goes to one consumer: filter '{subject}' overlaps consumer {other_name}'s '{other}'",
-                        )
-                    )
-        seen += [(cname, s) for s in filters]
+def _refusal_problems(doc, topology: Topology) -> list[Problem]:
+    """What the server refuses, decided by the file alone (refusals.py), for the newest server line."""
+    problems: list[Problem] = []
+    completed: dict[str, dict] = {}
+    for name, stream in topology.streams.items():
+        try:
+            completed[name] = rules.complete_stream(stream.config)
+        except (TypeError, TopologyError):
+            continue  # a value that did not parse is reported already
+    for name, stream in topology.streams.items():
+        if name not in completed:
+            continue
+        here, config = ("streams", name), completed[name]
+        problems += [doc.problem(here + f.path, f.message) for f in refusals.refusals_of("stream", config, completed)]
+        consumers = []
+        for cname, consumer in stream.consumers.items():
+            try:
+                cconfig = rules.complete_consumer(consumer.config, config)
+            except (TypeError, TopologyError):
+                continue
+            consumers.append((cname, cconfig))
+            problems += [doc.problem(here + ("consumers", cname) + f.path, f.message)
+                         for f in refusals.refusals_of("consumer", cconfig, config)]
+        problems += [doc.problem(here + ("consumers", cname), message)
+                     for cname, message in refusals.workqueue_conflicts(config, consumers)]
     return problems
 
 

@@ -23,8 +23,12 @@ streams:
   AUDIT:
     subjects: [medisync.audit.>]
 """
-# A config the server refuses at create time, which no plan can foresee (err 10052): apply fails midway.
-REFUSED_EVENTS = BASE.replace("    subjects: [medisync.etl.>]\n", "    subjects: [medisync.etl.>]\n    persist_mode: async\n    allow_atomic: true\n", 1)
+# A config the server refuses at create time, which the plan does not foresee (a transform naming a
+# wildcard its source does not have; err 10156, 10049 before 2.11): apply fails midway.
+REFUSED_EVENTS = BASE.replace(
+    "    subjects: [medisync.etl.>]\n",
+    "    subjects: [medisync.etl.>]\n    subject_transform: {src: medisync.etl.>, dest: 'x.{{wildcard(3)}}'}\n", 1)
+REFUSED_CODES = (10049, 10156)
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -82,10 +86,11 @@ def test_a_failed_apply_records_what_was_done_before_the_failure(run, js_api, st
     assert code == 1
     event = stored_events()[-1]
     assert event["type"] == "topology.apply_failed"
-    outcomes = [(op["name"], op["outcome"], op["err_code"]) for op in event["payload"]["operations"]]
+    outcomes = [(op["name"], op["outcome"]) for op in event["payload"]["operations"]]
     # LATER was sent beside EVENTS (they are independent): in flight, so awaited and recorded as done.
-    assert outcomes == [("EVENTS", "failed", 10052), ("LATER", "done", None), ("etl-notifier", "not attempted", None)]
-    assert event["payload"]["error"].startswith("stream EVENTS: async persist mode is not supported with atomic batch publish")
+    assert outcomes == [("EVENTS", "failed"), ("LATER", "done"), ("etl-notifier", "not attempted")]
+    assert event["payload"]["operations"][0]["err_code"] in REFUSED_CODES
+    assert event["payload"]["error"].startswith("stream EVENTS: ") and "transform" in event["payload"]["error"]
     assert event["payload"]["git_commit"] is None  # not a git checkout: no error either
 
 
@@ -112,13 +117,13 @@ def test_apply_format_json_lists_every_outcome_and_nothing_else_on_stdout(run, n
     result = CliRunner().invoke(main, ["apply", "-f", str(tmp_path / "topology.yaml"), "--auto-approve", "--format", "json"])
     assert result.exit_code == 1
     document = json.loads(result.stdout)
-    rows = [(op["action"], op["name"], op["outcome"], op["err_code"]) for op in document["operations"]]
-    assert rows == [
-        ("create", "EVENTS", "failed", 10052), ("create", "LATER", "done", None),  # in flight beside EVENTS
-        ("create", "etl-notifier", "not attempted", None),
-    ]
-    assert "async persist mode is not supported" in document["operations"][0]["error"]
-    assert document["summary"] == {"created": 1, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "not_attempted": 1}
+    rows = [(op["action"], op["name"], op["outcome"]) for op in document["operations"]]
+    # LATER was in flight beside EVENTS: awaited, and done.
+    assert rows == [("create", "EVENTS", "failed"), ("create", "LATER", "done"), ("create", "etl-notifier", "not attempted")]
+    assert document["operations"][0]["err_code"] in REFUSED_CODES and "transform" in document["operations"][0]["error"]
+    assert [op["err_code"] for op in document["operations"][1:]] == [None, None]
+    assert document["summary"] == {"created": 1, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "interrupted": 0,
+                                   "not_attempted": 1}
     assert document["error"].startswith("stream EVENTS: ")
     assert document["findings"] == []
     assert document["audit"]["type"] == "topology.apply_failed" and document["audit"]["warning"] is None
@@ -142,3 +147,25 @@ def test_apply_format_json_when_nothing_is_applied(run, js_api, tmp_path):
     assert document["error"] == "the plan has errors (above); nothing was applied"
     assert [f["reason"] for f in document["findings"]] == ["needs_adopt"]
     assert result.stderr.endswith("Error: the plan has errors (above); nothing was applied\n")
+
+
+def test_the_git_commit_says_when_a_topology_file_has_uncommitted_changes(tmp_path):
+    from medisync_topology.audit import git_commit
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    topology, other = tmp_path / "topology.yaml", tmp_path / "README"
+    topology.write_text(BASE)
+    other.write_text("x")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "topology"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert git_commit([str(topology)]) == head
+    other.write_text("changed")  # another file's changes are not the topology's
+    assert git_commit([str(topology)]) == head
+    topology.write_text(BASE + "# edited\n")
+    assert git_commit([str(topology)]) == f"{head}-dirty"
+    subprocess.run([*git, "checkout", "-q", "topology.yaml"], check=True)
+    (tmp_path / "extra.yaml").write_text("streams: {}\n")  # a second file never committed
+    assert git_commit([str(topology), str(tmp_path / "extra.yaml")]) == f"{head}-dirty"
+    assert git_commit([str(tmp_path)]) == f"{head}-dirty"  # a directory of topology files

@@ -25,3 +25,24 @@ def test_usage_errors_exit_1(args, env):
 
 def test_help_exits_0():
     assert CliRunner().invoke(main, ["plan", "--help"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("env", "colour"), [
+    ({"TERM": "xterm-256color"}, True), ({"TERM": "dumb"}, False), ({"TERM": "xterm", "NO_COLOR": ""}, False),
+])
+def test_colour_only_on_a_terminal_that_can_show_it(monkeypatch, env, colour):
+    import io
+    import sys
+
+    from medisync_topology import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert cli._color(no_color=False) is colour
+    assert cli._color(no_color=True) is False

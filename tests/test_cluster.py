@@ -3,6 +3,8 @@
 import time
 
 import pytest
+
+from medisync_topology import refusals, rules
 from conftest import raw_js_api, topology_cli
 
 
@@ -84,3 +86,31 @@ def test_plan_and_apply_with_one_node_down(run, nats_cluster):
 def test_validate_refuses_more_than_five_replicas(run):
     code, out = run(topology("MANY", num_replicas=6), "validate")
     assert code == 1 and "num_replicas: 6 is greater than the maximum of 5" in out
+
+
+# The refusals (refusals.py) a single server cannot show: it refuses replicas > 1 first (10074).
+CLUSTER_REFUSALS = [
+    ("async_not_replicated", {"persist_mode": "async", "num_replicas": 3}, None),
+    ("all_subjects_single_replica", {"subjects": [">"], "no_ack": True, "num_replicas": 3}, None),
+    ("replicas_over_stream", {}, {"num_replicas": 3}),
+    ("replicas_match_stream", {"retention": "interest", "num_replicas": 3}, {"num_replicas": 1}),
+]
+
+
+@pytest.mark.parametrize("name, stream_fields, consumer_fields", CLUSTER_REFUSALS, ids=[c[0] for c in CLUSTER_REFUSALS])
+def test_replica_refusals_on_a_cluster(nats_cluster, name, stream_fields, consumer_fields):
+    url = nats_cluster[0].url
+    sname = f"RC_{name}"
+    stream = rules.complete_stream({"name": sname, "subjects": [f"{sname}.>"], **stream_fields})
+    if consumer_fields is None:
+        kind, config, context = "stream", stream, {}
+        reply = raw_js_api(url, f"STREAM.CREATE.{sname}", {**stream, "pedantic": True})
+    else:
+        assert "error" not in raw_js_api(url, f"STREAM.CREATE.{sname}", {**stream, "pedantic": True})
+        kind, context = "consumer", stream
+        config = rules.complete_consumer({"durable_name": "C", "name": "C", "ack_policy": "explicit", **consumer_fields}, stream)
+        reply = raw_js_api(url, f"CONSUMER.CREATE.{sname}.C",
+                           {"stream_name": sname, "config": config, "action": "create", "pedantic": True})
+    found = {f.refusal.name: f.refusal for f in refusals.refusals_of(kind, config, context)}
+    assert name in found
+    assert reply.get("error", {}).get("err_code") == found[name].err_code, reply

@@ -84,16 +84,32 @@ def test_a_stale_pid_is_never_signalled(root):
     assert devserver.up(root).started  # and up is not fooled by it either
 
 
-def test_a_taken_port_fails_with_the_servers_own_words(root, port):
+def test_a_taken_port_is_named_with_the_option_that_moves_the_server(root, port):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         with pytest.raises(TopologyError) as failed:
             devserver.up(root)
     message = str(failed.value)
-    assert message.startswith("nats-server exited with code 1; the end of ")
-    assert f"127.0.0.1:{port}" in message and "address already in use" in message
+    assert message.startswith(f"nats-server cannot listen on 127.0.0.1:{port}: the port is taken (another "
+                              "nats-server, or another dev server?); pass --port to use another, e.g. `topology dev up --port ")
     assert not (root / ".dev" / "nats-server.pid").exists()
+
+
+def test_port_and_monitor_port_override_nats_conf(root):
+    client, monitor = free_port(), free_port()
+    server = devserver.up(root, port=client, monitor_port=monitor)
+    assert server.url == f"nats://127.0.0.1:{client}" and server.monitor_url == f"http://127.0.0.1:{monitor}"
+    assert raw_js_api(server.url, "STREAM.NAMES", **PROVISIONER)["total"] == 0
+    assert devserver.status(root).url == server.url
+    devserver.down(root)
+    with socket.socket() as squatter:  # a taken monitoring port names --monitor-port
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the server's connections may linger
+        squatter.bind(("127.0.0.1", monitor))
+        squatter.listen()
+        with pytest.raises(TopologyError, match=f"^nats-server cannot listen on 127.0.0.1:{monitor}: the monitoring "
+                                                "port is taken .*; pass --monitor-port to use another"):
+            devserver.up(root, port=client, monitor_port=monitor)
 
 
 def test_missing_binary_names_the_package(root, monkeypatch, tmp_path):
@@ -118,6 +134,25 @@ def test_missing_binary_names_the_package(root, monkeypatch, tmp_path):
 def test_no_nats_conf(tmp_path):
     with pytest.raises(TopologyError, match="nats.conf not found: topology dev up runs the repository's nats.conf"):
         devserver.up(tmp_path)
+
+
+def test_the_dev_commands_find_the_checkout_from_any_folder_in_it(root, port, monkeypatch, tmp_path):
+    (root / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(root / "deep" / "er")
+    runner = CliRunner()
+    assert runner.invoke(main, ["dev", "status"]).output == "nats-server is not running\n"
+    client = free_port()
+    result = runner.invoke(main, ["dev", "up", "--port", str(client)])
+    assert result.exit_code == 0 and f"nats-server started at nats://127.0.0.1:{client}" in result.output, result.output
+    assert (root / ".dev" / "nats-server.pid").is_file()
+    result = runner.invoke(main, ["dev", "status"])
+    assert result.exit_code == 0 and f"nats-server is running at nats://127.0.0.1:{client}" in result.output
+    assert runner.invoke(main, ["dev", "down"]).output.startswith("nats-server stopped (pid ")
+    monkeypatch.chdir(tmp_path)  # no nats.conf here or above
+    result = runner.invoke(main, ["dev", "status"])
+    assert result.exit_code == 1 and result.output == (
+        f"Error: no nats.conf in {tmp_path} or any folder above it: run topology dev inside the repository's "
+        "checkout, or pass --root\n")
 
 
 def test_the_dev_commands(root, port):

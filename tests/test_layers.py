@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services",
+CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services", "explain", "graph",
         "permissions", "target")
 
 

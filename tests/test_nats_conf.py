@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from natsserver import raw_js_api, repo_nats_conf, start_server
 
 from medisync_topology.cli import main
+from medisync_topology.subjects import subject_is_subset
+from medisync_topology.validate import load_topology
 
 PROVISIONER = {"user": "provisioner", "password": "provisioner-dev"}
 WORKER = {"durable_name": "worker", "ack_policy": "explicit", "filter_subject": "medisync.etl.*.completed"}
@@ -101,14 +103,23 @@ def test_wrong_or_missing_credentials_are_rejected(server, creds):
         raw_js_api(server.url, "INFO", **creds)
 
 
-def test_the_shipped_topology_applies_as_provisioner_with_its_audit_event(server, monkeypatch):
+def test_the_shipped_topology_applies_as_provisioner_converges_and_stores_its_audit_event(server, monkeypatch):
     """The example is real: the repo's topology.yaml applied through the tool on the repo's nats.conf."""
     repo = Path(__file__).resolve().parent.parent
     auth = ["--server", server.url, "--user", "provisioner"]
     monkeypatch.setenv("NATS_PASSWORD", "provisioner-dev")
     result = CliRunner().invoke(main, ["apply", "-f", str(repo / "topology.yaml"), "--auto-approve", *auth])
     assert result.exit_code == 0, result.output
-    assert "Apply complete: 12 created" in result.output and "Warning" not in result.output
-    assert as_provisioner(server, "STREAM.INFO.AUDIT")["state"]["messages"] == 1  # the audit event, stored
+    # What holds for any valid topology, so editing MediSync's does not break this test: everything it
+    # declares is created, the audit event is stored where the topology captures it, and a plan converges.
+    topology = load_topology(repo / "topology.yaml")
+    declared = len(topology.streams) + topology.consumer_count() + len(topology.buckets)
+    assert f"Apply complete: {declared} created, 0 updated, 0 replaced, 0 deleted." in result.output
+    assert "Warning" not in result.output
+    subject = (topology.audit or {}).get("subject")
+    capturing = [name for name, spec in topology.streams.items()
+                 if subject and any(subject_is_subset(subject, s) for s in spec.config.get("subjects") or [])]
+    for name in capturing:
+        assert as_provisioner(server, f"STREAM.INFO.{name}")["state"]["messages"] == 1  # the audit event, stored
     result = CliRunner().invoke(main, ["plan", "-f", str(repo / "topology.yaml"), "--detailed-exitcode", *auth])
     assert result.exit_code == 0 and "No changes." in result.output, result.output

@@ -233,3 +233,50 @@ def test_every_blocker_of_one_resource_is_reported_at_once():
     text = BASE.replace("deny_delete: true", "deny_delete: false\n    storage: memory")
     plan = make_plan(topology(text), live_from())
     assert sorted(f.reason for f in plan.errors) == ["impossible", "protected"]
+
+
+# -- what the server would refuse, judged with live state (refusals.py) -------------------------
+
+
+def refused(plan):
+    return [f.message for f in plan.findings if f.severity == "error" and f.reason == "refused"]
+
+
+def test_a_mirror_of_a_live_stream_with_larger_messages_is_refused():
+    text = "version: 1\nowner: medisync\nexisting_streams: [ORDERS]\nstreams:\n  COPY: {mirror: {name: ORDERS}, max_msg_size: 1KiB}\n"
+    orders = rules.complete_stream({"name": "ORDERS", "subjects": ["orders.>"], "max_msg_size": 4096})
+    plan = make_plan(topology(text), LiveState(VERSION, {"ORDERS": LiveStream(orders, {})}))
+    assert refused(plan) == ["stream COPY: max_msg_size: a mirror's max_msg_size must be at least its origin's, or it could "
+                             "not hold every message; the server refuses it (err_code 10030)"]
+    orders["max_msg_size"] = 1024
+    assert refused(make_plan(topology(text), LiveState(VERSION, {"ORDERS": LiveStream(orders, {})}))) == []
+
+
+def test_a_refusal_applies_to_the_connected_line_only():
+    text = "version: 1\nowner: medisync\nstreams:\n  S:\n    subjects: [s.>]\n    consumers:\n      c: {priority_groups: [g]}\n"
+    assert refused(make_plan(topology(text), LiveState("2.15.1", {}))) == [
+        "consumer S/c: priority_groups: priority_groups need a priority_policy (overflow, pinned_client or prioritized); "
+        "the server refuses it (err_code 10196)"]
+    assert refused(make_plan(topology(text), LiveState("2.11.11", {}))) == []  # 2.11 accepts groups without a policy
+
+
+def test_a_workqueue_consumer_sharing_messages_with_an_unmanaged_one_is_refused():
+    text = BASE.replace("    max_age: 7d\n", "    max_age: 7d\n    retention: workqueue\n")
+    live = live_from(text)
+    events = live.streams["EVENTS"]
+    events.consumers["theirs"] = rules.complete_consumer(
+        {"durable_name": "theirs", "ack_policy": "explicit", "filter_subject": "medisync.etl.x"}, events.config)
+    del events.consumers["etl"]
+    assert refused(make_plan(topology(text), live)) == [
+        "consumer EVENTS/etl: on a workqueue stream each message goes to one consumer: filter 'medisync.etl.>' overlaps "
+        "consumer theirs's 'medisync.etl.x'; the server refuses it (err_code 10100)"]
+
+
+def test_lowering_consumer_limits_below_a_live_consumer_is_refused():
+    text = BASE.replace("    max_age: 7d\n", "    max_age: 7d\n    consumer_limits: {max_ack_pending: 100}\n")
+    plan = make_plan(topology(text), live_from())
+    assert refused(plan) == [
+        "stream EVENTS: consumer_limits.max_ack_pending: the live consumers etl have a larger max_ack_pending; the server "
+        "refuses to lower the limit below them (err_code 10069): lower their max_ack_pending first, apply, then the limit"]
+    first = BASE.replace("filter_subject: medisync.etl.>", "filter_subject: medisync.etl.>\n        max_ack_pending: 100")
+    assert refused(make_plan(topology(text.replace("filter_subject: medisync.etl.>", "filter_subject: medisync.etl.>\n        max_ack_pending: 100")), live_from(first))) == []

@@ -189,13 +189,20 @@ def test_text_errors_without_operations_say_the_plan_cannot_be_applied():
 @pytest.mark.parametrize(
     "name, value, shown",
     [
-        ("max_age", 0, "0s"),
+        ("max_age", 0, "unlimited"),
+        ("ttl", 0, "unlimited"),
+        ("max_msgs", 0, "unlimited"),
+        ("max_deliver", -1, "unlimited"),
+        ("max_ack_pending", -1, "unlimited"),
+        ("max_ack_pending", 0, "0"),  # the server fills in its default: not "no limit"
+        ("duplicate_window", 0, "0s"),
         ("max_age", 90 * 60 * S, "1h30m"),
         ("ack_wait", 30 * S, "30s"),
         ("backoff", [S, 500 * 10**6], "[1s, 500ms]"),
         ("max_bytes", 512 * 1024**2, "512MiB"),
         ("max_bytes", 10 * 10**9, "10GB"),
-        ("max_msg_size", -1, "-1"),
+        ("max_msg_size", -1, "unlimited"),
+        ("max_msg_size", 1024, "1KiB"),
         ("max_msgs", 1000, "1000"),  # a count, not a size
         ("consumer_limits", {"max_ack_pending": 5, "inactive_threshold": 60 * S}, '{"inactive_threshold": 1m, "max_ack_pending": 5}'),
         ("sources", [{"name": "A", "filter_subject": "a.>"}], '[{"filter_subject": "a.>", "name": "A"}]'),

@@ -24,7 +24,7 @@ import nats
 import pytest
 from natsserver import find_binary, start_server
 
-from medisync_topology import rules
+from medisync_topology import errors, refusals, rules
 
 S, M = rules.SECOND, rules.MINUTE
 DAY = 86400 * S
@@ -444,3 +444,150 @@ def test_every_consumer_field_set_round_trips(jsapi):
         reply = jsapi.consumer(sname, desired, "create")
         assert error_of(reply) is None, error_of(reply)
         assert rules.strip_live(reply["config"], "consumer") == desired
+
+
+# -- what the server refuses (refusals.py) ----------------------------------------------------
+
+MS = 10**6
+# (refusal, stream fields, consumer fields or None for a stream refusal, origin fields or None).
+# "{n}_O" is an origin stream the test creates first when the case gives its fields.
+REFUSAL_CASES = [
+    ("max_age_too_short", {"max_age": 50 * MS}, None, None),
+    ("duplicate_window_too_short", {"duplicate_window": 50 * MS}, None, None),
+    ("duplicate_window_over_max_age", {"max_age": S, "duplicate_window": 2 * S}, None, None),
+    ("rollups_with_deny_purge", {"deny_purge": True, "allow_rollup_hdrs": True}, None, None),
+    ("counter_with_discard_new", {"allow_msg_counter": True, "discard": "new"}, None, None),
+    ("counter_with_msg_ttl", {"allow_msg_counter": True, "allow_msg_ttl": True}, None, None),
+    ("counter_with_schedules", {"allow_msg_counter": True, "allow_msg_schedules": True}, None, None),
+    ("counter_needs_limits", {"allow_msg_counter": True, "retention": "interest"}, None, None),
+    ("discard_new_per_subject_needs_discard_new", {"discard_new_per_subject": True, "max_msgs_per_subject": 5}, None, None),
+    ("discard_new_per_subject_needs_limit", {"discard_new_per_subject": True, "discard": "new"}, None, None),
+    ("delete_marker_ttl_too_short", {"subject_delete_marker_ttl": 500 * MS}, None, None),
+    ("schedules_with_discard_new", {"allow_msg_schedules": True, "discard": "new"}, None, None),
+    ("async_needs_file", {"persist_mode": "async", "storage": "memory"}, None, None),
+    ("async_not_atomic", {"persist_mode": "async", "allow_atomic": True}, None, None),
+    ("mirror_first_seq", {"mirror": {"name": "{n}_O"}, "subjects": None, "first_seq": 5}, None, None),
+    ("mirror_counter", {"mirror": {"name": "{n}_O"}, "subjects": None, "allow_msg_counter": True}, None, None),
+    ("mirror_atomic", {"mirror": {"name": "{n}_O"}, "subjects": None, "allow_atomic": True}, None, None),
+    ("mirror_batched", {"mirror": {"name": "{n}_O"}, "subjects": None, "allow_batched": True}, None, None),
+    ("mirror_schedules", {"mirror": {"name": "{n}_O"}, "subjects": None, "allow_msg_schedules": True}, None, None),
+    ("mirror_delete_markers", {"mirror": {"name": "{n}_O"}, "subjects": None, "subject_delete_marker_ttl": M}, None, None),
+    ("sources_with_schedules", {"sources": [{"name": "{n}_O"}], "allow_msg_schedules": True}, None, None),
+    ("mirror_filter_and_transforms", {"subjects": None, "mirror": {
+        "name": "{n}_O", "filter_subject": "o.>", "subject_transforms": [{"src": "o.a", "dest": "x.a"}]}}, None, None),
+    ("source_filter_and_transforms", {"sources": [
+        {"name": "{n}_O", "filter_subject": "o.>", "subject_transforms": [{"src": "o.a", "dest": "x.a"}]}]}, None, None),
+    ("mirror_transforms_overlap", {"subjects": None, "mirror": {"name": "{n}_O", "subject_transforms": [
+        {"src": "o.>", "dest": "a.>"}, {"src": "o.a", "dest": "b.a"}]}}, None, None),
+    ("source_transforms_overlap", {"sources": [{"name": "{n}_O", "subject_transforms": [
+        {"src": "o.>", "dest": "a.>"}, {"src": "o.a", "dest": "b.a"}]}]}, None, None),
+    ("duplicate_source", {"sources": [{"name": "{n}_O"}, {"name": "{n}_O"}]}, None, None),
+    ("republish_cycle", {"republish": {"src": ">", "dest": "{n}.again"}}, None, None),
+    ("mirror_max_msg_size", {"mirror": {"name": "{n}_O"}, "subjects": None, "max_msg_size": 1024}, None,
+     {"max_msg_size": 2048}),
+    ("source_max_msg_size", {"sources": [{"name": "{n}_O"}], "max_msg_size": 1024}, None, {"max_msg_size": 2048}),
+    ("deliver_policy_start", {}, {"deliver_policy": "last_per_subject"}, None),
+    ("deliver_policy_start", {}, {"deliver_policy": "by_start_sequence"}, None),
+    ("deliver_policy_start", {}, {"deliver_policy": "new", "opt_start_seq": 5}, None),
+    ("deliver_policy_start", {}, {"deliver_policy": "by_start_time"}, None),
+    ("backoff_over_max_deliver", {}, {"backoff": [S, 2 * S, 3 * S], "max_deliver": 2}, None),
+    ("push_max_waiting", {}, {**PUSH, "max_waiting": 10}, None),
+    ("push_ack_none_max_ack_pending", {}, {**PUSH, "ack_policy": "none", "max_ack_pending": 10}, None),
+    ("push_ack_none_max_ack_pending", {"consumer_limits": {"max_ack_pending": 100}}, {**PUSH, "ack_policy": "none"}, None),
+    ("push_small_heartbeat", {}, {**PUSH, "idle_heartbeat": 50 * MS}, None),
+    ("deliver_cycle", {}, {"deliver_subject": "{n}.deliver"}, None),
+    ("pull_rate_limit", {}, {"rate_limit_bps": 8000}, None),
+    ("pull_heartbeat", {}, {"idle_heartbeat": 5 * S}, None),
+    ("pull_flow_control", {}, {"flow_control": True}, None),
+    ("pull_max_expires_too_short", {}, {"max_expires": MS // 2}, None),
+    ("flow_control_needs_heartbeat", {}, {**PUSH, "flow_control": True}, None),
+    ("max_ack_pending_over_limit", {"consumer_limits": {"max_ack_pending": 100}}, {"max_ack_pending": 200}, None),
+    ("inactive_threshold_over_limit", {"consumer_limits": {"inactive_threshold": M}}, {"inactive_threshold": DAY}, None),
+    ("filter_subject_and_filter_subjects", {}, {"filter_subject": "{n}.a", "filter_subjects": ["{n}.b"]}, None),
+    ("filters_overlap", {}, {"filter_subjects": ["{n}.>", "{n}.a"]}, None),
+    ("push_priority", {}, {**PUSH, "priority_policy": "overflow", "priority_groups": ["jobs"]}, None),
+    ("priority_policy_without_groups", {}, {"priority_policy": "overflow"}, None),
+    ("priority_groups_without_policy", {}, {"priority_groups": ["jobs"]}, None),
+    ("priority_timeout_without_policy", {}, {"priority_timeout": M}, None),
+    ("ack_flow_control_push", {}, {"ack_policy": "flow_control"}, None),
+    ("ack_flow_control_max_ack_pending", {}, {**PUSH, "ack_policy": "flow_control", "max_ack_pending": -1}, None),
+    ("ack_flow_control_ack_wait", {}, {**PUSH, "ack_policy": "flow_control", "ack_wait": 10 * S}, None),
+    ("ack_flow_control_max_deliver", {}, {**PUSH, "ack_policy": "flow_control", "max_deliver": 5}, None),
+    ("workqueue_explicit_ack", {"retention": "workqueue"}, {"ack_policy": "all"}, None),
+    ("workqueue_deliver_all", {"retention": "workqueue"}, {"deliver_policy": "new"}, None),
+]
+# Proven on a cluster only (tests/test_cluster.py): a single server refuses replicas > 1 first (10074).
+CLUSTER_ONLY_REFUSALS = {"async_not_replicated", "all_subjects_single_replica", "replicas_match_stream", "replicas_over_stream"}
+
+
+def test_every_refusal_has_a_case():
+    named = {case[0] for case in REFUSAL_CASES} | CLUSTER_ONLY_REFUSALS
+    assert named == {r.name for kind in refusals.REFUSALS.values() for r in kind}
+    assert all(r.err_code in errors.ERROR_MEANINGS for kind in refusals.REFUSALS.values() for r in kind)
+
+
+def err_code_of(reply: dict) -> int | None:
+    return (reply.get("error") or {}).get("err_code")
+
+
+@pytest.mark.parametrize("name, stream_fields, consumer_fields, origin_fields", REFUSAL_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(REFUSAL_CASES)])
+def test_the_server_refuses_what_refusals_says(jsapi, name, stream_fields, consumer_fields, origin_fields):
+    """Where the refusal applies to the connected line, the server refuses the config with its
+    err_code; where it does not (an older line), the server accepts it, or does not know the field."""
+    version = jsapi.version
+    sname = unique("RF")
+    streams = {}
+    if origin_fields is not None or "{n}_O" in json.dumps(stream_fields):
+        origin = rules.complete_stream({"name": f"{sname}_O", "subjects": [f"{sname}_o.>"], **(origin_fields or {})}, version)
+        assert error_of(jsapi.stream("CREATE", origin)) is None
+        streams[origin["name"]] = origin
+    stream = rules.complete_stream(fill(merged({"name": sname, "subjects": ["{n}.>"]}, stream_fields), sname), version, streams)
+    if consumer_fields is None:
+        kind, config, context = "stream", stream, streams
+        reply = jsapi.stream("CREATE", stream)
+    else:
+        assert error_of(jsapi.stream("CREATE", stream)) is None
+        kind, context = "consumer", stream
+        config = rules.complete_consumer(
+            fill(merged({"durable_name": "C", "name": "C", "ack_policy": "explicit"}, consumer_fields), sname), stream, version)
+        reply = jsapi.consumer(sname, config, "create")
+    found = {f.refusal.name: f.refusal for f in refusals.refusals_of(kind, config, context, version)}
+    refusal = next(r for r in refusals.REFUSALS[kind] if r.name == name)
+    if rules.unsupported_fields(kind, config, version) or (kind == "consumer" and rules.unsupported_fields("stream", stream, version)):
+        assert not refusal.applies_to(version), "a refusal applies to a line that does not know its fields"
+        return
+    if refusal.applies_to(version):
+        assert name in found, found
+        assert err_code_of(reply) == refusal.err_code, reply
+    else:
+        assert name not in found
+        assert error_of(reply) is None, error_of(reply)
+
+
+def test_workqueue_consumers_that_share_messages_are_refused(jsapi):
+    stream = make_stream(jsapi, retention="workqueue")
+    sname = stream["name"]
+    configs = [("A", {"filter_subject": f"{sname}.>"}), ("B", {"filter_subject": f"{sname}.a"}), ("C", {}), ("D", {})]
+    completed = [(n, rules.complete_consumer({"durable_name": n, "name": n, "ack_policy": "explicit", **c}, stream, jsapi.version))
+                 for n, c in configs]
+    conflicts = dict(refusals.workqueue_conflicts(stream, completed))
+    assert set(conflicts) == {"B", "C", "D"}
+    assert "err_code 10100" in conflicts["B"] and "err_code 10099" in conflicts["C"]
+    assert err_code_of(jsapi.consumer(sname, completed[0][1], "create")) is None
+    assert err_code_of(jsapi.consumer(sname, completed[1][1], "create")) == errors.WORKQUEUE_NOT_UNIQUE
+    assert err_code_of(jsapi.consumer(sname, completed[2][1], "create")) in (errors.WORKQUEUE_UNFILTERED, errors.WORKQUEUE_NOT_UNIQUE)
+
+
+def test_consumer_limits_below_a_live_consumer_are_refused(jsapi):
+    """What plan._check_consumer_limits foresees: the stream update fails while a consumer exceeds the new limit."""
+    stream = make_stream(jsapi)
+    sname = stream["name"]
+    consumer = rules.complete_consumer({"durable_name": "C", "name": "C", "ack_policy": "explicit"}, stream, jsapi.version)
+    assert error_of(jsapi.consumer(sname, consumer, "create")) is None
+    limited = rules.complete_stream({**stream, "consumer_limits": {"max_ack_pending": 100}}, jsapi.version)
+    reply = jsapi.stream("UPDATE", limited)
+    assert err_code_of(reply) == errors.STREAM_UPDATE_FAILED and "violates consumers" in error_of(reply)
+    lowered = rules.complete_consumer({**consumer, "max_ack_pending": 100}, stream, jsapi.version)
+    assert error_of(jsapi.consumer(sname, lowered, "update")) is None
+    assert error_of(jsapi.stream("UPDATE", limited)) is None

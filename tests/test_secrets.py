@@ -139,3 +139,25 @@ def test_secrets_from_a_context_are_not_shown(accounts_url, material, tmp_path):
         assert result.exit_code == expected, result.output
         assert PASSWORD not in result.output and WRONG_PASSWORD not in result.output, result.output
     assert "nats://admin:***@127.0.0.1:" in result.output  # the URL is still named, its password hidden
+
+
+def test_the_plan_signing_key_is_not_shown_nor_written(nats_server, material, tmp_path, caplog):
+    """TOPOLOGY_PLAN_KEY signs and checks saved plans; it is in no output, log line or file."""
+    caplog.set_level(logging.DEBUG)
+    key = "plan-key-Tq9-never-shown"
+    plan_file = tmp_path / "plan.json"
+    env = {**CLEAN_ENV, "NATS_URL": nats_server.url, "TOPOLOGY_PLAN_KEY": key}
+    runner = CliRunner()
+    commands = [
+        (["plan", "-f", material["topology"], "--out", str(plan_file)], env, 0),
+        (["show", str(plan_file)], env, 0),
+        (["apply", str(plan_file), "--format", "json"], {**env, "TOPOLOGY_PLAN_KEY": "a-wrong-key"}, 1),
+        (["apply", str(plan_file)], env, 0),
+        (["apply", str(plan_file)], env, 1),  # stale the second time
+    ]
+    for command, command_env, expected in commands:
+        result = runner.invoke(main, command, env=command_env)
+        assert result.exit_code == expected, (command, result.output)
+        assert key not in result.output + result.stdout + result.stderr + caplog.text, (command, result.output)
+        assert "a-wrong-key" not in result.output
+    assert key not in plan_file.read_text() and '"signature": "hmac-sha256:' in plan_file.read_text()

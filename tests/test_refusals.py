@@ -1,0 +1,59 @@
+"""refusals.py offline: validate locates every refusal the file alone decides; apply explains the
+server's err_codes in the words of its errors.json. tests/test_rules_server.py proves each refusal
+against real servers."""
+
+import asyncio
+
+import pytest
+from test_validate import problems, validate
+
+from medisync_topology import apply, refusals
+from medisync_topology.client import JetStreamAPIError
+from medisync_topology.ops import CreateResource, Ref
+
+
+@pytest.mark.parametrize(
+    "stream, expected",
+    [
+        ("subjects: [a.>]\n    consumers:\n      c: {deliver_policy: last_per_subject}",
+         "t.yaml:7:11: streams.S.consumers.c.deliver_policy: the deliver policy and the start position disagree"),
+        ("subjects: [a.>]\n    consumers:\n      c: {deliver_subject: d.x, ack_policy: none, max_ack_pending: 10}",
+         "t.yaml:7:51: streams.S.consumers.c.max_ack_pending: a push consumer with ack_policy none cannot have max_ack_pending"),
+        ("subjects: [a.>]\n    consumers:\n      c: {priority_groups: [g]}",
+         "t.yaml:7:11: streams.S.consumers.c.priority_groups: priority_groups need a priority_policy"),
+        ("subjects: [a.>]\n    discard_new_per_subject: true",
+         "t.yaml:6:5: streams.S.discard_new_per_subject: discard_new_per_subject needs discard: new"),
+        ("subjects: [a.>]\n    allow_msg_counter: true\n    retention: interest",
+         "t.yaml:7:5: streams.S.retention: a counter stream (allow_msg_counter) needs retention: limits"),
+        ("subjects: [a.>]\n    max_age: 1m\n    duplicate_window: 2m",
+         "t.yaml:7:5: streams.S.duplicate_window: duplicate_window may not be longer than max_age"),
+        ("subjects: [a.>]\n    allow_rollup_hdrs: true\n    deny_purge: true",
+         "t.yaml:7:5: streams.S.deny_purge: roll-ups (allow_rollup_hdrs"),
+        ("sources: [{name: S2, filter_subject: b.>, subject_transforms: [{src: b.x, dest: c.x}]}]\n  S2: {subjects: [b.>]}",
+         "t.yaml:5:26: streams.S.sources[0].filter_subject: a source takes filter_subject or subject_transforms, not both"),
+        ("subjects: [a.>]\n    retention: workqueue\n    consumers:\n      c: {ack_policy: explicit, deliver_policy: last}",
+         "t.yaml:8:33: streams.S.consumers.c.deliver_policy: consumers of a workqueue stream must deliver all messages"),
+        ("subjects: [a.>]\n    consumer_limits: {max_ack_pending: 10}\n    consumers:\n      c: {max_ack_pending: 20}",
+         "t.yaml:8:11: streams.S.consumers.c.max_ack_pending: max_ack_pending exceeds the stream's consumer_limits"),
+        ("mirror: {name: S2}\n    max_msg_size: 1KiB\n  S2: {subjects: [b.>], max_msg_size: 2KiB}",
+         "t.yaml:6:5: streams.S.max_msg_size: a mirror's max_msg_size must be at least its origin's"),
+    ],
+)
+def test_validate_locates_refusals(tmp_path, stream, expected):
+    found = problems(tmp_path, f"version: 1\nowner: medisync\nstreams:\n  S:\n    {stream}\n")
+    assert any(line.startswith(expected) and "the server refuses it (err_code" in line for line in found), found
+
+
+def test_a_refusal_that_is_not_there_is_not_reported(tmp_path):
+    text = ("version: 1\nowner: m\nstreams:\n  S:\n    subjects: [a.>]\n    discard: new\n"
+            "    max_msgs_per_subject: 1\n    discard_new_per_subject: true\n"
+            "    consumers:\n      c: {deliver_policy: last_per_subject, filter_subject: a.x}\n")
+    assert validate(tmp_path, text)[0] == 0
+
+
+def test_apply_explains_err_codes_in_the_servers_words():
+    op = CreateResource(Ref("consumer", "c", "S"), {"durable_name": "c"})
+    error = JetStreamAPIError("$JS.API.CONSUMER.CREATE.S.c", 400, 10101, "consumer must be deliver all on workqueue stream")
+    text = asyncio.run(apply._explain(None, op, error))
+    assert text == ("consumer must be deliver all on workqueue stream (err_code 10101): "
+                    "a consumer on a workqueue stream must deliver all messages (deliver_policy all)")
