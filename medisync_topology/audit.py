@@ -88,19 +88,75 @@ def audit_event(
     }
 
 
-async def publish_audit(client: JetStreamClient, subject: str, event: dict) -> str | None:
-    """Publish the event; a warning to show when it was not stored, else None.
+# What a message may hold when the server's INFO does not say: nats-server's default max_payload.
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
+
+def _encoded(data) -> bytes:
+    return json.dumps(data, sort_keys=True).encode()
+
+
+def audit_messages(event: dict, limit: int) -> list[bytes]:
+    """The event as one message; larger than ``limit`` bytes, as parts that share its id.
+
+    Each part is the whole envelope and payload with a run of the operations, in order, and says
+    ``part`` and ``parts`` (from 1) in its payload: every part reads alone, and together they hold every
+    operation. 5,000 updates were one event over 1 MiB that the server refused (maximum payload exceeded),
+    leaving the largest change of all without an audit record.
+    """
+    whole = _encoded(event)
+    if len(whole) <= limit:
+        return [whole]
+    payload = event["payload"]
+    # The largest part and parts numbers there can be, so the room left for operations is never overstated.
+    frame = _encoded({**event, "payload": {**payload, "operations": [], "part": 10**9, "parts": 10**9}})
+    room = limit - len(frame)
+    runs: list[list[dict]] = [[]]
+    used = 0
+    for operation in payload["operations"]:
+        operation = operation if len(_encoded(operation)) < room else _without_values(operation)
+        size = len(_encoded(operation)) + 2  # the ", " json.dumps puts between list items
+        if runs[-1] and used + size > room:
+            runs.append([])
+            used = 0
+        runs[-1].append(operation)
+        used += size
+    return [_encoded({**event, "payload": {**payload, "operations": run, "part": i, "parts": len(runs)}})
+            for i, run in enumerate(runs, 1)]
+
+
+def _without_values(operation: dict) -> dict:
+    """An operation too large for any message alone (old and new values of a config near max_payload):
+    the paths it changed stay, their values do not."""
+    changes = [{"path": c["path"], "forces_replacement": c["forces_replacement"]} for c in operation.get("changes") or []]
+    return {**operation, "changes": changes, "values_omitted": "larger than the server's max_payload"}
+
+
+async def _message_limit(client: JetStreamClient, streams: list[str]) -> int:
+    """The largest message the server (INFO max_payload) and each capturing stream (max_msg_size) take."""
+    limits = [client.connection.server_info.get("max_payload") or DEFAULT_MAX_PAYLOAD]
+    for name in streams:
+        size = (await client.request(f"STREAM.INFO.{name}", None)).get("config", {}).get("max_msg_size", -1)
+        limits += [size] if size > 0 else []
+    return min(limits)
+
+
+async def publish_audit(client: JetStreamClient, subject: str, event: dict) -> tuple[int, str | None]:
+    """Publish the event, in parts if it is larger than a message may be; (parts, warning), the warning
+    to show when it was not stored, else None.
 
     When a stream captures the subject we wait for its ack, so the event is known to be stored;
     otherwise a core publish reaches only whoever listens at that moment, and we say so.
     """
-    data = json.dumps(event, sort_keys=True).encode()
+    messages, part = [_encoded(event)], 0
     try:
         captured = (await client.request("STREAM.NAMES", {"subject": subject})).get("streams") or []
-        if captured:
-            await client.publish(subject, data)
-            return None
-        await client.connection.publish(subject, data)
+        messages = audit_messages(event, await _message_limit(client, captured))
+        for part, data in enumerate(messages, 1):
+            await (client.publish(subject, data) if captured else client.connection.publish(subject, data))
     except TopologyError as exc:
-        return f"the audit event was not published to {subject}: {exc}"
-    return f"no stream captures {subject}, so the audit event was published but not stored"
+        where = f" (part {part} of {len(messages)})" if len(messages) > 1 else ""
+        return len(messages), f"the audit event{where} was not published to {subject}: {exc}"
+    if captured:
+        return len(messages), None
+    return len(messages), f"no stream captures {subject}, so the audit event was published but not stored"

@@ -22,7 +22,8 @@ from .loader import Document, InvalidTopology, KeyPath, Problem, dotted, load_do
 
 # Top-level sections that files share by name; each entry may be declared in one file only.
 # Any other top-level key (version, owner, defaults, audit) is set in one file, or the same in each.
-SECTIONS = {"streams": "stream", "key_value": "key-value bucket", "object_stores": "object store", "environments": "environment"}
+SECTIONS = {"streams": "stream", "key_value": "key-value bucket", "object_stores": "object store", "environments": "environment",
+            "services": "service"}
 
 # $${ is a literal ${; ${NAME} and ${NAME:-default}; a ${ matching neither is malformed (group 1 is None).
 REFERENCE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")

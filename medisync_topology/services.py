@@ -92,6 +92,7 @@ def _mirror_write(what: str, name: str, spec: StreamSpec) -> str:
 
 
 def published_subjects(topology: Topology) -> list[tuple[tuple, str]]:
-    """(path, subject) of every valid subject a service publishes, for the policy's subject pattern."""
+    """(path, subject) of every valid subject a service publishes, for the policy's subject pattern;
+    NATS's own subjects ($KV.<bucket>.<key>, $O.…) follow NATS's conventions, not MediSync's."""
     return [(("services", name, "publish", i), subject) for name, service in topology.services.items()
-            for i, subject in enumerate(service.publish) if not subjects.subject_problem(subject)]
+            for i, subject in enumerate(service.publish) if not subjects.subject_problem(subject) and not subject.startswith("$")]

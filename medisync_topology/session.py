@@ -112,10 +112,10 @@ class ApplyRun:
             return None
         event = audit_event(plan, result, self.connect, topology_hash=file_hash, commit=commit,
                             plan_file=self.plan_file, interrupted=interrupted)
-        warning = await publish_audit(client, subject, event)
+        parts, warning = await publish_audit(client, subject, event)
         if warning:
             warn(warning)
-        return {"subject": subject, "id": event["id"], "type": event["type"], "warning": warning}
+        return {"subject": subject, "id": event["id"], "type": event["type"], "parts": parts, "warning": warning}
 
 
 @dataclass(kw_only=True)

@@ -1,5 +1,9 @@
 """services: validate checks what each service publishes and consumes against the topology."""
 
+from click.testing import CliRunner
+
+from medisync_topology.cli import main
+
 from test_validate import problems, validate
 
 TOPOLOGY = """version: 1
@@ -72,12 +76,24 @@ def test_published_subjects_follow_the_policy_and_names_fit_nats_conf(tmp_path):
 services:
 """).replace("subjects: [medisync.etl.>]", "subjects: [medisync.etl.>]\n    max_age: 1d") + """  etl-service:
     publish: [medisync.etl.completed, a..b]
+  state-writer: {publish: [$KV.state.x]}  # NATS's own subjects are not MediSync's events
   ETL_SERVICE: {}
   bad/name: {}
 """
     assert problems(tmp_path, text) == [
         "t.yaml:19:15: services.etl-service.publish[0]: subject 'medisync.etl.completed' breaks policy.subjects 'medisync.{domain}.{entity}.{action}': it has 3 tokens, the pattern 4",
         "t.yaml:19:39: services.etl-service.publish[1]: subject 'a..b' has an empty token ('..'): tokens are separated by single dots",
-        "t.yaml:20:3: services.ETL_SERVICE: service ETL_SERVICE and service etl-service would both be ETL_SERVICE in nats.conf; rename one",
-        """t.yaml:21:3: services.bad/name: "bad/name" is not valid: a letter, then letters, digits, '_' or '-' (it names the service's NATS user, its permissions variable and its inbox)""",
+        "t.yaml:21:3: services.ETL_SERVICE: service ETL_SERVICE and service etl-service would both be ETL_SERVICE in nats.conf; rename one",
+        """t.yaml:22:3: services.bad/name: "bad/name" is not valid: a letter, then letters, digits, '_' or '-' (it names the service's NATS user, its permissions variable and its inbox)""",
     ]
+
+
+def test_services_merge_by_name_across_files(tmp_path):
+    (tmp_path / "a.yaml").write_text(TOPOLOGY + "  etl-service: {consume: [EVENTS/etl-notifier]}\n")
+    (tmp_path / "b.yaml").write_text("services:\n  spare-worker: {consume: [EVENTS/spare]}\n")
+    result = CliRunner().invoke(main, ["validate", "-f", str(tmp_path)])
+    assert result.exit_code == 0 and result.output.endswith("is valid: 2 streams, 2 consumers, 2 KV buckets, 1 object store, 2 services\n"), result.output
+    (tmp_path / "b.yaml").write_text("services:\n  etl-service: {}\n")
+    result = CliRunner().invoke(main, ["validate", "-f", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"b.yaml:2:3: services.etl-service: service etl-service is also declared in {tmp_path}/a.yaml:16:3; declare each service in one file only" in result.output
