@@ -6,7 +6,8 @@ A script, not a test. For a single node and for a 3-node cluster (R3 streams) it
   sequential loop   nats-py's JetStream API, one request at a time (the seed's EnsureStream style):
                     add_stream + add_consumer, update_stream, delete_stream
   pipelined floor   the raw JetStream API requests, 64 in flight (a stream, then its consumers, per chain)
-  topology apply    `topology apply --auto-approve` as a command (interpreter start, lock, read live, plan,
+  apply ops         the product's apply_plan() alone, in-process: the plan made first, off the clock
+  command           `topology apply --auto-approve` as a command (interpreter start, lock, read live, plan,
                     apply, output to a pipe: one line per operation)
 
 for: create (from empty), update (max_age of every stream) and prune (`--prune` of everything; the floor
@@ -32,6 +33,12 @@ from plan_bench import (
     IN_FLIGHT, TIMEOUT, api, consumer_config, consumer_name, run_cli, stream_config, stream_name, topology_yaml,
 )
 from natsserver import start_cluster, start_server
+
+from medisync_topology.apply import apply_plan
+from medisync_topology.client import JetStreamClient
+from medisync_topology.connection import ConnectOptions
+from medisync_topology.plan import make_plan
+from medisync_topology.validate import load_topology
 
 
 async def pipelined(urls: list[str], chains: list[list[tuple[str, dict | None]]]) -> None:
@@ -92,8 +99,25 @@ def clock(work) -> float:
     return time.perf_counter() - start
 
 
+def apply_operations(url: str, topology_file: Path, prune: bool) -> float:
+    """Seconds of apply_plan alone: the file loaded, live state read and the plan made first, off the clock."""
+    topology = load_topology([str(topology_file)])
+
+    async def go() -> float:
+        async with JetStreamClient(ConnectOptions(server=url, timeout=TIMEOUT)) as client:
+            plan = make_plan(topology, await client.read_live(), prune=prune)
+            start = time.perf_counter()
+            result = await apply_plan(client, plan)
+            seconds = time.perf_counter() - start
+        if result.failed:
+            raise RuntimeError(f"apply failed: {result.failure()}")
+        return seconds
+
+    return asyncio.run(go())
+
+
 def measure(label: str, urls: list[str], n: int, k: int, replicas: int, tmp: Path) -> list[tuple[str, float, float, float]]:
-    """(mode, sequential s, pipelined s, topology s) for create, update, prune."""
+    """(mode, sequential s, pipelined s, apply_plan s, topology apply s) for create, update, prune."""
     url = ",".join(urls)
     topo = tmp / f"{label}.yaml"
     rows = []
@@ -108,16 +132,20 @@ def measure(label: str, urls: list[str], n: int, k: int, replicas: int, tmp: Pat
     floor = clock(lambda: asyncio.run(pipelined(urls, create_chains(n, k, replicas))))
     asyncio.run(delete_all(urls))
     topo.write_text(topology_yaml(n, k, replicas, 7))
+    ops = apply_operations(urls[0], topo, prune=False)
+    asyncio.run(delete_all(urls))
     ours = clock(apply)
-    rows.append(("create", seq, floor, ours))
+    rows.append(("create", seq, floor, ops, ours))
 
     # update: max_age of every stream, to a value it does not have yet
     seq = clock(lambda: asyncio.run(sequential(urls, "update", n, k, replicas, 8)))
     floor = clock(lambda: asyncio.run(pipelined(
         urls, [[(f"STREAM.UPDATE.{stream_name(i)}", stream_config(i, replicas, 9))] for i in range(n)])))
     topo.write_text(topology_yaml(n, k, replicas, 10))
+    ops = apply_operations(urls[0], topo, prune=False)
+    topo.write_text(topology_yaml(n, k, replicas, 11))
     ours = clock(apply)
-    rows.append(("update", seq, floor, ours))
+    rows.append(("update", seq, floor, ops, ours))
 
     # prune: everything, from the full set each time
     seq = clock(lambda: asyncio.run(sequential(urls, "delete", n, k, replicas, 10)))
@@ -125,17 +153,21 @@ def measure(label: str, urls: list[str], n: int, k: int, replicas: int, tmp: Pat
     floor = clock(lambda: asyncio.run(pipelined(urls, [[(f"STREAM.DELETE.{stream_name(i)}", None)] for i in range(n)])))
     asyncio.run(pipelined(urls, create_chains(n, k, replicas, 10)))
     topo.write_text(topology_yaml(0, 0))
+    ops = apply_operations(urls[0], topo, prune=True)
+    asyncio.run(pipelined(urls, create_chains(n, k, replicas, 10)))
     ours = clock(lambda: apply("--prune"))
-    rows.append(("prune", seq, floor, ours))
+    rows.append(("prune", seq, floor, ops, ours))
     asyncio.run(delete_all(urls))
     return rows
 
 
 def report(title: str, rows) -> None:
     print(f"\n{title}")
-    print(f"  {'':<8} {'sequential s':>12} {'pipelined s':>12} {'topology s':>11}  {'vs sequential':>13}  {'vs pipelined':>12}")
-    for mode, seq, floor, ours in rows:
-        print(f"  {mode:<8} {seq:12.2f} {floor:12.2f} {ours:11.2f}  {seq / ours:12.1f}x  {ours / floor:11.2f}x")
+    print(f"  {'':<7} {'sequential':>10} {'pipelined':>10} {'apply ops':>10} {'command':>8}   apply ops vs    command vs")
+    print(f"  {'':<7} {'s':>10} {'s':>10} {'s':>10} {'s':>8}   seq.  pipel.    seq.  pipel.")
+    for mode, seq, floor, ops, ours in rows:
+        print(f"  {mode:<7} {seq:10.2f} {floor:10.2f} {ops:10.2f} {ours:8.2f}  {seq / ops:5.1f}x {ops / floor:5.2f}x "
+              f"{seq / ours:6.1f}x {ours / floor:5.2f}x")
 
 
 def main() -> None:

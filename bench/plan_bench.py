@@ -8,11 +8,13 @@ topology.yaml (so the plan says "No changes", the steady state CI sees), then ti
   bare LIST requests   STREAM.LIST pages + CONSUMER.LIST per stream, raw nats-py, no product code
   read_live()          the product's JetStreamClient.read_live() on an open connection
   plan, in-process     load + validate the file, connect, read live, make_plan, render text
-  plan, subprocess     `topology plan -f topology.yaml -s URL` (adds interpreter start and imports)
   validate             load + validate the file alone, in-process and as `topology validate`
   CLI start            `topology --version`: what every subprocess pays before any work
+  whole process        `topology plan -f topology.yaml -s URL` beside bench/floor.py (the same LIST requests
+                       in a process of its own, no product code): time and peak memory, taken turn about
+  render               the plan that creates everything, as json, text and markdown
 
-    .venv/bin/python bench/plan_bench.py [--streams 1000] [--consumers 5] [--repeat 5] [--profile]
+    .venv/bin/python bench/plan_bench.py [--sizes 1000x5,10000x1] [--repeat 5] [--profile]
 """
 
 from __future__ import annotations
