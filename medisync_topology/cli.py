@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, options
+from . import __version__, dataloss, options
 from .apply import ApplyResult, apply_document
 from .errors import TopologyError
 from .explain import explain as explain_subject
@@ -27,7 +27,8 @@ from .planfile import load_plan, plan_key, save_plan
 from .progress import Progress
 from .render import render
 from .session import (
-    ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_replacements, plan_live, run_apply,
+    ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_data_loss, check_replacements,
+    plan_live, run_apply,
 )
 from .units import plural
 from .validate import load_every_environment, load_topology
@@ -95,19 +96,22 @@ def validate(paths, env):
               help="Also save the plan, for `topology apply PLANFILE` to apply exactly these operations.")
 @click.option("--allow-replace", is_flag=True,
               help="With --out: the saved plan may replace (delete then create) resources; data is lost.")
+@click.option("--allow-data-loss", is_flag=True,
+              help="With --out: the saved plan may update streams in ways that destroy messages (a limit lowered).")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
 @options.no_color
-def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_exitcode, no_color):
+def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, allow_data_loss, detailed_exitcode, no_color):
     """Show what apply would change, field by field.
 
     Exit 0 success, 1 error; with --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
     A plan with errors is not saved; one that replaces resources is saved only with --allow-replace.
     """
     topology = load_topology(paths, env)
-    plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
+    plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "allow_data_loss": allow_data_loss}
     the_plan, saved = asyncio.run(plan_live(topology, connect, plan_options, save=bool(out)))
     # Where a markdown plan too long to show whole points: the saved plan, when it will be saved.
-    saveable = saved and not the_plan.errors and (allow_replace or not the_plan.counts()["replace"])
+    saveable = (saved and not the_plan.errors and (allow_replace or not the_plan.counts()["replace"])
+                and (allow_data_loss or not dataloss.destroying_updates(the_plan)))
     saved_as = out if saveable else None
     click.echo(render(the_plan, fmt, color=_color(no_color), saved_as=saved_as), nl=False)
     if the_plan.errors:
@@ -116,6 +120,7 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, detailed_ex
         sys.exit(1)
     if saved:
         check_replacements(the_plan, allow_replace, "pass --allow-replace to save a plan that does. The plan was not saved.")
+        check_data_loss(the_plan, allow_data_loss, "pass --allow-data-loss to save a plan that does. The plan was not saved.")
         save_plan(out, saved, plan_key())
         click.echo(f"Saved the plan to {out}: `topology apply {out}` applies exactly these operations.", err=True)
     if detailed_exitcode and the_plan.has_changes:
@@ -139,27 +144,30 @@ def show(planfile, fmt, no_color):
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @options.prune
 @click.option("--allow-replace", is_flag=True, help="Allow replacing (delete then create) resources; data is lost.")
+@click.option("--allow-data-loss", is_flag=True,
+              help="Allow updates that destroy messages at once (max_msgs, max_bytes, max_age, max_msgs_per_subject lowered).")
 @options.adopt
 @click.option("--lock-timeout", type=options.LockWait(), default="0", show_default=True,
               help="Wait this long for another apply on the account to finish (default: fail at once, naming it).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one document with every operation's outcome on stdout at the end; all else on stderr.")
 @options.no_color
-def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, adopt, lock_timeout, fmt, no_color):
+def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, allow_data_loss, adopt, lock_timeout, fmt,
+          no_color):
     """Make live JetStream match the topology, or apply a saved plan (PLANFILE). Exit 0 success, 1 error.
 
     A saved plan is applied exactly as saved, without asking (it was reviewed when it was made), and
-    refused when live JetStream changed since; its options (--prune, --adopt, --allow-replace) are the
+    refused when live JetStream changed since; its options (--prune, --adopt, --allow-replace, --allow-data-loss) are the
     ones it was made with.
     """
     as_json = fmt == "json"
     progress = _progress(as_json)
     callbacks = _apply_callbacks(as_json, _color(no_color), progress)
     if planfile:
-        _only_the_plan_file(prune=prune, allow_replace=allow_replace, adopt=adopt)
+        _only_the_plan_file(prune=prune, allow_replace=allow_replace, allow_data_loss=allow_data_loss, adopt=adopt)
         run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile, plan_key()), plan_file=planfile)
     else:
-        options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace}
+        options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "allow_data_loss": allow_data_loss}
         run = TopologyRun(connect, lock_timeout, topology=load_topology(paths, env), options=options)
         if not auto_approve:
             # Asked only when there is something to apply: with no changes, apply succeeds without a terminal.

@@ -11,11 +11,16 @@ import asyncio
 import json
 
 from .connection import ConnectOptions, Connection, JetStreamUnavailable, PermissionDenied, open_connection
-from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, TopologyError
+from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, NO_MESSAGE_FOUND, TopologyError
+from . import rules
+from .dataloss import LossFacts, LossQuestion, format_timestamp, interpolated_first_kept, timestamp_ns
 from .live import LiveState, LiveStream
 from .target import TargetFacts
 
 CONCURRENT_REQUESTS = 64
+CONSUMER_PROGRESS = ("num_pending", "num_ack_pending", "delivered", "ack_floor")
+# STREAM.MSG.GET finds a message by time (start_time) since 2.11; 2.10 ignores the field.
+MSG_GET_BY_TIME = (2, 11, 0)
 
 # Every account imports this from the system account: each server answers with its name, cluster, tags
 # and whether it runs JetStream (events.go registerSystemImports), no system user needed.
@@ -109,8 +114,47 @@ class JetStreamClient:
                 config=info["config"],
                 state=info.get("state", {}),
                 consumers={c["name"]: c["config"] for c in consumers},
+                consumer_states={c["name"]: {k: v for k, v in c.items() if k in CONSUMER_PROGRESS} for c in consumers},
             )
         return LiveState(server_version=self.server_version, streams=streams, target=target)
+
+    async def read_losses(self, questions: list[LossQuestion]) -> dict[str, LossFacts]:
+        """For each stream asked about: its state now, per-subject counts and the first sequence a new
+        max_age keeps, read only where asked (dataloss.questions)."""
+        limit = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+        async def read(question: LossQuestion) -> tuple[str, LossFacts]:
+            async with limit:
+                return question.stream, await self._read_loss(question)
+
+        return dict(await asyncio.gather(*(read(q) for q in questions)))
+
+    async def _read_loss(self, question: LossQuestion) -> LossFacts:
+        subject = f"STREAM.INFO.{question.stream}"
+        info = await self.request(subject, {"subjects_filter": ">"} if question.subjects else None)
+        state = info.get("state") or {}
+        subjects = None
+        if question.subjects:
+            subjects = dict(state.get("subjects") or {})
+            while len(subjects) < info.get("total", 0):  # the server pages subject details
+                page = await self.request(subject, {"subjects_filter": ">", "offset": len(subjects)})
+                more = (page.get("state") or {}).get("subjects") or {}
+                if not more:
+                    break
+                subjects.update(more)
+        state = {k: v for k, v in state.items() if k != "subjects"}
+        if not question.max_age:
+            return LossFacts(state, subjects)
+        cut = timestamp_ns(info["ts"]) - question.max_age  # the server's now, not this machine's
+        if rules.parse_version(self.server_version) < MSG_GET_BY_TIME:
+            return LossFacts(state, subjects, interpolated_first_kept(state, cut), True)
+        try:
+            reply = await self.request(f"STREAM.MSG.GET.{question.stream}", {"start_time": format_timestamp(cut)})
+        except JetStreamAPIError as exc:
+            if exc.err_code != NO_MESSAGE_FOUND:
+                raise
+            return LossFacts(state, subjects, 0)  # no message as new as that: all are older
+        return LossFacts(state, subjects, reply["message"]["seq"])
 
     async def read_target_facts(self) -> TargetFacts:
         """The account's JetStream limits and usage, whether the server is clustered and, if so, its

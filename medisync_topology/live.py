@@ -15,6 +15,8 @@ class LiveStream:
     config: dict
     state: dict
     consumers: dict[str, dict] = field(default_factory=dict)
+    # Each consumer's progress as CONSUMER.LIST reports it: num_pending, num_ack_pending, delivered, ack_floor.
+    consumer_states: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass

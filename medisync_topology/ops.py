@@ -7,6 +7,7 @@ Values inside configs and field changes are the JetStream API's own JSON
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Union
@@ -79,11 +80,28 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class DataAtRisk:
-    """What deleting or replacing a stream destroys."""
+    """What an operation destroys of a stream: its messages and bytes, and for a delete or replace the
+    consumers that go with it. ``estimate`` names the figures that are estimated ("messages", "bytes"): an
+    update's loss is computed from counts and sizes, not from the messages themselves."""
 
     messages: int
     bytes: int
     consumers: int = 0
+    estimate: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConsumerAtRisk:
+    """What deleting or replacing a consumer loses: the messages pending for it, those delivered and awaiting
+    ack, and its position (the last stream sequence delivered, and below which all is acknowledged)."""
+
+    pending: int
+    ack_pending: int
+    delivered_stream_seq: int
+    ack_floor_stream_seq: int
+
+
+Risk = Union[DataAtRisk, ConsumerAtRisk]
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,7 @@ class UpdateResource:
     after: dict
     changes: tuple[FieldChange, ...]
     adopt: bool = False
+    data_at_risk: DataAtRisk | None = None  # messages the new limits destroy at once
     action: ClassVar[Action] = Action.UPDATE
 
 
@@ -117,7 +136,7 @@ class ReplaceResource:
     before: dict
     after: dict
     changes: tuple[FieldChange, ...]
-    data_at_risk: DataAtRisk | None = None
+    data_at_risk: Risk | None = None
     action: ClassVar[Action] = Action.REPLACE
 
     @property
@@ -129,7 +148,7 @@ class ReplaceResource:
 class DeleteResource:
     ref: Ref
     before: dict
-    data_at_risk: DataAtRisk | None = None
+    data_at_risk: Risk | None = None
     action: ClassVar[Action] = Action.DELETE
 
 
@@ -156,9 +175,9 @@ def changes_of(op: Operation) -> tuple[FieldChange, ...]:
     return op.changes if isinstance(op, (UpdateResource, ReplaceResource)) else ()
 
 
-def data_at_risk(op: Operation) -> DataAtRisk | None:
-    """What a replace or delete destroys (None when unknown, as for a consumer)."""
-    return op.data_at_risk if isinstance(op, (ReplaceResource, DeleteResource)) else None
+def data_at_risk(op: Operation) -> Risk | None:
+    """What an update, replace or delete destroys (None for a create, or when nothing is known to be lost)."""
+    return None if isinstance(op, CreateResource) else op.data_at_risk
 
 
 @dataclass(frozen=True)
@@ -232,9 +251,7 @@ def operation_to_dict(op: Operation) -> dict:
             {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
         ],
         "forces_replacement": [c.path for c in changes if c.forces_replacement],
-        "data_at_risk": (
-            None if risk is None else {"messages": risk.messages, "bytes": risk.bytes, "consumers": risk.consumers}
-        ),
+        "data_at_risk": None if risk is None else dataclasses.asdict(risk),
         "adopt": isinstance(op, UpdateResource) and op.adopt,
     }
     if isinstance(op, CreateResource):
@@ -246,16 +263,24 @@ def operation_from_dict(data: dict) -> Operation:
     """The inverse of ``operation_to_dict``; KeyError or ValueError when the data is not one."""
     ref = ref_from_dict(data)
     changes = tuple(FieldChange(c["path"], c["old"], c["new"], bool(c["forces_replacement"])) for c in data["changes"])
-    risk = DataAtRisk(**data["data_at_risk"]) if data.get("data_at_risk") is not None else None
+    risk = _risk_from_dict(data.get("data_at_risk"))
     match Action(data["action"]):  # ValueError for an unknown action
         case Action.CREATE:
             return CreateResource(ref, data["after"], data["settings"])
         case Action.UPDATE:
-            return UpdateResource(ref, data["before"], data["after"], changes, adopt=bool(data["adopt"]))
+            return UpdateResource(ref, data["before"], data["after"], changes, bool(data["adopt"]), risk)
         case Action.REPLACE:
             return ReplaceResource(ref, data["before"], data["after"], changes, risk)
         case Action.DELETE:
             return DeleteResource(ref, data["before"], risk)
+
+
+def _risk_from_dict(data: dict | None) -> Risk | None:
+    if data is None:
+        return None
+    if "pending" in data:
+        return ConsumerAtRisk(**data)
+    return DataAtRisk(data["messages"], data["bytes"], data["consumers"], tuple(data["estimate"]))
 
 
 def finding_to_dict(finding: Finding) -> dict:

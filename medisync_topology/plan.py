@@ -16,6 +16,7 @@ from .live import LiveState, LiveStream
 from .loader import dotted
 from .model import ConsumerSpec, StreamSpec, Topology
 from .ops import (
+    ConsumerAtRisk,
     CreateResource,
     DataAtRisk,
     DeleteResource,
@@ -199,6 +200,17 @@ def make_plan(topology: Topology, live: LiveState, *, prune: bool = False, adopt
     return planner.plan
 
 
+def _consumer_at_risk(stream: LiveStream, name: str) -> ConsumerAtRisk | None:
+    """What a consumer loses when it is deleted or replaced, from its live progress (None when not read)."""
+    state = stream.consumer_states.get(name)
+    if state is None:
+        return None
+    return ConsumerAtRisk(
+        state.get("num_pending", 0), state.get("num_ack_pending", 0),
+        (state.get("delivered") or {}).get("stream_seq", 0), (state.get("ack_floor") or {}).get("stream_seq", 0),
+    )
+
+
 class _Planner:
     def __init__(self, topology: Topology, live: LiveState, *, prune: bool, adopt: bool):
         self.topology, self.live, self.prune, self.adopt = topology, live, prune, adopt
@@ -333,9 +345,9 @@ class _Planner:
             # Deleting the stream deletes all its consumers; ours are shown as deleted first.
             deleted = ownership(owner_of(consumer), self.topology.owner, declared=False, prune=True, adopt=False)
             if rules.declarable_consumer(consumer) and deleted is Ownership.DELETE:
-                self.phases["consumer_delete"].append(
-                    DeleteResource(Ref("consumer", cname, name), rules.strip_live(consumer, "consumer"))
-                )
+                self.phases["consumer_delete"].append(DeleteResource(
+                    Ref("consumer", cname, name), rules.strip_live(consumer, "consumer"), _consumer_at_risk(stream, cname)
+                ))
         self.phases["stream_delete"].append(
             DeleteResource(ref, rules.strip_live(stream.config, "stream"), self._data_at_risk(stream))
         )
@@ -427,7 +439,9 @@ class _Planner:
                 continue
             if name not in spec.consumers:
                 if self._ownership(ref, live[name], declared=False) is Ownership.DELETE:
-                    self.phases["consumer_delete"].append(DeleteResource(ref, rules.strip_live(live[name], "consumer")))
+                    self.phases["consumer_delete"].append(
+                        DeleteResource(ref, rules.strip_live(live[name], "consumer"), _consumer_at_risk(stream, name))
+                    )
                 continue
             if self._ownership(ref, live[name], declared=True) is not Ownership.MANAGE:
                 continue
@@ -437,7 +451,8 @@ class _Planner:
                 continue
             before = rules.strip_live(live[name], "consumer")
             adopting = owner_of(live[name]) is None
-            self._compare(ref, "consumer", before, after, desired.protect, adopting, None, "consumer")
+            at_risk = _consumer_at_risk(stream, name)
+            self._compare(ref, "consumer", before, after, desired.protect, adopting, at_risk, "consumer")
 
     # -- findings --------------------------------------------------------
 

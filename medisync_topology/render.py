@@ -19,7 +19,7 @@ import click
 from . import buckets, rules
 from .errors import TopologyError
 from .ops import (
-    Action, CreateResource, DataAtRisk, DeleteResource, FieldChange, Finding, Operation, Plan, Reason, Ref,
+    Action, ConsumerAtRisk, CreateResource, DeleteResource, FieldChange, Finding, Operation, Plan, Reason, Ref,
     ReplaceResource, Severity, UpdateResource, changes_of, data_at_risk, finding_to_dict, operation_to_dict,
 )
 from .units import format_duration, format_size, plural
@@ -91,8 +91,14 @@ def _approximate_size(n: int) -> str:
     return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
-def _data_at_risk_text(risk: DataAtRisk) -> str:
-    parts = [plural(risk.messages, "message"), _approximate_size(risk.bytes)]
+def data_at_risk_text(risk: Risk) -> str:
+    """"destroys 45 messages, about 1.6 KiB" ("about" before an estimate); for a consumer "loses 3 pending messages, ..."."""
+    if isinstance(risk, ConsumerAtRisk):
+        return (f"loses {plural(risk.pending, 'pending message')}, {risk.ack_pending:,} awaiting ack, its position "
+                f"(delivered to stream sequence {risk.delivered_stream_seq:,}, acknowledged to "
+                f"{risk.ack_floor_stream_seq:,})")
+    about = {name: "about " if name in risk.estimate else "" for name in ("messages", "bytes")}
+    parts = [about["messages"] + plural(risk.messages, "message"), about["bytes"] + _approximate_size(risk.bytes)]
     if risk.consumers:
         parts.append(plural(risk.consumers, "consumer"))
     return "destroys " + ", ".join(parts)
@@ -163,7 +169,7 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
         head += " (take ownership)"
     risk = data_at_risk(op)
     if risk is not None:
-        head += "   " + style(f"({_data_at_risk_text(risk)})", fg="red")
+        head += "   " + style(f"({data_at_risk_text(risk)})", fg="red")
     match op:
         case CreateResource():
             rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
@@ -218,7 +224,7 @@ def render_json(plan: Plan) -> str:
 
 COMMENT_LIMIT = 65_536  # GitHub refuses a comment body longer than this many characters
 MARKER = "medisync-topology plan"
-PLAN_OPTIONS = ("prune", "adopt", "allow_replace")
+PLAN_OPTIONS = ("prune", "adopt", "allow_replace", "allow_data_loss")
 _DESTRUCTIVE = (Action.DELETE, Action.REPLACE)
 # Shares of the limit the lists above the table may take; what does not fit is counted, not shown.
 _LIST_SHARE = {"caution": 8, "errors": 4, "unmanaged": 16, "notes": 16}
@@ -299,7 +305,8 @@ class _Shortened:
 
 
 def _md_options(plan: Plan) -> str:
-    """Which of --prune, --adopt and --allow-replace the plan was made with: they decide what it may do."""
+    """Which of --prune, --adopt, --allow-replace and --allow-data-loss the plan was made with: they decide what
+    it may do."""
     flags = [(f"`--{name.replace('_', '-')}`", bool(plan.options.get(name))) for name in PLAN_OPTIONS]
     given = [flag for flag, on in flags if on]
     without = [flag for flag, on in flags if not on]
@@ -314,16 +321,20 @@ def _md_action(op: Operation) -> str:
 
 
 def _md_caution(plan: Plan, budget: int) -> str:
-    """Everything the plan deletes or replaces, with the data it destroys, as a GitHub caution alert."""
-    destroying = [op for op in plan.operations if isinstance(op, (DeleteResource, ReplaceResource))]
+    """Everything the plan deletes or replaces, and each update that destroys messages, with the data it
+    destroys, as a GitHub caution alert."""
+    destroying = [op for op in plan.operations if isinstance(op, (DeleteResource, ReplaceResource))
+                  or (isinstance(op, UpdateResource) and op.data_at_risk is not None)]
     if not destroying:
         return ""
     counts = plan.counts()
     title = ", ".join(f"{counts[a]} to {a}" for a in _DESTRUCTIVE if counts[a])
+    updates = sum(isinstance(op, UpdateResource) for op in destroying)
+    title = ", ".join(filter(None, [title, plural(updates, "update") + " destroying messages" if updates else ""]))
     items = []
     for op in destroying:
-        verb = "Replaces" if isinstance(op, ReplaceResource) else "Deletes"
-        risk = f": {_data_at_risk_text(op.data_at_risk)}" if op.data_at_risk is not None else ""
+        verb = {Action.REPLACE: "Replaces", Action.DELETE: "Deletes", Action.UPDATE: "Updates"}[op.action]
+        risk = f": {data_at_risk_text(op.data_at_risk)}" if op.data_at_risk is not None else ""
         items.append(f"**{verb} {_md_ref(op.ref)}{risk}**")
     listed = _md_list(f"**Destructive: {title}**", items, budget, "resources")
     return "> [!CAUTION]\n" + "\n".join(f"> {line}".rstrip() for line in listed.splitlines())
@@ -428,7 +439,7 @@ def _md_details(op: Operation, *, compact: bool = False) -> str:
             details.append("forces replacement: " + ", ".join(_code(name) for name in forcing))
     risk = data_at_risk(op)
     if risk is not None:
-        details.append(f"**{_data_at_risk_text(risk)}**")
+        details.append(f"**{data_at_risk_text(risk)}**")
     return "; ".join(details)
 
 

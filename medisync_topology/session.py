@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Callable
 
+from . import dataloss
 from .apply import ApplyResult, Outcome, apply_plan, interrupted_result
 from .audit import audit_event, git_commit, publish_audit
 from .client import JetStreamClient
@@ -17,8 +18,10 @@ from .connection import ConnectOptions
 from .errors import TopologyError
 from .lock import ApplyLock, capturing_streams
 from .model import Topology
+from .live import LiveState
 from .ops import Plan, Ref, ReplaceResource, resulting_config
 from .plan import make_plan, saved_plan_refusals
+from .render import data_at_risk_text
 from .planfile import PlanFileError, SavedPlan, check_target, live_snapshot, read_target, stale_changes, topology_hash
 
 
@@ -45,6 +48,27 @@ def check_replacements(plan: Plan, allowed: bool, hint: str) -> None:
         raise NothingApplied(f"the plan replaces {', '.join(replaced)}, destroying their data; {hint}", plan)
 
 
+def check_data_loss(plan: Plan, allowed: bool, hint: str) -> None:
+    """An update that destroys messages (a limit lowered): only when asked for, as a replacement."""
+    destroying = [f"{op.ref} ({data_at_risk_text(op.data_at_risk)})" for op in dataloss.destroying_updates(plan)]
+    if destroying and not allowed:
+        raise NothingApplied(f"the plan updates {'; '.join(destroying)}; {hint}", plan)
+
+
+async def plan_against(client: JetStreamClient, topology: Topology, options: dict) -> tuple[Plan, LiveState]:
+    """Read live JetStream, plan, and read what the plan's updates would destroy (only where limits shrink)."""
+    live = await client.read_live()
+    plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
+    await _assess_losses(client, plan, live)
+    return plan, live
+
+
+async def _assess_losses(client: JetStreamClient, plan: Plan, live: LiveState) -> None:
+    """What each update destroys, from live state read now, only for streams whose limits shrink."""
+    asked = dataloss.questions(plan, live)
+    dataloss.assess(plan, live, await client.read_losses(asked) if asked else {})
+
+
 def _provenance(topology: Topology) -> tuple[str | None, str, str | None]:
     """(audit subject, topology hash, git commit): where a plan made from this topology came from."""
     return (topology.audit or {}).get("subject"), topology_hash(topology), git_commit(topology.sources)
@@ -64,11 +88,10 @@ async def plan_live(
 ) -> tuple[Plan, SavedPlan | None]:
     """The plan against live JetStream; with ``save``, also the SavedPlan that records what it was made from.
 
-    ``options``: prune, adopt, allow_replace.
+    ``options``: prune, adopt, allow_replace, allow_data_loss.
     """
     async with JetStreamClient(connect) as client:
-        live = await client.read_live()
-        plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
+        plan, live = await plan_against(client, topology, options)
         plan.options = dict(options)
         if not save:
             return plan, None
@@ -123,13 +146,13 @@ class TopologyRun(ApplyRun):
     """An apply of a topology, planned now against what the server has."""
 
     topology: Topology
-    options: dict  # prune, adopt, allow_replace
+    options: dict  # prune, adopt, allow_replace, allow_data_loss
     plan_file = None
     replace_hint = "pass --allow-replace if that is what you want. Nothing was applied."
+    data_loss_hint = "pass --allow-data-loss if that is what you want. Nothing was applied."
 
     async def plan_to_apply(self, client: JetStreamClient) -> Plan:
-        live = await client.read_live()
-        return make_plan(self.topology, live, prune=self.options["prune"], adopt=self.options["adopt"])
+        return (await plan_against(client, self.topology, self.options))[0]
 
     def capturing_lock(self) -> list[str]:
         """Streams this apply would create or keep on the lock's subject: then it cannot be locked."""
@@ -141,6 +164,9 @@ class TopologyRun(ApplyRun):
     def replacement_allowed(self) -> bool:
         return self.options.get("allow_replace", False)
 
+    def data_loss_allowed(self) -> bool:
+        return self.options.get("allow_data_loss", False)
+
 
 @dataclass(kw_only=True)
 class SavedPlanRun(ApplyRun):
@@ -149,6 +175,7 @@ class SavedPlanRun(ApplyRun):
     saved: SavedPlan
     plan_file: str
     replace_hint = "it was saved without --allow-replace. Nothing was applied."
+    data_loss_hint = "it was saved without --allow-data-loss. Nothing was applied."
 
     async def plan_to_apply(self, client: JetStreamClient) -> Plan:
         live = await client.read_live()
@@ -169,6 +196,8 @@ class SavedPlanRun(ApplyRun):
                 f"{self.plan_file} holds operations `topology plan` could not make against this server "
                 f"(was it edited?):\n{listed}\nNothing was applied."
             )
+        # What its updates destroy is the server's now, not the file's word: --allow-data-loss is checked on it.
+        await _assess_losses(client, self.saved.plan, live)
         return self.saved.plan
 
     def capturing_lock(self) -> list[str]:
@@ -182,6 +211,9 @@ class SavedPlanRun(ApplyRun):
 
     def replacement_allowed(self) -> bool:
         return self.saved.options.get("allow_replace", False)
+
+    def data_loss_allowed(self) -> bool:
+        return self.saved.options.get("allow_data_loss", False)
 
 
 async def run_apply(run: TopologyRun | SavedPlanRun, callbacks: ApplyCallbacks) -> tuple[Plan, ApplyResult | None, dict | None]:
@@ -203,6 +235,7 @@ async def run_apply(run: TopologyRun | SavedPlanRun, callbacks: ApplyCallbacks) 
             if not plan.has_changes:
                 return plan, None, None
             check_replacements(plan, run.replacement_allowed(), run.replace_hint)
+            check_data_loss(plan, run.data_loss_allowed(), run.data_loss_hint)
             if callbacks.confirm and not await asyncio.to_thread(callbacks.confirm):
                 raise NothingApplied("apply cancelled; nothing was applied", plan)
             outcomes: list[Outcome] = []

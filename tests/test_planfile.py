@@ -176,7 +176,7 @@ def test_the_file_records_where_it_came_from_and_no_secret(nats_server, tmp_path
     document = json.loads(text)
     assert document["target"]["url"] == secured.url.replace("nats://", "nats://deployer:***@")
     assert document["target"]["account"] == "$G" and document["target"]["server_version"]
-    assert document["options"] == {"prune": False, "adopt": False, "allow_replace": False}
+    assert document["options"] == {"prune": False, "adopt": False, "allow_replace": False, "allow_data_loss": False}
     assert document["topology"]["sources"] == [str(tmp_path / "topology.yaml")]
     assert document["topology"]["hash"].startswith("sha256:") and document["tool_version"] == "0.1.0"
 
@@ -270,7 +270,7 @@ def test_show_renders_a_saved_plan_offline_exactly_as_plan_did(nats_server, tmp_
     assert shown.exit_code == 0, shown.output
     assert shown.stdout == planned.stdout and "EVENTS" in shown.stdout
     if fmt == "markdown":
-        assert "planned with `--prune` (without `--adopt`, `--allow-replace`)" in shown.stdout
+        assert "planned with `--prune` (without `--adopt`, `--allow-replace`, `--allow-data-loss`)" in shown.stdout
 
 
 def test_show_refuses_what_apply_refuses(tmp_path):

@@ -272,7 +272,7 @@ def test_data_at_risk_sizes_are_approximate_for_people(size, shown):
 
 FULL_MARKDOWN = """\
 <!-- medisync-topology plan owner=medisync -->
-Topology plan for owner `medisync` (`topology.yaml`) against nats-server 2.15.1, planned with `--prune` (without `--adopt`, `--allow-replace`)
+Topology plan for owner `medisync` (`topology.yaml`) against nats-server 2.15.1, planned with `--prune` (without `--adopt`, `--allow-replace`, `--allow-data-loss`)
 
 **Plan cannot be applied** (1 error): 1 to create, 2 to update, 2 to replace, 1 to delete
 
@@ -345,9 +345,11 @@ def test_markdown_has_marker_summary_caution_table_folded_changes_and_findings()
 
 
 @pytest.mark.parametrize(("options", "said"), [
-    ({}, ", planned without `--prune`, `--adopt`, `--allow-replace`\n"),
-    ({"adopt": True, "allow_replace": True}, ", planned with `--adopt`, `--allow-replace` (without `--prune`)\n"),
-    ({"prune": True, "adopt": True, "allow_replace": True}, ", planned with `--prune`, `--adopt`, `--allow-replace`\n"),
+    ({}, ", planned without `--prune`, `--adopt`, `--allow-replace`, `--allow-data-loss`\n"),
+    ({"adopt": True, "allow_replace": True},
+     ", planned with `--adopt`, `--allow-replace` (without `--prune`, `--allow-data-loss`)\n"),
+    ({"prune": True, "adopt": True, "allow_replace": True, "allow_data_loss": True},
+     ", planned with `--prune`, `--adopt`, `--allow-replace`, `--allow-data-loss`\n"),
 ])
 def test_markdown_header_says_which_options_the_plan_was_made_with(options, said):
     plan = full_plan()
@@ -374,7 +376,7 @@ def test_markdown_summary_without_errors():
     assert render_markdown(plan).startswith(
         "<!-- medisync-topology plan owner=medisync environment=production -->\n"
         "Topology plan for owner `medisync` (`base.yaml`, `prod.yaml`, environment `production`) against nats-server 2.15.1"
-        ", planned without `--prune`, `--adopt`, `--allow-replace`\n\n"
+        ", planned without `--prune`, `--adopt`, `--allow-replace`, `--allow-data-loss`\n\n"
         "**Plan:** 1 to create, 2 to update, 2 to replace, 1 to delete\n\n> [!CAUTION]\n"
     )
 
@@ -391,7 +393,7 @@ def test_markdown_escapes_pipes_in_cells_backticks_in_code_and_markup_in_message
     )
     assert render_markdown(plan) == (
         "<!-- medisync-topology plan owner= -->\n"
-        "Topology plan, planned without `--prune`, `--adopt`, `--allow-replace`\n"
+        "Topology plan, planned without `--prune`, `--adopt`, `--allow-replace`, `--allow-data-loss`\n"
         "\n"
         "**Plan cannot be applied** (1 error): 0 to create, 1 to update, 0 to replace, 0 to delete\n"
         "\n"
@@ -429,7 +431,7 @@ def test_json_is_versioned_sorted_and_keeps_api_units():
         "sources": ["topology.yaml"],
         "environment": None,
         "server": {"version": "2.15.1"},
-        "options": {"prune": False, "adopt": False, "allow_replace": False},
+        "options": {"prune": False, "adopt": False, "allow_replace": False, "allow_data_loss": False},
         "summary": {"create": 1, "update": 2, "replace": 2, "delete": 1, "errors": 1, "has_changes": True},
     }
     operations = document["operations"]
@@ -446,9 +448,9 @@ def test_json_is_versioned_sorted_and_keeps_api_units():
     assert update["changes"][0] == {"path": "max_age", "old": 7 * DAY, "new": 14 * DAY, "forces_replacement": False}
     assert update["before"] == {"max_age": 7 * DAY, "max_bytes": GiB} and update["data_at_risk"] is None
     assert replace_consumer["forces_replacement"] == ["deliver_policy"]
-    assert replace_stream["data_at_risk"] == {"messages": 1234, "bytes": 5452595, "consumers": 2}
+    assert replace_stream["data_at_risk"] == {"messages": 1234, "bytes": 5452595, "consumers": 2, "estimate": []}
     assert delete["after"] is None and delete["before"] == {"name": "OLD"}
-    assert delete["data_at_risk"] == {"messages": 10, "bytes": 1024, "consumers": 0}
+    assert delete["data_at_risk"] == {"messages": 10, "bytes": 1024, "consumers": 0, "estimate": []}
     assert document["findings"][2] == {
         "kind": "consumer", "name": "x", "stream": "EVENTS",
         "severity": "error", "reason": "impossible", "message": "deny_delete cannot be turned off",
@@ -485,6 +487,7 @@ def test_json_exact_for_a_small_plan():
   ],
   "options": {
     "adopt": false,
+    "allow_data_loss": false,
     "allow_replace": false,
     "prune": false
   },
