@@ -31,7 +31,7 @@ from .session import (
     plan_live, run_apply,
 )
 from .units import plural
-from .validate import load_every_environment, load_topology
+from .validate import load_every_environment, load_topology, schema_file
 
 
 class TopologyGroup(click.Group):
@@ -313,12 +313,12 @@ def graph(paths, env, fmt):
 @click.option("--owner", help="The topology's owner (default: the one owner the resources carry, else medisync).")
 def export_(connect, output, patterns, owner):
     """Write a topology.yaml from the live server: minimal, in human units. Exit 0 success, 1 error."""
-    from .export import export_from_server, to_yaml  # imported by the commands that need them, as devserver
+    from .export import export_from_server, schema_reference, to_yaml  # imported by the commands that need them
 
     result = asyncio.run(export_from_server(connect, patterns, owner))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    text = to_yaml(result.document)
+    text = to_yaml(result.document, schema_reference(Path(output).parent if output else Path.cwd()))
     if not output:
         click.echo(text, nl=False)
         return
@@ -328,6 +328,12 @@ def export_(connect, output, patterns, owner):
     except OSError as exc:
         raise TopologyError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"Wrote {output}: {result.summary()}", err=True)
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of topology.yaml (its $id is stable), for editors and checkers outside this repository."""
+    click.echo(schema_file().read_text(), nl=False)
 
 
 @main.group()

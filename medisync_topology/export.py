@@ -7,8 +7,10 @@ after only takes ownership. Pure except export_from_server, which reads the serv
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from pathlib import Path
 
 import yaml
 
@@ -19,8 +21,10 @@ from .errors import TopologyError
 from .live import LiveState, LiveStream
 from .plan import OWNER_KEY, field_changes, origins, owner_of
 from .units import format_duration, format_size, plural
+from .validate import schema_file
 
-MODELINE = "# yaml-language-server: $schema=schema/topology.schema.json"
+MODELINE = "# yaml-language-server: $schema="
+SCHEMA_IN_CHECKOUT = Path("schema") / "topology.schema.json"
 # The owner when no exported resource has one yet (they are all adopted by the first apply).
 DEFAULT_OWNER = "medisync"
 
@@ -98,10 +102,21 @@ def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], versi
     return entry
 
 
-def to_yaml(document: dict) -> str:
-    """The document as topology.yaml text, led by the schema modeline editors read."""
+def to_yaml(document: dict, schema: str) -> str:
+    """The document as topology.yaml text, led by the schema modeline editors read (``schema``: where it points)."""
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
-    return f"{MODELINE}\n{body}"
+    return f"{MODELINE}{schema}\n{body}"
+
+
+def schema_reference(directory: Path) -> str:
+    """Where the modeline of a topology file written in ``directory`` finds the schema, so that it works there:
+    the schema of the checkout the file is in (a relative path), else the schema this tool carries (a file URI;
+    `topology schema > topology.schema.json` gives one to keep beside the file instead)."""
+    directory = Path(directory).resolve()
+    for folder in (directory, *directory.parents):
+        if (folder / SCHEMA_IN_CHECKOUT).is_file():
+            return Path(os.path.relpath(folder / SCHEMA_IN_CHECKOUT, directory)).as_posix()
+    return schema_file().resolve().as_uri()
 
 
 # -- choosing what to export ------------------------------------------------

@@ -29,7 +29,9 @@ FORMAT = "medisync-topology plan"
 FORMAT_VERSION = 1
 USER_INFO = "$SYS.REQ.USER.INFO"
 # The secret a plan job and its apply job share: plans are signed with it, and only signed ones applied.
-KEY_VARIABLE = "TOPOLOGY_PLAN_KEY"  # answered by the server for any user: its user and account
+KEY_VARIABLE = "TOPOLOGY_PLAN_KEY"
+# Far above any real plan: one creating 1,000 streams with 5 consumers each is 5 MiB.
+MAX_PLAN_BYTES = 64 * 2**20  # answered by the server for any user: its user and account
 
 
 class PlanFileError(TopologyError):
@@ -188,9 +190,13 @@ def save_plan(path: str | Path, saved: SavedPlan, key: bytes | None = None) -> N
 def load_plan(path: str | Path, key: bytes | None = None) -> SavedPlan:
     """Read a plan file back, its signature checked when given the key; PlanFileError says why one cannot be used."""
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as file:
+            data = file.read(MAX_PLAN_BYTES + 1)  # never more: `apply /dev/zero` must not fill the memory
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanFileError(f"cannot read plan file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(data) > MAX_PLAN_BYTES:
+        raise PlanFileError(f"{path} is larger than the limit of {MAX_PLAN_BYTES // 2**20} MiB for a plan file")
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: a file of 100,000 nested brackets

@@ -31,13 +31,17 @@ PUSH_ONLY = ("deliver_group", "flow_control", "idle_heartbeat")
 PULL_ONLY = ("max_waiting", "max_batch", "max_expires", "max_bytes", "priority_groups", "priority_policy", "priority_timeout")
 
 
-@lru_cache(maxsize=1)
-def load_schema() -> dict:
-    """The schema from the source tree when run from a checkout, else the copy inside the wheel."""
+def schema_file() -> Path:
+    """The JSON Schema's file: the source tree's when run from a checkout, else the copy inside the wheel."""
     in_checkout = Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json"
     if in_checkout.is_file():
-        return json.loads(in_checkout.read_text())
-    return json.loads(resources.files(__package__).joinpath("topology.schema.json").read_text())
+        return in_checkout
+    return Path(str(resources.files(__package__).joinpath("topology.schema.json")))
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    return json.loads(schema_file().read_text())
 
 
 @lru_cache(maxsize=1)

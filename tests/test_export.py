@@ -20,6 +20,7 @@ from medisync_topology.model import build_topology
 from medisync_topology.ops import CreateResource, Plan, Ref
 from medisync_topology.plan import OWNER_KEY, make_plan
 from medisync_topology.render import render_markdown, render_text
+from medisync_topology.validate import schema_file
 
 S = 10**9
 MINUTE = 60 * S
@@ -154,8 +155,8 @@ def test_stream_patterns_are_shell_wildcards_and_bring_the_origins_of_mirrors_al
 def test_yaml_has_the_modeline_human_units_and_flow_lists():
     state = live(stream("S", subjects=["s.>", "t.*"], max_age=7 * DAY, max_bytes=1024**3, max_msg_size=1500),
                  stream("T"))
-    assert to_yaml(export_topology(state).document) == (
-        f"{MODELINE}\n"
+    assert to_yaml(export_topology(state).document, "schema/topology.schema.json") == (
+        f"{MODELINE}schema/topology.schema.json\n"
         "version: 1\n"
         "owner: medisync\n"
         "streams:\n"
@@ -208,8 +209,7 @@ def test_create_blocks_show_only_the_users_settings_with_the_streams_consumer_li
 
 # -- the round trip on a real server -----------------------------------------
 
-EXPORTED = f"""\
-{MODELINE}
+EXPORTED = """\
 version: 1
 owner: medisync
 streams:
@@ -350,7 +350,8 @@ def test_export_validate_adopt_apply_converges(nats_server, js_api, tmp_path, mo
 
     result = cli("export", "--output", path)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "topology.yaml").read_text() == EXPORTED
+    # No checkout around tmp_path: the modeline names the schema this tool carries, by its file URI.
+    assert (tmp_path / "topology.yaml").read_text() == f"{MODELINE}{schema_file().resolve().as_uri()}\n{EXPORTED}"
     # nats-py builds KV streams unlike nats.go: the bucket is kept as its stream, so nothing changes.
     assert result.stderr == (
         "Warning: key_value cache: its stream KV_cache has allow_direct: false, allow_msg_ttl: true, which "
@@ -382,9 +383,19 @@ def test_export_validate_adopt_apply_converges(nats_server, js_api, tmp_path, mo
     assert result.exit_code == 0 and result.output.startswith("No changes."), result.output
     assert "JS_SRC_" not in result.output
 
-    # Exporting what we now own gives the same file: the owner comes from the resources.
+    # Exporting what we now own gives the same file: the owner comes from the resources. Written inside a
+    # checkout, the modeline is the relative path to its schema from where the file is.
+    checkout = tmp_path / "repo"
+    (checkout / "schema").mkdir(parents=True)
+    (checkout / "schema" / "topology.schema.json").write_text("{}")
+    (checkout / "config" / "prod").mkdir(parents=True)
+    result = cli("export", "--output", str(checkout / "config" / "prod" / "topology.yaml"))
+    assert result.exit_code == 0, result.output
+    written = (checkout / "config" / "prod" / "topology.yaml").read_text()
+    assert written == f"{MODELINE}../../schema/topology.schema.json\n{EXPORTED}"
+    monkeypatch.chdir(checkout)
     result = cli("export")
-    assert result.exit_code == 0 and result.stdout == EXPORTED
+    assert result.exit_code == 0 and result.stdout == f"{MODELINE}schema/topology.schema.json\n{EXPORTED}"
 
 
 def test_export_to_stdout_filtered_and_clean_errors(nats_server, js_api, monkeypatch):
@@ -394,7 +405,7 @@ def test_export_to_stdout_filtered_and_clean_errors(nats_server, js_api, monkeyp
     result = cli("export", "--stream", "AU*", "--owner", "compliance")
     assert result.exit_code == 0 and result.stderr == ""
     assert yaml.safe_load(result.stdout) == {"version": 1, "owner": "compliance", "streams": {"AUDIT": {"subjects": ["medisync.audit.>"], "max_age": "365d"}}}
-    assert result.stdout.startswith(MODELINE + "\n")
+    assert result.stdout.startswith(MODELINE)
     result = cli("export", "--stream", "EVENTS")
     assert result.exit_code == 1 and result.output == "Error: --stream EVENTS: no stream or bucket on the server matches it\n"
 

@@ -69,6 +69,14 @@ def value_for(name: str):
     if name in ("mirror", "sources"):
         origin = st.fixed_dictionaries({"name": st.sampled_from(["A", "B", "KV_c", "GONE"])})
         return origin if name == "mirror" else st.lists(origin, max_size=2)
+    if name == "publish":
+        return st.lists(subject, max_size=2)
+    if name == "consume":
+        return st.lists(st.sampled_from(["A/c1", "B/c2", "EVENTS/c1", "x", "A/"]), max_size=2)
+    if name in ("key_value", "object_stores"):  # a service's buckets
+        return st.dictionaries(st.sampled_from(["c", "d", "e"]), st.sampled_from(["read", "read-write", "write"]), max_size=2)
+    if name == "values":  # policy: allowed tokens per placeholder
+        return st.dictionaries(st.sampled_from(["domain", "entity", "x"]), st.lists(st.sampled_from(["a", "b", "etl", ""]), max_size=2), max_size=2)
     if name == "consumers":
         return st.dictionaries(st.sampled_from(["c1", "c2", "bad name", ""]), config_of("consumer"), max_size=2)
     return st.booleans() | junk
@@ -98,10 +106,12 @@ topology_data = st.fixed_dictionaries(
         "existing_streams": st.lists(st.sampled_from(["ORDERS", "A", ""]), max_size=2),
         "audit": st.fixed_dictionaries({"subject": subject}),
         "defaults": st.fixed_dictionaries({}, optional={"stream": config_of("stream_defaults"), "consumer": config_of("consumer_defaults")}),
+        "policy": config_of("policy"),
+        "services": st.dictionaries(st.sampled_from(["etl", "ocr", "bad name"]), config_of("service") | st.none(), max_size=2),
         "nonsense": junk,
     },
 )
-environment = st.fixed_dictionaries({}, optional={v: st.text(st.characters(blacklist_characters="\x00"), max_size=8) | st.sampled_from(["*", "!", "&", "=", "<<", "3", "true"]) for v in VARIABLES})
+environment = st.fixed_dictionaries({}, optional={v: st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8) | st.sampled_from(["*", "!", "&", "=", "<<", "3", "true"]) for v in VARIABLES})
 
 
 def mutated(text: str):

@@ -140,6 +140,18 @@ def test_a_corrupt_or_foreign_plan_file_is_refused(run, apply_saved, tmp_path, d
     assert (code, out) == (1, f"Error: {path} {message}\n")
 
 
+@pytest.mark.parametrize("content, message", [
+    (None, "is larger than the limit of 64 MiB for a plan file"),  # /dev/zero: endless, read no further than the limit
+    ("[" * 100_000 + "]" * 100_000, "is not a plan file: it is not valid JSON (truncated or corrupt?)"),  # was a RecursionError
+], ids=["endless", "nested"])
+def test_a_hostile_plan_file_is_refused_without_a_runaway(apply_saved, tmp_path, content, message):
+    path = "/dev/zero" if content is None else tmp_path / "plan.json"
+    if content is not None:
+        path.write_text(content)
+    code, out = apply_saved(path)
+    assert (code, out) == (1, f"Error: {path} {message}\n")
+
+
 def test_a_missing_plan_file_is_a_clean_error(apply_saved, tmp_path):
     code, out = apply_saved(tmp_path / "nope.json")
     assert code == 1 and out.startswith(f"Error: cannot read plan file {tmp_path / 'nope.json'}: ")

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
 from medisync_topology import rules
+from medisync_topology.cli import main
 from medisync_topology.loader import parse_document
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json").read_text())
@@ -599,3 +601,13 @@ def test_minimal_file_validates():
 )
 def test_accepted_spellings(path, value):
     assert errors(mutate(path, value)) == []
+
+
+def test_topology_schema_prints_the_schema_with_its_stable_id():
+    result = CliRunner().invoke(main, ["schema"])
+    assert result.exit_code == 0
+    shipped = Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json"
+    assert result.stdout == shipped.read_text()
+    schema = json.loads(result.stdout)
+    assert schema["$id"] == "urn:medisync-topology:topology.schema.json"
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
