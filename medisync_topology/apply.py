@@ -9,6 +9,7 @@ from typing import Callable
 from . import errors, refusals, rules
 from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
+from .probe import Refused, probe_replacement
 from .ops import (
     Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
     operation_to_dict, prior_config, resulting_config,
@@ -205,8 +206,15 @@ class _Run:
                 return
             self.under_way.add(i)
             try:
-                await _execute(self.client, op)
+                await _execute(self.client, op, self.ops)
                 outcome = Outcome(op, "done")
+            except Refused as exc:
+                what = "" if exc.ref == op.ref else f"{exc.ref}, as it would be created after it: "
+                outcome = Outcome(op, "failed", f"the server refuses {what}{await _explain(self.client, op, exc.error)}; "
+                                  f"nothing was deleted, {op.ref} is as it was", exc.error.err_code)
+            except ReplaceFailed as exc:
+                outcome = Outcome(op, "failed", f"{await _explain(self.client, op, exc.error)}; {exc.aftermath}",
+                                  exc.error.err_code)
             except JetStreamAPIError as exc:
                 outcome = Outcome(op, "failed", await _explain(self.client, op, exc), exc.err_code)
             except TopologyError as exc:
@@ -238,17 +246,42 @@ class _Run:
         self.reported = len(self.ops)
 
 
-async def _execute(client: JetStreamClient, op: Operation) -> None:
+class ReplaceFailed(Exception):
+    """The old resource was deleted, then the server refused the new config; ``aftermath`` says what is left."""
+
+    def __init__(self, error: JetStreamAPIError, aftermath: str):
+        self.error, self.aftermath = error, aftermath
+        super().__init__(str(error))
+
+
+async def _execute(client: JetStreamClient, op: Operation, operations: list[Operation]) -> None:
     match op:
         case CreateResource():
             await _create(client, op.ref, op.config)
         case ReplaceResource():
-            await client.request(_api("DELETE", op.ref), None)
-            await _create(client, op.ref, op.after)
+            await _replace(client, op, operations)
         case UpdateResource():
             await _update(client, op)
         case DeleteResource():
             await client.request(_api("DELETE", op.ref), None)
+
+
+async def _replace(client: JetStreamClient, op: ReplaceResource, operations: list[Operation]) -> None:
+    """Delete then create, but only once the server accepted the new config on a probe (probe.py); when it
+    still refuses it after the delete, the old config is created again, so the resource at least exists."""
+    await probe_replacement(client, op, operations, lambda ref, config: _create(client, ref, config),
+                            lambda ref: client.request(_api("DELETE", ref), None))
+    await client.request(_api("DELETE", op.ref), None)
+    try:
+        await _create(client, op.ref, op.after)
+    except JetStreamAPIError as exc:
+        try:
+            await _create(client, op.ref, op.before)
+        except JetStreamAPIError as again:
+            raise ReplaceFailed(exc, f"{op.ref} was deleted and its old config could not be created again "
+                                     f"({again.description}, err_code {again.err_code})") from None
+        lost = "its messages and consumers" if op.ref.kind != "consumer" else "its position"
+        raise ReplaceFailed(exc, f"{op.ref} was created again with its old config ({lost} are lost)") from None
 
 
 def _kind(ref) -> str:

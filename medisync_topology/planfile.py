@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import __version__, buckets, rules
 from .client import JetStreamClient
@@ -22,8 +23,11 @@ from .errors import TopologyError
 from .identity import now_rfc3339
 from .live import LiveState
 from .model import Topology
-from .ops import Plan, Ref, finding_from_dict, finding_to_dict, operation_from_dict, operation_to_dict
-from .plan import field_changes
+from .ops import (
+    Action, Plan, Ref, finding_from_dict, finding_to_dict, operation_from_dict, operation_to_dict, resulting_config,
+)
+from .plan import field_changes, origins, owner_of
+from .subjects import subjects_overlap
 
 FORMAT = "medisync-topology plan"
 FORMAT_VERSION = 1
@@ -99,12 +103,17 @@ def live_snapshot(live: LiveState) -> dict[str, dict]:
     """
     snapshot = {}
     for name, stream in buckets.without_lock(live.streams).items():
-        kind, bucket = buckets.bucket_of(name) or ("stream", name)
-        snapshot[str(Ref(kind, bucket))] = rules.strip_live(stream.config, "stream")
+        snapshot[_stream_key(name)] = rules.strip_live(stream.config, "stream")
         for cname, consumer in stream.consumers.items():
             if rules.declarable_consumer(consumer):
                 snapshot[str(Ref("consumer", cname, name))] = rules.strip_live(consumer, "consumer")
     return dict(sorted(snapshot.items()))
+
+
+def _stream_key(stream_name: str) -> str:
+    """A stream's name in the snapshot: a bucket's backing stream goes by its bucket (``key_value cache``)."""
+    kind, name = buckets.bucket_of(stream_name) or ("stream", stream_name)
+    return str(Ref(kind, name))
 
 
 def snapshot_hash(snapshot: dict[str, dict]) -> str:
@@ -279,18 +288,55 @@ def check_target(saved: SavedPlan, now: dict, path: str) -> None:
 
 
 def stale_changes(saved: SavedPlan, now: dict[str, dict], server_version: str) -> list[str]:
-    """What changed in live JetStream since the plan was made, one line per resource; empty when nothing did."""
+    """What changed in live JetStream since the plan was made that the plan depends on (``depends_on``), one
+    line per resource; empty when nothing did. Another team's stream elsewhere in the account is not listed."""
     changes = []
     if saved.target.get("server_version") != server_version:
         changes.append(f"the server's version changed from {saved.target.get('server_version')} to {server_version}")
     was = saved.live
+    relevant = depends_on(saved)
     for name in sorted(was.keys() | now.keys()):
-        if name not in now:
+        before, after = was.get(name), now.get(name)
+        if before == after or not relevant(name, before, after):
+            continue
+        if after is None:
             changes.append(f"{name} was deleted since the plan was made")
-        elif name not in was:
+        elif before is None:
             changes.append(f"{name} appeared since the plan was made")
         else:
-            fields = [c.path for c in field_changes(was[name], now[name])]
+            fields = [c.path for c in field_changes(before, after)]
             if fields:
                 changes.append(f"{name} changed since the plan was made: {', '.join(fields)}")
     return changes
+
+
+def depends_on(saved: SavedPlan) -> Callable[[str, dict | None, dict | None], bool]:
+    """Whether the plan depends on a live resource (by snapshot name, its config then and now; None: absent).
+
+    It does on what it creates, changes or deletes; the consumers of the streams it replaces or deletes
+    (they go with them); the streams its operations need (a consumer's stream, a mirror's or source's
+    origin); any stream whose subjects overlap those of a stream it creates or changes (the server keeps a
+    subject in one stream); and, made with --prune, every resource of its owner (a new plan would prune or
+    keep them differently). Anything else may change without making the plan stale.
+    """
+    plan = saved.plan
+    touched = {str(op.ref) for op in plan.operations}
+    streams = [op for op in plan.operations if op.ref.kind != "consumer"]
+    emptied = {op.ref.stream_name for op in streams if op.action in (Action.REPLACE, Action.DELETE)}
+    needed = {_stream_key(op.ref.stream) for op in plan.operations if op.ref.kind == "consumer"}
+    needed |= {_stream_key(origin) for op in streams for origin in origins(resulting_config(op) or {})}
+    claimed = [subject for op in streams for subject in (resulting_config(op) or {}).get("subjects") or []]
+    prune = bool(saved.options.get("prune"))
+
+    def relevant(name: str, before: dict | None, after: dict | None) -> bool:
+        if name in touched or name in needed:
+            return True
+        if name.startswith("consumer ") and name.removeprefix("consumer ").split("/", 1)[0] in emptied:
+            return True
+        configs = [config for config in (before, after) if config]
+        if prune and any(owner_of(config) == plan.owner for config in configs):
+            return True
+        return any(subjects_overlap(mine, theirs)
+                   for config in configs for theirs in config.get("subjects") or [] for mine in claimed)
+
+    return relevant

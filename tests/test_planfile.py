@@ -79,19 +79,46 @@ def test_an_update_saved_then_applied(run, apply_saved, tmp_path, js_api):
 
 def test_a_stale_plan_is_refused_naming_what_changed(run, apply_saved, tmp_path, js_api):
     run(BASE, "apply", "--auto-approve")
-    path = saved_plan(run, tmp_path, LATER)
+    later = LATER.replace("ack_policy: explicit", "ack_policy: explicit\n        description: notifies")
+    path = saved_plan(run, tmp_path, later + "  OTHER:\n    subjects: [other.>]\n")
     config = js_api("STREAM.INFO.EVENTS")["config"]
     js_api("STREAM.UPDATE.EVENTS", {**config, "max_age": 3600 * 10**9, "description": "changed by hand"})
-    js_api("STREAM.CREATE.LEGACY", {"name": "LEGACY", "subjects": ["legacy.>"]})
+    js_api("STREAM.CREATE.THEIRS", {"name": "THEIRS", "subjects": ["other.theirs.>"]})  # would collide with OTHER
+    js_api("STREAM.CREATE.LEGACY", {"name": "LEGACY", "subjects": ["legacy.>"]})  # the plan does not care
     js_api("CONSUMER.DELETE.EVENTS.etl-notifier")
     code, out = apply_saved(path)
     assert code == 1
-    assert f"Error: {path} is stale; live JetStream changed since the plan was made:" in out
-    assert "  stream EVENTS changed since the plan was made: description, max_age\n" in out
-    assert "  stream LEGACY appeared since the plan was made\n" in out
-    assert "  consumer EVENTS/etl-notifier was deleted since the plan was made\n" in out
-    assert "Nothing was applied" in out
+    assert out == (
+        f"Error: {path} is stale; live JetStream changed since the plan was made:\n"
+        "  consumer EVENTS/etl-notifier was deleted since the plan was made\n"
+        "  stream EVENTS changed since the plan was made: description, max_age\n"
+        "  stream THEIRS appeared since the plan was made\n"
+        "Nothing was applied; make a new plan.\n"
+    )
     assert js_api("STREAM.INFO.EVENTS")["config"]["max_age"] == 3600 * 10**9
+
+
+def test_a_plan_is_stale_only_when_something_it_depends_on_changed(run, apply_saved, tmp_path, js_api):
+    run(BASE, "apply", "--auto-approve")
+    path = saved_plan(run, tmp_path, LATER + "  OTHER:\n    subjects: [other.>]\n")
+    # Another team's streams elsewhere in the account, and a consumer the plan does not touch.
+    js_api("STREAM.CREATE.BILLING", {"name": "BILLING", "subjects": ["billing.>"]})
+    js_api("CONSUMER.CREATE.BILLING.invoices", {"stream_name": "BILLING", "config": {"durable_name": "invoices"}})
+    js_api("CONSUMER.DELETE.EVENTS.etl-notifier")
+    code, out = apply_saved(path)
+    assert code == 0 and "stream EVENTS: updated" in out and "stream OTHER: created" in out, out
+
+
+def test_a_pruning_plan_depends_on_every_resource_of_its_owner(run, apply_saved, tmp_path, js_api):
+    run(BASE, "apply", "--auto-approve")
+    path = saved_plan(run, tmp_path, LATER, "--prune")
+    js_api("STREAM.CREATE.UNOWNED", {"name": "UNOWNED", "subjects": ["unowned.>"]})
+    ours = {"name": "OURS", "subjects": ["ours.>"], "metadata": {"medisync-topology.owner": "medisync"}}
+    js_api("STREAM.CREATE.OURS", ours)
+    code, out = apply_saved(path)
+    assert code == 1 and "  stream OURS appeared since the plan was made\n" in out and "UNOWNED" not in out, out
+    js_api("STREAM.DELETE.OURS")
+    assert apply_saved(path)[0] == 0  # without the pruning plan's owner's new stream it holds again
 
 
 def test_a_plan_applied_once_is_stale_the_second_time(run, apply_saved, tmp_path):
