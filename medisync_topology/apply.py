@@ -9,6 +9,7 @@ from typing import Callable
 from . import errors, refusals, rules
 from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
+from .migrator import migrate_stream
 from .probe import Refused, probe_replacement
 from .ops import (
     Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
@@ -32,6 +33,7 @@ class Outcome:
     status: str
     error: str | None = None
     err_code: int | None = None
+    detail: str | None = None  # what a migration did: messages copied, how long publishes were refused
 
 
 @dataclass
@@ -79,7 +81,8 @@ def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
     rows = []
     for op in plan.operations:
         outcome = by_operation.get(id(op), Outcome(op, "not attempted"))
-        rows.append({**operation_to_dict(op), "outcome": outcome.status, "error": outcome.error, "err_code": outcome.err_code})
+        rows.append({**operation_to_dict(op), "outcome": outcome.status, "error": outcome.error,
+                     "err_code": outcome.err_code, "detail": outcome.detail})
     return rows
 
 
@@ -206,8 +209,7 @@ class _Run:
                 return
             self.under_way.add(i)
             try:
-                await _execute(self.client, op, self.ops)
-                outcome = Outcome(op, "done")
+                outcome = Outcome(op, "done", detail=await _execute(self.client, op, self.ops))
             except Refused as exc:
                 what = "" if exc.ref == op.ref else f"{exc.ref}, as it would be created after it: "
                 outcome = Outcome(op, "failed", f"the server refuses {what}{await _explain(self.client, op, exc.error)}; "
@@ -254,16 +256,20 @@ class ReplaceFailed(Exception):
         super().__init__(str(error))
 
 
-async def _execute(client: JetStreamClient, op: Operation, operations: list[Operation]) -> None:
+async def _execute(client: JetStreamClient, op: Operation, operations: list[Operation]) -> str | None:
+    """Carry out one operation; what a migration did, as a line for the person applying, else None."""
     match op:
         case CreateResource():
             await _create(client, op.ref, op.config)
-        case ReplaceResource():
+        case ReplaceResource(migration=None):
             await _replace(client, op, operations)
+        case ReplaceResource():
+            return (await migrate_stream(client, op)).text()
         case UpdateResource():
             await _update(client, op)
         case DeleteResource():
             await client.request(_api("DELETE", op.ref), None)
+    return None
 
 
 async def _replace(client: JetStreamClient, op: ReplaceResource, operations: list[Operation]) -> None:

@@ -86,7 +86,8 @@ class JetStreamClient:
             raise JetStreamAPIError(full, error.get("code", 0), error.get("err_code", 0), error.get("description", ""))
         return reply
 
-    async def _paged(self, subject: str, key: str) -> list[dict]:
+    async def paged(self, subject: str, key: str) -> list[dict]:
+        """Every item of a paged LIST request (``STREAM.LIST`` -> key "streams")."""
         items: list[dict] = []
         while True:
             reply = await self.request(subject, {"offset": len(items)})
@@ -97,12 +98,12 @@ class JetStreamClient:
 
     async def read_live(self) -> LiveState:
         """Every stream and consumer in the account: paged LISTs, consumer lists fetched concurrently."""
-        infos = await self._paged("STREAM.LIST", "streams")
+        infos = await self.paged("STREAM.LIST", "streams")
         limit = asyncio.Semaphore(CONCURRENT_REQUESTS)
 
         async def consumers_of(name: str) -> list[dict]:
             async with limit:
-                return await self._paged(f"CONSUMER.LIST.{name}", "consumers")
+                return await self.paged(f"CONSUMER.LIST.{name}", "consumers")
 
         target, *consumer_lists = await asyncio.gather(
             self.read_target_facts(), *(consumers_of(i["config"]["name"]) for i in infos)

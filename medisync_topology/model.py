@@ -10,7 +10,8 @@ from .loader import Document, Problem
 from .ops import Ref
 
 # Keys that belong to this tool, not to the JetStream API.
-STREAM_TOOL_KEYS = ("consumers", "protect")
+STREAM_TOOL_KEYS = ("consumers", "protect", "replace")
+BUCKET_TOOL_KEYS = ("protect", "replace")
 CONSUMER_TOOL_KEYS = ("protect",)
 
 
@@ -30,6 +31,7 @@ class StreamSpec:
     config: dict
     consumers: dict[str, ConsumerSpec] = field(default_factory=dict)
     protect: bool = False
+    replace: str | None = None  # "migrate": a replacement keeps the messages (migrate.py)
     kind: str = "stream"
     bucket: str = ""
 
@@ -79,7 +81,7 @@ def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
         here = ("streams", name)
         config = _api_config(raw, STREAM_TOOL_KEYS, stream_defaults, here, ("defaults", "stream"), doc, problems)
         config["name"] = name
-        stream = StreamSpec(name, config, protect=bool(raw.get("protect", False)))
+        stream = StreamSpec(name, config, protect=bool(raw.get("protect", False)), replace=raw.get("replace"))
         for cname, craw in (raw.get("consumers") or {}).items():
             craw = craw or {}
             chere = here + ("consumers", cname)
@@ -92,10 +94,13 @@ def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
     for kind, section in buckets.SECTIONS.items():
         for bucket, raw in (data.get(section) or {}).items():
             here = (section, bucket)
-            settings = {k: to_api_value(k, v, here + (k,), doc, problems) for k, v in (raw or {}).items() if k != "protect"}
+            raw = raw or {}
+            settings = {k: to_api_value(k, v, here + (k,), doc, problems) for k, v in raw.items()
+                        if k not in BUCKET_TOOL_KEYS}
             config = buckets.bucket_stream_config(kind, bucket, settings)
             bucket_streams[config["name"]] = StreamSpec(
-                config["name"], config, protect=bool((raw or {}).get("protect", False)), kind=kind, bucket=bucket
+                config["name"], config, protect=bool(raw.get("protect", False)), replace=raw.get("replace"),
+                kind=kind, bucket=bucket,
             )
     topology = Topology(
         owner=data.get("owner", ""),

@@ -47,6 +47,7 @@ class Reason(StrEnum):
     REFUSED = "refused"  # a config the server refuses (refusals.py), judged with live state and its line
     TARGET = "target"  # the servers or the account would refuse it (target.py)
     UNCHECKED = "unchecked"  # a note: a fact about the target the server did not tell
+    INTERRUPTED = "interrupted"  # a migration's temporary stream holds messages of a stream no longer declared
 
 
 @dataclass(frozen=True, order=True)
@@ -105,6 +106,21 @@ Risk = Union[DataAtRisk, ConsumerAtRisk]
 
 
 @dataclass(frozen=True)
+class Migration:
+    """How a replaced stream keeps its messages: copied out through a temporary stream and back
+    (migrate.py plans it, migrator.py carries it out). Figures are the live stream's when planned."""
+
+    temp: str  # the temporary stream
+    messages: int
+    bytes: int
+    first_seq: int
+    last_seq: int
+    consumers: dict = field(default_factory=dict)  # the new stream's consumers: durable name -> config
+    kept: tuple[str, ...] = ()  # consumers that resume where they stand
+    resume: str | None = None  # the step an interrupted migration stopped before; None for a new one
+
+
+@dataclass(frozen=True)
 class CreateResource:
     """``config`` is the complete config sent; ``settings`` what the topology sets beyond the server's own
     defaults (a bucket's in its bucket settings), for a person to read."""
@@ -137,6 +153,7 @@ class ReplaceResource:
     after: dict
     changes: tuple[FieldChange, ...]
     data_at_risk: Risk | None = None
+    migration: Migration | None = None  # the messages are migrated instead of destroyed
     action: ClassVar[Action] = Action.REPLACE
 
     @property
@@ -253,10 +270,17 @@ def operation_to_dict(op: Operation) -> dict:
         "forces_replacement": [c.path for c in changes if c.forces_replacement],
         "data_at_risk": None if risk is None else dataclasses.asdict(risk),
         "adopt": isinstance(op, UpdateResource) and op.adopt,
+        "migration": migration_to_dict(getattr(op, "migration", None)),
     }
     if isinstance(op, CreateResource):
         document["settings"] = op.settings
     return document
+
+
+def migration_to_dict(migration: Migration | None) -> dict | None:
+    if migration is None:
+        return None
+    return {**dataclasses.asdict(migration), "kept": list(migration.kept)}
 
 
 def operation_from_dict(data: dict) -> Operation:
@@ -270,7 +294,9 @@ def operation_from_dict(data: dict) -> Operation:
         case Action.UPDATE:
             return UpdateResource(ref, data["before"], data["after"], changes, bool(data["adopt"]), risk)
         case Action.REPLACE:
-            return ReplaceResource(ref, data["before"], data["after"], changes, risk)
+            migration = data.get("migration")
+            migration = Migration(**{**migration, "kept": tuple(migration["kept"])}) if migration else None
+            return ReplaceResource(ref, data["before"], data["after"], changes, risk, migration)
         case Action.DELETE:
             return DeleteResource(ref, data["before"], risk)
 

@@ -28,6 +28,11 @@ no_color = click.option("--no-color", is_flag=True, help="No colour, even on a t
 
 prune = click.option("--prune", is_flag=True, help="Delete resources we own that are no longer in the file.")
 
+migrate = click.option(
+    "--migrate", is_flag=True,
+    help="Replace streams by migrating their messages and consumers' positions instead of destroying them.",
+)
+
 adopt = click.option("--adopt", is_flag=True, help="Take over existing resources of the same name that no one owns.")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from . import buckets, refusals, rules, subjects, target
+from . import buckets, migrate, refusals, rules, subjects, target
 from .errors import STREAM_UPDATE_FAILED, SUBJECTS_OVERLAP
 from .live import LiveState, LiveStream
 from .loader import dotted
@@ -193,9 +193,13 @@ def _refusal(op, owner: str, streams: dict[str, LiveStream], version, prune: boo
     return None
 
 
-def make_plan(topology: Topology, live: LiveState, *, prune: bool = False, adopt: bool = False) -> Plan:
-    """The ordered operations that make live JetStream match the topology, and what stands in the way."""
-    planner = _Planner(topology, live, prune=prune, adopt=adopt)
+def make_plan(topology: Topology, live: LiveState, *, prune: bool = False, adopt: bool = False,
+              migrate: bool = False) -> Plan:
+    """The ordered operations that make live JetStream match the topology, and what stands in the way.
+
+    ``migrate``: every replaced stream keeps its messages (as if each said ``replace: migrate``).
+    """
+    planner = _Planner(topology, live, prune=prune, adopt=adopt, migrate=migrate)
     planner.run()
     return planner.plan
 
@@ -212,8 +216,8 @@ def _consumer_at_risk(stream: LiveStream, name: str) -> ConsumerAtRisk | None:
 
 
 class _Planner:
-    def __init__(self, topology: Topology, live: LiveState, *, prune: bool, adopt: bool):
-        self.topology, self.live, self.prune, self.adopt = topology, live, prune, adopt
+    def __init__(self, topology: Topology, live: LiveState, *, prune: bool, adopt: bool, migrate: bool):
+        self.topology, self.live, self.prune, self.adopt, self.migrate = topology, live, prune, adopt, migrate
         self.version = live.version
         self.plan = Plan(
             owner=topology.owner,
@@ -229,6 +233,11 @@ class _Planner:
         desired = {**self.topology.streams, **self.topology.buckets}
         # The apply lock's bucket belongs to the tool: never drift, never unmanaged, never pruned.
         live = buckets.without_lock(self.live.streams)
+        # A temporary stream of a migration is neither unmanaged nor prunable: it holds messages in transit.
+        temps = {name: stream for name, stream in live.items() if migrate.migrating(stream.config)}
+        live = {name: stream for name, stream in live.items() if name not in temps}
+        for temp in temps.values():
+            self._resume_migration(desired, live, temp)
         if buckets.LOCK_STREAM in desired:
             ref = desired.pop(buckets.LOCK_STREAM).ref
             self._error(ref, Reason.RESERVED, f"{ref} is the bucket of the tool's apply lock; give yours another name")
@@ -236,7 +245,8 @@ class _Planner:
             if name not in live:
                 self._error(Ref("stream", name), Reason.MISSING_ORIGIN,
                             f"stream {name} is listed under existing_streams, but the server has no stream of that name")
-        for name in sorted(desired.keys() | live.keys()):
+        resumed = {migrate.migrating(t.config) for t in temps.values()}
+        for name in sorted((desired.keys() | live.keys()) - resumed):
             if name not in live:
                 self._create_stream(desired[name])
             elif name not in desired:
@@ -361,7 +371,14 @@ class _Planner:
         after = self._desired_stream(spec)
         if not self._supported(ref, "stream", after):
             return
-        replaced = self._compare(ref, "stream", before, after, spec.protect, adopting, self._data_at_risk(stream), "stream")
+        migration = None
+        if spec.replace == "migrate" or self.migrate:
+            live_consumers = {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
+            migration = lambda op: self._migration(op, spec, stream.state, live_consumers)  # noqa: E731
+        replaced = self._compare(ref, "stream", before, after, spec.protect, adopting, self._data_at_risk(stream),
+                                 "stream", migration)
+        if replaced and migration:
+            return
         if replaced:
             for consumer in spec.consumers.values():
                 self._create_consumer(consumer, after)
@@ -390,8 +407,11 @@ class _Planner:
                 )
         return decision
 
-    def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase) -> bool:
-        """Plan an update or a replace of one resource; True when it is replaced."""
+    def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase, migration=None) -> bool:
+        """Plan an update or a replace of one resource; True when it is replaced.
+
+        ``migration`` turns a replacement into one that keeps the data (None when it cannot).
+        """
         changes = field_changes(before, after)
         if not changes:
             return False
@@ -408,10 +428,53 @@ class _Planner:
             return False
         if forcing:
             changes = tuple(dataclasses.replace(c, forces_replacement=c.path in forcing) for c in changes)
-            self.phases[phase].append(ReplaceResource(ref, before, after, changes, at_risk))
+            op = ReplaceResource(ref, before, after, changes, at_risk)
+            op = migration(op) if migration else op
+            if op is not None:
+                self.phases[phase].append(op)
             return True
         self.phases[phase].append(UpdateResource(ref, before, after, changes, adopt=adopting))
         return False
+
+    # -- migrations ------------------------------------------------------
+
+    def _migration(self, op: ReplaceResource, spec: StreamSpec, state: dict, live_consumers: dict,
+                   resume: str | None = None) -> ReplaceResource | None:
+        """The replacement as a migration (no data at risk); None, with the errors, when it cannot be migrated."""
+        consumers = {}
+        for consumer in spec.consumers.values():
+            config = self._desired_consumer(consumer, op.after)
+            if self._supported(Ref("consumer", consumer.name, spec.name), "consumer", config, creating=True):
+                consumers[consumer.name] = config
+        if resume is None:
+            problems = migrate.refusals(op.before, op.after, self.version, migrate.kept_consumers(live_consumers, consumers))
+            for message in problems:
+                self._error(op.ref, Reason.IMPOSSIBLE, message)
+            if problems:
+                return None
+        plan = migrate.plan_migration(op.before, op.after, state or {}, live_consumers, consumers, resume)
+        return dataclasses.replace(op, data_at_risk=None, migration=plan)
+
+    def _resume_migration(self, desired: dict, live: dict, temp: LiveStream) -> None:
+        """A migration a previous apply did not finish: finished towards what the topology says now."""
+        name = migrate.migrating(temp.config)
+        spec = desired.get(name)
+        kind, bucket = buckets.bucket_of(name) or ("stream", name)
+        ref = spec.ref if spec else Ref(kind, bucket)
+        if spec is None:
+            self._error(ref, Reason.INTERRUPTED,
+                        f"{ref}: an interrupted migration left its messages in {temp.config['name']}; put {ref} back "
+                        "in the topology to finish it")
+            return
+        original = live.get(name)
+        before = rules.strip_live(original.config, "stream") if original else {}
+        after = self._desired_stream(spec)
+        step = migrate.next_step(original and original.config, temp.config)
+        # The old consumers' positions are on the old stream, or recorded in TEMP once it was deleted.
+        consumers = dict(original.consumers) if original and step in ("copy", "swap in", "delete") else {}
+        consumers.update({n: {} for n in migrate.positions(temp.config)})
+        op = ReplaceResource(ref, before, after, field_changes(before, after) if original else ())
+        self.phases["stream"].append(self._migration(op, spec, temp.state, consumers, resume=step))
 
     @staticmethod
     def _data_at_risk(stream: LiveStream) -> DataAtRisk:

@@ -41,7 +41,8 @@ class Progress:
         if outcome.status != "done":
             self._above(f"{op.ref}: {op.action} FAILED: {outcome.error}")
         elif not self.counter:
-            self.write(f"{op.ref}: {PAST_TENSE[op.action]}", True)
+            detail = f" ({outcome.detail})" if outcome.detail else ""
+            self.write(f"{op.ref}: {PAST_TENSE[op.action]}{detail}", True)
         elif self.clock() - self.drawn >= REDRAW_EVERY:
             self._draw()
 

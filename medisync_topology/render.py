@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import click
 
-from . import buckets, rules
+from . import buckets, migrate, rules
 from .errors import TopologyError
 from .ops import (
-    Action, ConsumerAtRisk, CreateResource, DeleteResource, FieldChange, Finding, Operation, Plan, Reason, Ref,
+    Action, ConsumerAtRisk, CreateResource, DeleteResource, FieldChange, Finding, Migration, Operation, Plan, Reason, Ref,
     ReplaceResource, Severity, UpdateResource, changes_of, data_at_risk, finding_to_dict, operation_to_dict,
 )
 from .units import format_duration, format_size, plural
@@ -104,6 +104,35 @@ def data_at_risk_text(risk: Risk) -> str:
     return "destroys " + ", ".join(parts)
 
 
+def _migration_summary(migration: Migration) -> str:
+    """"migrates 100 messages; 1 consumer keeps its position": what a migrating replacement keeps."""
+    text = f"migrates {plural(migration.messages, 'message')}"
+    if migration.resume:
+        text = f"resumes an interrupted migration at step {migration.resume!r}; {text} held in {migration.temp}"
+    if migration.kept:
+        verb = "keeps its" if len(migration.kept) == 1 else "keep their"
+        text += f"; {plural(len(migration.kept), 'consumer')} {verb} position"
+    return text
+
+
+def _migration_costs(op: Operation) -> list[str]:
+    """What a migration costs, for the person deciding: storage, sequences, refused publishes, consumers."""
+    m = op.migration
+    name = op.ref.stream_name
+    costs = [f"needs {_approximate_size(m.bytes)} more storage while {m.temp} holds a copy of the messages"]
+    if m.messages:
+        costs.append(f"sequence numbers change: {m.first_seq:,}..{m.last_seq:,} become 1..{m.messages:,}; "
+                     "message timestamps become the migration's time (max_age counts from then)")
+    costs.append(f"publishes to {name}'s subjects are refused twice, each time for at most "
+                 f"{migrate.SWAP_TIMEOUT:g}s (usually milliseconds); publishers must retry")
+    fresh = sorted(set(m.consumers) - set(m.kept))
+    if fresh:
+        costs.append(f"consumers starting over as their deliver_policy says: {', '.join(fresh)}")
+    if m.kept:
+        costs.append(f"consumers resuming after their acknowledged floor: {', '.join(m.kept)}")
+    return costs
+
+
 def _finding_text(finding: Finding) -> str:
     """The message, led by the resource it is about unless it already names it."""
     ref = str(finding.ref)
@@ -170,6 +199,9 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
     risk = data_at_risk(op)
     if risk is not None:
         head += "   " + style(f"({data_at_risk_text(risk)})", fg="red")
+    migration = getattr(op, "migration", None)
+    if migration is not None:
+        head += "   " + style(f"({_migration_summary(migration)})", fg="green")
     match op:
         case CreateResource():
             rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
@@ -187,6 +219,8 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
         if forces:
             line += "   " + style("# forces replacement", fg="red")
         lines.append(line)
+    if migration is not None:
+        lines += [f"      # {cost}" for cost in _migration_costs(op)]
     return lines
 
 
@@ -415,6 +449,8 @@ def _md_detail(op: CreateResource | UpdateResource | ReplaceResource) -> tuple[s
             item = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
             items.append(item + (" (**forces replacement**)" if c.forces_replacement else ""))
         what = plural(len(items), "change")
+        if getattr(op, "migration", None) is not None:
+            items += ["", "The migration:", ""] + [f"- {_md_text(cost)}" for cost in _migration_costs(op)]
     verb = _verb(op).capitalize()
     html_title = f"{verb} {op.ref.kind} <code>{html.escape(_ref_name(op.ref))}</code>"
     full = f"<details><summary>{html_title}: {what}</summary>\n\n" + "\n".join(items) + "\n\n</details>"
@@ -440,6 +476,8 @@ def _md_details(op: Operation, *, compact: bool = False) -> str:
     risk = data_at_risk(op)
     if risk is not None:
         details.append(f"**{data_at_risk_text(risk)}**")
+    if getattr(op, "migration", None) is not None:
+        details.append(_md_text(_migration_summary(op.migration)))
     return "; ".join(details)
 
 

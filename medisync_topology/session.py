@@ -43,7 +43,8 @@ class ApplyInterrupted(TopologyError):
 
 def check_replacements(plan: Plan, allowed: bool, hint: str) -> None:
     """Replacing destroys data: only when asked for, when applying or when saving a plan."""
-    replaced = [str(op.ref) for op in plan.operations if isinstance(op, ReplaceResource)]
+    # A migration keeps the data: it needs no permission to destroy.
+    replaced = [str(op.ref) for op in plan.operations if isinstance(op, ReplaceResource) and not op.migration]
     if replaced and not allowed:
         raise NothingApplied(f"the plan replaces {', '.join(replaced)}, destroying their data; {hint}", plan)
 
@@ -58,7 +59,8 @@ def check_data_loss(plan: Plan, allowed: bool, hint: str) -> None:
 async def plan_against(client: JetStreamClient, topology: Topology, options: dict) -> tuple[Plan, LiveState]:
     """Read live JetStream, plan, and read what the plan's updates would destroy (only where limits shrink)."""
     live = await client.read_live()
-    plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"])
+    plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"],
+                     migrate=options.get("migrate", False))
     await _assess_losses(client, plan, live)
     return plan, live
 
@@ -88,7 +90,7 @@ async def plan_live(
 ) -> tuple[Plan, SavedPlan | None]:
     """The plan against live JetStream; with ``save``, also the SavedPlan that records what it was made from.
 
-    ``options``: prune, adopt, allow_replace, allow_data_loss.
+    ``options``: prune, adopt, allow_replace, allow_data_loss, migrate.
     """
     async with JetStreamClient(connect) as client:
         plan, live = await plan_against(client, topology, options)
@@ -146,7 +148,7 @@ class TopologyRun(ApplyRun):
     """An apply of a topology, planned now against what the server has."""
 
     topology: Topology
-    options: dict  # prune, adopt, allow_replace, allow_data_loss
+    options: dict  # prune, adopt, allow_replace, allow_data_loss, migrate
     plan_file = None
     replace_hint = "pass --allow-replace if that is what you want. Nothing was applied."
     data_loss_hint = "pass --allow-data-loss if that is what you want. Nothing was applied."

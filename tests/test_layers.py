@@ -6,7 +6,7 @@ import sys
 import pytest
 
 CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services", "explain", "graph",
-        "permissions", "target", "dataloss")
+        "permissions", "target", "dataloss", "migrate")
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -481,6 +481,7 @@ def test_json_exact_for_a_small_plan():
       "data_at_risk": null,
       "forces_replacement": [],
       "kind": "consumer",
+      "migration": null,
       "name": "c",
       "stream": "S"
     }

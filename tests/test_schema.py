@@ -52,7 +52,8 @@ CONSUMER_EXCLUDED = {
     "sourcing",  # set by the server on the consumers it creates for sourcing (2.14+)
 }
 PLACEMENT_EXCLUDED = {"preferred"}  # checkStreamCfg refuses it: "preferred server not permitted in placement"
-TOOL_KEYS = {"stream": {"consumers", "protect"}, "consumer": {"protect"}, "key_value": {"protect"}, "object_store": {"protect"}}
+TOOL_KEYS = {"stream": {"consumers", "protect", "replace"}, "consumer": {"protect"}, "key_value": {"protect", "replace"},
+             "object_store": {"protect", "replace"}}
 
 # nats.go jetstream/kv.go KeyValueConfig and jetstream/object.go ObjectStoreConfig, minus `bucket` (the map
 # key); the object store's TTL (JSON tag max_age in nats.go) is `ttl` like the KV one and the nats CLI.
@@ -168,6 +169,7 @@ streams:
     allow_batched: true
     metadata: {purpose: etl}
     protect: true
+    replace: migrate
     consumers:
       etl-notifier:
         description: notifier
@@ -240,6 +242,7 @@ key_value:
     limit_marker_ttl: 10s
     metadata: {team: platform}
     protect: true
+    replace: migrate
 object_stores:
   documents:
     description: scanned documents
@@ -251,6 +254,7 @@ object_stores:
     compression: true
     metadata: {team: documents}
     protect: false
+    replace: migrate
 audit:
   subject: medisync.audit.topology.applied
 existing_streams: [ORDERS]

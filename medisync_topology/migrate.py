@@ -1,0 +1,191 @@
+"""Migrating a stream instead of destroying it: the pure half (what the steps are, when the server
+would refuse one, where an interrupted migration stands). migrator.py carries the steps out.
+
+The route, each step read back from the server before the next (so an interrupted run is resumed
+from what the server has, not from memory):
+
+  copy        create TEMP (no subjects, sourcing NAME); wait until it has nearly caught up
+  swap in     NAME's subjects -> a holding subject (publishes refused); wait until TEMP has every
+              message; TEMP takes NAME's subjects and drops its source (publishes land in TEMP)
+  delete      record NAME's consumers' acknowledged floors in TEMP's metadata; delete NAME
+  create      NAME with the new config, no subjects, sourcing TEMP
+  swap out    once nearly caught up: TEMP's subjects -> its holding subject (refused again); wait
+              until NAME has every message; NAME gets its subjects and loses the source
+  consumers   each consumer created on NAME, then reset (CONSUMER.RESET) to the first message it had
+              not acknowledged: sourced messages carry Nats-Stream-Source "<origin> <seq> ...", which
+              maps an old sequence to a new one; then TEMP is deleted
+
+Read in nats-server's server/stream.go: a sourced message gets the header Nats-Stream-Source with
+its origin stream and sequence, replacing one it already had (processInboundSourceMsg,
+genSourceHeader), loses its Nats-Expected-* and Nats-Batch-* headers, is stored with a new
+timestamp, and is deduplicated by Nats-Msg-Id like a publish; a stream with sources keeps a
+duplicate_window of 0 (checkStreamCfg) and one without subjects, mirror or sources is refused.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import rules
+from .ops import Migration
+
+TEMP_SUFFIX = "_migrating"
+# Metadata of the temporary stream: which stream it migrates, and the consumers' acknowledged floors.
+MIGRATING_KEY = "medisync-topology.migrating"
+POSITIONS_KEY = "medisync-topology.positions"
+SUBJECTS_KEY = "medisync-topology.subjects"  # the live stream's subjects, which TEMP takes over
+# A swap that takes longer is undone (the subjects go back) and the apply fails with nothing lost,
+# so a plan can say how long publishes may be refused.
+SWAP_TIMEOUT = 5.0
+# CONSUMER.RESET (jetstream_api.go JSApiConsumerResetT) came with nats-server 2.14.
+RESET_VERSION = (2, 14, 0)
+# Deliver policies CONSUMER.RESET accepts a sequence for (consumer.go resetStartingSeqLocked).
+RESETTABLE = ("all", "by_start_sequence", "by_start_time")
+
+STEPS = ("copy", "swap in", "delete", "create", "swap out", "consumers", "done")
+
+
+def temp_name(name: str) -> str:
+    return name + TEMP_SUFFIX
+
+
+def holding_subject(name: str) -> str:
+    """Where a stream's subjects go while another holds them: no one publishes here."""
+    return f"$TOPOLOGY.MIGRATING.{name}"
+
+
+def migrating(config: dict) -> str | None:
+    """The stream a temporary stream migrates, from its metadata; None for any other stream."""
+    return (config.get("metadata") or {}).get(MIGRATING_KEY)
+
+
+def temp_config(before: dict, metadata: dict) -> dict:
+    """TEMP: sources NAME, holds no subject until the swap, keeps every message (file storage, limits).
+
+    Its duplicate window is NAME's, so a publish retried into TEMP during the swap is still caught;
+    rollups and per-message TTLs as NAME has them, so the sourced messages are stored as NAME stored them.
+    """
+    name = before["name"]
+    config = {
+        "name": temp_name(name),
+        "subjects": [],
+        "sources": [{"name": name}],
+        "retention": "limits",
+        "storage": "file",
+        "num_replicas": before.get("num_replicas", 1),
+        "duplicate_window": before.get("duplicate_window", 0),
+        "allow_rollup_hdrs": bool(before.get("allow_rollup_hdrs")),
+        "metadata": {**metadata, MIGRATING_KEY: name, SUBJECTS_KEY: json.dumps(before.get("subjects") or [])},
+    }
+    if before.get("allow_msg_ttl"):
+        config["allow_msg_ttl"] = True
+    return config
+
+
+def holding_temp_config(temp: dict) -> dict:
+    """TEMP taking NAME's subjects: without its source, or it would read back from the new NAME."""
+    subjects = json.loads(temp["metadata"][SUBJECTS_KEY])
+    return {**{k: v for k, v in temp.items() if k != "sources"}, "subjects": subjects}
+
+
+def positions(temp: dict) -> dict[str, int]:
+    """The old consumers' acknowledged floors (stream sequences), recorded in TEMP before NAME was deleted."""
+    return json.loads((temp.get("metadata") or {}).get(POSITIONS_KEY) or "{}")
+
+
+def with_positions(temp: dict, floors: dict[str, int]) -> dict:
+    return {**temp, "metadata": {**temp["metadata"], POSITIONS_KEY: json.dumps(floors, sort_keys=True)}}
+
+
+def staging_config(after: dict) -> dict:
+    """The new NAME while it copies TEMP back: its own config, no subjects yet, sourcing TEMP."""
+    return {**after, "subjects": [], "sources": [{"name": temp_name(after["name"])}]}
+
+
+def refusals(before: dict, after: dict, version: rules.Version | None, kept_consumers: dict) -> list[str]:
+    """Why this stream cannot be migrated (the server would refuse a step, or a promise would break); [] if it can.
+
+    ``kept_consumers``: the live consumers that would resume where they stand, name -> desired config.
+    """
+    name = before["name"]
+    problems = []
+    for side, config in (("live", before), ("new", after)):
+        if config.get("mirror"):
+            problems.append(f"the {side} stream is a mirror: a mirror cannot source its messages back")
+        if config.get("sources"):
+            problems.append(f"the {side} stream has sources: they would be read again from the start")
+        if config.get("republish") or config.get("subject_transform"):
+            problems.append(f"the {side} stream republishes or transforms subjects, which a copy would repeat")
+    if before.get("sealed"):
+        problems.append("the live stream is sealed: its subjects cannot be handed over")
+    if before.get("retention") != "limits":
+        problems.append(
+            f"the live stream has {before.get('retention')} retention: sourcing removes its messages before the "
+            "copy has stored them"
+        )
+    if after.get("retention") == "interest":
+        problems.append("the new stream has interest retention: messages copied before its consumers exist are dropped")
+    if kept_consumers and not rules._at_least(version, RESET_VERSION):
+        problems.append(
+            f"keeping {', '.join(sorted(kept_consumers))}'s position needs nats-server "
+            f"{rules.format_version(RESET_VERSION)} or newer (CONSUMER.RESET)"
+        )
+    return [f"stream {name} cannot be migrated: {p}" for p in problems]
+
+
+def plan_migration(before: dict, after: dict, state: dict, live_consumers: dict, consumers: dict,
+                   resume: str | None = None) -> Migration:
+    """The migration of one stream: what it copies and which consumers keep their place.
+
+    ``live_consumers``: name -> live config; ``consumers``: the new stream's consumers, name -> desired config.
+    """
+    kept = tuple(sorted(kept_consumers(live_consumers, consumers)))
+    return Migration(
+        temp=temp_name(after["name"]), messages=state.get("messages", 0), bytes=state.get("bytes", 0),
+        first_seq=state.get("first_seq", 0), last_seq=state.get("last_seq", 0), consumers=consumers, kept=kept,
+        resume=resume,
+    )
+
+
+def kept_consumers(live_consumers: dict, consumers: dict) -> dict:
+    """The desired consumers that exist live and whose position a reset can restore."""
+    return {n: c for n, c in consumers.items() if n in live_consumers and c.get("deliver_policy", "all") in RESETTABLE}
+
+
+def source_of(headers: dict | None) -> tuple[str, int] | None:
+    """(origin stream, origin sequence) from a sourced message's Nats-Stream-Source header, else None.
+
+    The value is "<stream>[:<hash>] <seq> <filter> <transform> <subject>" (stream.go genSourceHeader).
+    """
+    value = (headers or {}).get("Nats-Stream-Source")
+    if not value:
+        return None
+    parts = value.split(" ")
+    try:
+        return parts[0].split(":")[0], int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def next_step(name_config: dict | None, temp: dict | None) -> str:
+    """Where a migration of NAME stands, from the live configs of NAME and TEMP (None: absent).
+
+    TEMP sourcing NAME: still copying, or frozen NAME for the swap; TEMP holding NAME's subjects:
+    NAME is the old stream (to delete) or absent (to create) or the new one sourcing TEMP; TEMP on
+    its holding subject: the new NAME is copying its last messages, or is complete.
+    """
+    if temp is None:
+        return "copy" if name_config is not None else "done"
+    name = migrating(temp)
+    sourcing_temp = bool(name_config) and any(s.get("name") == temp["name"] for s in name_config.get("sources") or [])
+    if temp.get("sources"):
+        if name_config is not None and name_config.get("subjects") == [holding_subject(name)]:
+            return "swap in"
+        return "copy"
+    if temp.get("subjects") == [holding_subject(temp["name"])]:
+        if name_config is None:
+            return "create"
+        return "swap out" if sourcing_temp else "consumers"
+    if name_config is None:
+        return "create"
+    return "swap out" if sourcing_temp else "delete"

@@ -1,0 +1,250 @@
+"""Carry out a stream migration (the steps migrate.py describes) against a live server.
+
+Each round reads NAME and TEMP back and does the next step, so a migration interrupted anywhere
+(Ctrl-C, the tool killed, the server restarted) is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from dataclasses import dataclass, field
+
+from . import migrate
+from .client import JetStreamAPIError, JetStreamClient
+from .errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, TopologyError
+from .ops import ReplaceResource
+
+POLL = 0.01  # seconds between looks at a copy's progress
+STALLED = 30.0  # a copy that makes no progress for this long is given up (nothing is lost)
+
+
+@dataclass
+class MigrationReport:
+    """What a migration did: the messages in the new stream and each time publishes were refused."""
+
+    messages: int = 0
+    seconds: float = 0.0
+    refused: list[float] = field(default_factory=list)  # seconds of each swap
+
+    def text(self) -> str:
+        windows = " + ".join(f"{w * 1000:.0f}ms" for w in self.refused) or "never"
+        return f"migrated {self.messages:,} messages in {self.seconds:.1f}s; publishes refused {windows}"
+
+
+class MigrationError(TopologyError):
+    pass
+
+
+async def migrate_stream(client: JetStreamClient, op: ReplaceResource) -> MigrationReport:
+    """Migrate op.ref's stream to op.after, from wherever a previous run left it."""
+    name = op.ref.stream_name
+    run = _Migration(client, name, op)
+    started = time.monotonic()
+    done: list[str] = []
+    while True:
+        live, temp = await run.info(name), await run.info(migrate.temp_name(name))
+        step = migrate.next_step(live and live["config"], temp and temp["config"])
+        if step == "done" or (temp is None and done):  # TEMP goes last
+            break
+        if done[-1:] == [step]:  # a step that did not move the server on would loop forever
+            raise MigrationError(f"migration of {name} is stuck at step {step!r}")
+        done.append(step)
+        await getattr(run, step.replace(" ", "_"))(live, temp)
+    run.report.seconds = time.monotonic() - started
+    return run.report
+
+
+class _Migration:
+    def __init__(self, client: JetStreamClient, name: str, op: ReplaceResource):
+        self.client, self.name, self.op = client, name, op
+        self.temp = migrate.temp_name(name)
+        self.report = MigrationReport()
+        self.refusing_since: float | None = None
+
+    async def info(self, stream: str) -> dict | None:
+        try:
+            return await self.client.request(f"STREAM.INFO.{stream}")
+        except JetStreamAPIError as exc:
+            if exc.err_code == STREAM_NOT_FOUND:
+                return None
+            raise
+
+    # -- the steps, in order ---------------------------------------------
+
+    async def copy(self, live: dict, temp: dict | None) -> None:
+        if temp is None:
+            config = migrate.temp_config(live["config"], self.op.after.get("metadata") or {})
+            await self.client.request(f"STREAM.CREATE.{self.temp}", {**config, "pedantic": True})
+        await self._wait_nearly(self.temp, self.name)
+        await self._set_subjects(self.name, live["config"], [migrate.holding_subject(self.name)])
+
+    async def swap_in(self, live: dict, temp: dict) -> None:
+        if not await self._wait_all(self.temp, self.name):
+            await self._set_subjects(self.name, live["config"], migrate.holding_temp_config(temp["config"])["subjects"])
+            raise MigrationError(
+                f"{self.temp} did not catch up with {self.name} within {migrate.SWAP_TIMEOUT:g}s; {self.name} takes "
+                "publishes again and nothing was lost; run apply again"
+            )
+        temp_state, live_state = (await self.info(self.temp))["state"], (await self.info(self.name))["state"]
+        if temp_state["messages"] < live_state["messages"]:
+            # A Nats-Msg-Id that occurs twice in NAME (further apart than its window) is stored once by a source.
+            await self._set_subjects(self.name, live["config"], migrate.holding_temp_config(temp["config"])["subjects"])
+            raise MigrationError(
+                f"{self.temp} holds {temp_state['messages']:,} of {self.name}'s {live_state['messages']:,} messages: "
+                "some share a Nats-Msg-Id, which a copy deduplicates; nothing was lost and "
+                f"{self.name} takes publishes again; delete {self.temp} and replace without migrating"
+            )
+        await self._update(migrate.holding_temp_config(temp["config"]))
+        self._publishes_taken()
+
+    async def delete(self, live: dict, temp: dict) -> None:
+        kept = set(self.op.migration.kept)
+        floors = migrate.positions(temp["config"])
+        for info in await self.client.paged(f"CONSUMER.LIST.{self.name}", "consumers"):
+            if info["name"] in kept:
+                floors[info["name"]] = info["ack_floor"]["stream_seq"]
+        await self._update(migrate.with_positions(temp["config"], floors))
+        await self.client.request(f"STREAM.DELETE.{self.name}")
+
+    async def create(self, live: None, temp: dict) -> None:
+        config = migrate.staging_config(self.op.after)
+        await self.client.request(f"STREAM.CREATE.{self.name}", {**config, "pedantic": True})
+
+    async def swap_out(self, live: dict, temp: dict) -> None:
+        await self._wait_nearly(self.name, self.temp)
+        holding = [migrate.holding_subject(self.temp)]
+        if temp["config"]["subjects"] != holding:
+            self._publishes_refused()
+            await self._update({**temp["config"], "subjects": holding})
+        if not await self._wait_all(self.name, self.temp):
+            await self._update(migrate.holding_temp_config(temp["config"]))
+            raise MigrationError(
+                f"{self.name} did not catch up with {self.temp} within {migrate.SWAP_TIMEOUT:g}s; {self.temp} takes "
+                "publishes again and nothing was lost; run apply again"
+            )
+        await self.client.request(f"STREAM.UPDATE.{self.name}", {**self.op.after, "pedantic": True})
+        self._publishes_taken()
+
+    async def consumers(self, live: dict, temp: dict) -> None:
+        floors = migrate.positions(temp["config"])
+        for name, config in sorted(self.op.migration.consumers.items()):
+            body = {"stream_name": self.name, "config": config, "action": "create", "pedantic": True}
+            await self.client.request(f"CONSUMER.CREATE.{self.name}.{name}", body)
+            if floors.get(name):
+                seq = await self._new_position(floors[name])
+                await self.client.request(f"CONSUMER.RESET.{self.name}.{name}", {"seq": seq})
+        self.report.messages = live["state"]["messages"]
+        await self.client.request(f"STREAM.DELETE.{self.temp}")
+
+    # -- helpers ---------------------------------------------------------
+
+    async def _new_position(self, floor: int) -> int:
+        """The sequence in the new stream of the first message after the old acknowledged floor."""
+        in_temp = await _first_after(self.client, self.temp, self.name, floor)
+        return await _first_after(self.client, self.name, self.temp, in_temp - 1)
+
+    async def _update(self, config: dict) -> None:
+        await self.client.request(f"STREAM.UPDATE.{config['name']}", config)
+
+    async def _set_subjects(self, stream: str, config: dict, subjects: list[str]) -> None:
+        holding = subjects == [migrate.holding_subject(stream)]
+        if holding:
+            self._publishes_refused()
+        await self._update({**config, "subjects": subjects})
+        if not holding:
+            self._publishes_taken()
+
+    def _publishes_refused(self) -> None:
+        self.refusing_since = time.monotonic()
+
+    def _publishes_taken(self) -> None:
+        if self.refusing_since is not None:
+            self.report.refused.append(time.monotonic() - self.refusing_since)
+            self.refusing_since = None
+
+    async def _wait_nearly(self, stream: str, origin: str) -> None:
+        """Until ``stream``'s source from ``origin`` reports no lag, so the swap after it is short."""
+        last, since = None, time.monotonic()
+        while True:
+            info = await self.info(stream)
+            lag = next((s.get("lag", 0) for s in info.get("sources") or [] if s["name"] == origin), 0)
+            copied = info["state"]["last_seq"]
+            if lag == 0 and (copied or not (await self.info(origin))["state"]["messages"]):
+                return
+            if copied != last:
+                last, since = copied, time.monotonic()
+            elif time.monotonic() - since > STALLED:
+                raise MigrationError(f"copying {origin} into {stream} made no progress for {STALLED:g}s; run apply again")
+            await asyncio.sleep(POLL)
+
+    async def _wait_all(self, stream: str, origin: str) -> bool:
+        """Until ``stream`` holds the last message ``origin`` stores (which takes no publishes now); False on timeout."""
+        wanted = await _last_seq(self.client, origin)
+        deadline = time.monotonic() + migrate.SWAP_TIMEOUT
+        while wanted:
+            last = await _message(self.client, stream, {"last_by_subj": ">"})
+            source = migrate.source_of(last and last["headers"])
+            if source and source[0] == origin and source[1] >= wanted:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(POLL)
+        return True
+
+
+async def _last_seq(client: JetStreamClient, stream: str) -> int:
+    last = await _message(client, stream, {"last_by_subj": ">"})
+    return last["seq"] if last else 0
+
+
+async def _message(client: JetStreamClient, stream: str, request: dict) -> dict | None:
+    """One stored message ({"seq", "subject", "headers", "data"}), or None when there is none."""
+    try:
+        reply = await client.request(f"STREAM.MSG.GET.{stream}", request)
+    except JetStreamAPIError as exc:
+        if exc.err_code == NO_MESSAGE_FOUND:
+            return None
+        raise
+    message = reply["message"]
+    return {
+        "seq": message["seq"], "subject": message["subject"],
+        "headers": parse_headers(base64.b64decode(message.get("hdrs") or "")),
+        "data": base64.b64decode(message.get("data") or ""),
+    }
+
+
+def parse_headers(raw: bytes) -> dict[str, str]:
+    """NATS headers ("NATS/1.0\\r\\nKey: value\\r\\n...") -> {key: last value}."""
+    headers = {}
+    for line in raw.decode(errors="replace").split("\r\n")[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip()] = value.strip()
+    return headers
+
+
+async def _first_after(client: JetStreamClient, stream: str, origin: str, floor: int) -> int:
+    """The first sequence of ``stream`` whose message came from ``origin`` after sequence ``floor``
+    (a message published into ``stream`` itself counts as after); its last sequence + 1 if none.
+
+    Binary search: sourced messages keep their origin's order.
+    """
+    state = (await client.request(f"STREAM.INFO.{stream}"))["state"]
+    lo, hi = state["first_seq"], state["last_seq"] + 1
+
+    async def after(seq: int) -> tuple[bool, int]:
+        message = await _message(client, stream, {"seq": seq, "next_by_subj": ">"})
+        if message is None:
+            return True, state["last_seq"] + 1
+        source = migrate.source_of(message["headers"])
+        return source is None or source[0] != origin or source[1] > floor, message["seq"]
+
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (await after(mid))[0]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return (await after(lo))[1]

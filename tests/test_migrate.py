@@ -1,0 +1,203 @@
+"""Migrating a stream instead of destroying it, against a real nats-server: no message lost, consumers
+resume where they stood, publishers refused (never acknowledged and then lost) during the swaps."""
+
+import asyncio
+
+import nats
+import pytest
+from click.testing import CliRunner
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+from medisync_topology import migrate
+from medisync_topology.cli import main
+
+ORDERS = """
+version: 1
+owner: medisync
+streams:
+  ORDERS:
+    subjects: [orders.>]
+    duplicate_window: 1m
+    replace: migrate
+    consumers:
+      billing: {ack_policy: explicit, filter_subject: orders.created}
+      audit: {ack_policy: explicit}
+"""
+TO_MEMORY = ORDERS.replace("duplicate_window: 1m", "duplicate_window: 1m\n    storage: memory")
+
+
+async def _publish_all(url: str, count: int, start: int = 0) -> None:
+    nc = await nats.connect(url)
+    try:
+        for i in range(start, start + count):
+            subject = "orders.created" if i % 2 == 0 else "orders.paid"
+            ack = await nc.request(subject, b"order %d" % i, timeout=5, headers={"Nats-Msg-Id": f"id-{i}", "n": str(i)})
+            assert b"error" not in ack.data, ack.data
+    finally:
+        await nc.close()
+
+
+async def _consume(url: str, durable: str, count: int) -> list[bytes]:
+    """Fetch and acknowledge ``count`` messages of the consumer, in order."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe_bind(durable, "ORDERS")
+        got = []
+        while len(got) < count:
+            for msg in await sub.fetch(count - len(got), timeout=5):
+                got.append(msg.data)
+                await msg.ack_sync()
+        return got
+    finally:
+        await nc.close()
+
+
+async def _stored(url: str, stream: str) -> list[tuple[str, dict, bytes]]:
+    """Every message of the stream, in order: (subject, headers, payload)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        out = []
+        seq = info.state.first_seq
+        while seq <= info.state.last_seq:
+            msg = await js.get_msg(stream, seq, next=True)
+            out.append((msg.subject, dict(msg.headers or {}), msg.data))
+            seq = msg.seq + 1
+        return out
+    finally:
+        await nc.close()
+
+
+async def _publish_through(url: str, stop: asyncio.Event) -> tuple[list[int], int]:
+    """Publish with retries until ``stop``: the numbers the server acknowledged, and how many publishes it refused."""
+    nc = await nats.connect(url)
+    acked, refused, i = [], 0, 10_000
+    try:
+        while not stop.is_set():
+            while True:
+                try:
+                    ack = await nc.request("orders.created", b"order %d" % i, timeout=2,
+                                           headers={"Nats-Msg-Id": f"id-{i}"})
+                except (NoRespondersError, NatsTimeout):
+                    refused += 1
+                    await asyncio.sleep(0.001)
+                    continue
+                if b"error" in ack.data:
+                    refused += 1
+                    continue
+                acked.append(i)
+                break
+            i += 1
+            await asyncio.sleep(0)
+        return acked, refused
+    finally:
+        await nc.close()
+
+
+def test_plan_shows_the_migration_and_its_costs(run, nats_url):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 100))
+    asyncio.run(_consume(nats_url, "billing", 10))
+    code, out = run(TO_MEMORY, "plan", "--no-color")
+    assert code == 0, out
+    assert "-/+ replace stream ORDERS   (migrates 100 messages; 2 consumers keep their position)" in out
+    assert 'storage:  "file" -> "memory"   # forces replacement' in out
+    assert "sequence numbers change: 1..100 become 1..100" in out
+    assert f"refused twice, each time for at most {migrate.SWAP_TIMEOUT:g}s" in out
+    assert "destroys" not in out and "to create" in out and "consumer ORDERS/billing" not in out.split("#")[0]
+
+
+def test_migration_keeps_every_message_and_consumer_positions(run, nats_url, js_api):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 100))
+    before = asyncio.run(_stored(nats_url, "ORDERS"))
+    assert asyncio.run(_consume(nats_url, "billing", 20)) == [b"order %d" % i for i in range(0, 40, 2)]
+
+    code, out = run(TO_MEMORY, "apply", "--auto-approve")
+    assert code == 0, out
+    assert "stream ORDERS: replaced (migrated 100 messages in" in out and "publishes refused" in out
+    info = js_api("STREAM.INFO.ORDERS")
+    assert info["config"]["storage"] == "memory" and "sources" not in info["config"]
+    after = asyncio.run(_stored(nats_url, "ORDERS"))
+    # Subject, payload and the publisher's headers, in order; the copy adds where it came from.
+    assert [(s, {k: v for k, v in h.items() if k != "Nats-Stream-Source"}, d) for s, h, d in after] == before
+    assert all(h["Nats-Stream-Source"].startswith(migrate.temp_name("ORDERS") + " ") for _, h, _ in after)
+    assert "ORDERS_migrating" not in js_api("STREAM.NAMES")["streams"]
+    # billing acknowledged 0..38 (its first 20): it resumes at 40; audit acknowledged nothing: it starts at 0.
+    assert asyncio.run(_consume(nats_url, "billing", 1)) == [b"order 40"]
+    assert asyncio.run(_consume(nats_url, "audit", 1)) == [b"order 0"]
+    code, out = run(TO_MEMORY, "plan", "--detailed-exitcode")
+    assert code == 0 and "No changes." in out, out
+
+
+def test_publisher_through_the_migration_loses_nothing_acknowledged(run, nats_url, nats_server):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 500))
+
+    async def scenario():
+        stop = asyncio.Event()
+        publisher = asyncio.create_task(_publish_through(nats_url, stop))
+        await asyncio.sleep(0.05)
+        result = await asyncio.to_thread(run, TO_MEMORY, "apply", "--auto-approve")
+        await asyncio.sleep(0.05)
+        stop.set()
+        return result, await publisher
+
+    (code, out), (acked, refused) = asyncio.run(scenario())
+    assert code == 0, out
+    stored = asyncio.run(_stored(nats_url, "ORDERS"))
+    payloads = [d for _, _, d in stored]
+    assert payloads[:500] == [b"order %d" % i for i in range(500)]
+    live = [int(p.split()[1]) for p in payloads[500:]]
+    assert len(acked) > 10 and live == acked, (len(acked), len(live), refused)  # every acknowledged one, in order, once
+
+
+
+@pytest.mark.parametrize("step", ["swap_in", "delete", "create", "swap_out", "consumers"])
+def test_a_migration_interrupted_before_any_step_is_finished_by_the_next_apply(step, run, nats_url, js_api,
+                                                                                monkeypatch):
+    from medisync_topology import migrator
+
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 60))
+    before = asyncio.run(_stored(nats_url, "ORDERS"))
+    asyncio.run(_consume(nats_url, "billing", 10))  # acknowledged orders 0..18
+
+    async def killed(self, *args):
+        raise KeyboardInterrupt  # as Ctrl-C, or the tool killed, between two steps
+
+    with monkeypatch.context() as patch:
+        patch.setattr(migrator._Migration, step, killed)
+        code, out = run(TO_MEMORY, "apply", "--auto-approve")
+    assert code == 1 and "Apply interrupted (Ctrl-C)." in out, out
+    assert migrate.temp_name("ORDERS") in js_api("STREAM.NAMES")["streams"]
+
+    code, out = run(TO_MEMORY, "plan", "--no-color", "--prune")
+    assert code == 0, out
+    assert f"resumes an interrupted migration at step {step.replace('_', ' ')!r}" in out
+    assert "ORDERS_migrating" not in out.split("-/+ replace stream ORDERS")[0] and "  - delete" not in out
+    assert "Unmanaged" not in out and "Plan: 0 to create, 0 to update, 1 to replace, 0 to delete." in out
+    code, out = run(TO_MEMORY, "apply", "--auto-approve", "--prune")
+    assert code == 0, out
+    assert migrate.temp_name("ORDERS") not in js_api("STREAM.NAMES")["streams"]
+    after = asyncio.run(_stored(nats_url, "ORDERS"))
+    assert [d for _, _, d in after] == [d for _, _, d in before]
+    assert asyncio.run(_consume(nats_url, "billing", 1)) == [b"order 20"]
+    assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_saved_plan_made_with_migrate_applies_the_migration(run, nats_url, js_api, tmp_path):
+    plain = ORDERS.replace("    replace: migrate\n", "")
+    assert run(plain, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 30))
+    changed = plain.replace("duplicate_window: 1m", "duplicate_window: 1m\n    storage: memory")
+    code, out = run(changed, "plan", "--out", str(tmp_path / "destroys.json"))
+    assert code == 1 and "--allow-replace" in out  # without --migrate the replacement destroys: refused
+    code, out = run(changed, "plan", "--migrate", "--out", str(tmp_path / "plan.json"), "--no-color")
+    assert code == 0 and "(migrates 30 messages; 2 consumers keep their position)" in out, out
+    result = CliRunner().invoke(main, ["apply", str(tmp_path / "plan.json")])
+    assert result.exit_code == 0 and "stream ORDERS: replaced (migrated 30 messages" in result.output, result.output
+    assert js_api("STREAM.INFO.ORDERS")["state"]["messages"] == 30
+    assert run(changed, "plan", "--detailed-exitcode")[0] == 0
