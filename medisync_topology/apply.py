@@ -128,6 +128,9 @@ async def apply_plan(
     except (asyncio.CancelledError, KeyboardInterrupt):
         run.interrupted()
         raise
+    except _Interrupted:
+        run.interrupted()
+        raise KeyboardInterrupt from None
     return ApplyResult([o or Outcome(op, "not attempted") for op, o in zip(plan.operations, run.outcomes)])
 
 
@@ -171,6 +174,10 @@ def dependencies(ops: list[Operation]) -> tuple[list[list[int]], set[int]]:
                 moved.add(subject, i)
             changed[ref.stream_name] = i
     return [sorted(set(w)) for w in waits], carried
+
+
+class _Interrupted(Exception):
+    """A KeyboardInterrupt inside one operation's task, carried out of the task as an ordinary exception."""
 
 
 class _Run:
@@ -221,6 +228,9 @@ class _Run:
                 outcome = Outcome(op, "failed", await _explain(self.client, op, exc), exc.err_code)
             except TopologyError as exc:
                 outcome = Outcome(op, "failed", str(exc))
+            except KeyboardInterrupt:
+                # Raised in a task, asyncio would end the event loop with it, past the caller's handling of it.
+                raise _Interrupted from None
             self.under_way.discard(i)  # not when cancelled: then it stays under way, for interrupted()
         self.stopped = self.stopped or outcome.status == "failed"
         self.finish(i, outcome)
