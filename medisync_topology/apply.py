@@ -9,7 +9,7 @@ from typing import Callable
 from . import errors, refusals, rules
 from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
-from .migrator import migrate_stream
+from .migrator import migrate_stream, rename_consumer
 from .probe import Refused, probe_replacement
 from .ops import (
     Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
@@ -269,6 +269,8 @@ class ReplaceFailed(Exception):
 async def _execute(client: JetStreamClient, op: Operation, operations: list[Operation]) -> str | None:
     """Carry out one operation; what a migration did, as a line for the person applying, else None."""
     match op:
+        case CreateResource(renamed_from=str()):
+            return await rename_consumer(client, op)
         case CreateResource():
             await _create(client, op.ref, op.config)
         case ReplaceResource(migration=None):

@@ -100,9 +100,10 @@ def validate(paths, env):
               help="With --out: the saved plan may update streams in ways that destroy messages (a limit lowered).")
 @options.migrate
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@options.target
 @options.no_color
 def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, allow_data_loss, migrate, detailed_exitcode,
-         no_color):
+         targets, no_color):
     """Show what apply would change, field by field.
 
     Exit 0 success, 1 error; with --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
@@ -110,7 +111,7 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, allow_data_
     """
     topology = load_topology(paths, env)
     plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "allow_data_loss": allow_data_loss,
-                    "migrate": migrate}
+                    "migrate": migrate, "targets": list(targets)}
     the_plan, saved = asyncio.run(plan_live(topology, connect, plan_options, save=bool(out)))
     # Where a markdown plan too long to show whole points: the saved plan, when it will be saved.
     saveable = (saved and not the_plan.errors and (allow_replace or not the_plan.counts()["replace"])
@@ -151,13 +152,14 @@ def show(planfile, fmt, no_color):
               help="Allow updates that destroy messages at once (max_msgs, max_bytes, max_age, max_msgs_per_subject lowered).")
 @options.migrate
 @options.adopt
+@options.target
 @click.option("--lock-timeout", type=options.LockWait(), default="0", show_default=True,
               help="Wait this long for another apply on the account to finish (default: fail at once, naming it).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one document with every operation's outcome on stdout at the end; all else on stderr.")
 @options.no_color
 def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, allow_data_loss, migrate, adopt,
-          lock_timeout, fmt, no_color):
+          targets, lock_timeout, fmt, no_color):
     """Make live JetStream match the topology, or apply a saved plan (PLANFILE). Exit 0 success, 1 error.
 
     A saved plan is applied exactly as saved, without asking (it was reviewed when it was made), and
@@ -169,11 +171,11 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, all
     callbacks = _apply_callbacks(as_json, _color(no_color), progress)
     if planfile:
         _only_the_plan_file(prune=prune, allow_replace=allow_replace, allow_data_loss=allow_data_loss, adopt=adopt,
-                            migrate=migrate)
+                            migrate=migrate, target=targets)
         run = SavedPlanRun(connect, lock_timeout, saved=load_plan(planfile, plan_key()), plan_file=planfile)
     else:
         options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "allow_data_loss": allow_data_loss,
-                   "migrate": migrate}
+                   "migrate": migrate, "targets": list(targets)}
         run = TopologyRun(connect, lock_timeout, topology=load_topology(paths, env), options=options)
         if not auto_approve:
             # Asked only when there is something to apply: with no changes, apply succeeds without a terminal.

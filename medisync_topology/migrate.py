@@ -133,6 +133,16 @@ def refusals(before: dict, after: dict, version: rules.Version | None, kept_cons
     return [f"stream {name} cannot be migrated: {p}" for p in problems]
 
 
+def rename_refusals(old: str, config: dict, version: rules.Version | None) -> list[str]:
+    """Why a consumer cannot start where the live consumer ``old`` stands (CONSUMER.RESET's limits); [] if it can."""
+    problems = []
+    if not rules._at_least(version, RESET_VERSION):
+        problems.append(f"that needs nats-server {rules.format_version(RESET_VERSION)} or newer (CONSUMER.RESET)")
+    if config.get("deliver_policy", "all") not in RESETTABLE:
+        problems.append(f"deliver_policy {config['deliver_policy']} cannot be reset to a position")
+    return problems
+
+
 def plan_migration(before: dict, after: dict, state: dict, live_consumers: dict, consumers: dict,
                    resume: str | None = None) -> Migration:
     """The migration of one stream: what it copies and which consumers keep their place.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import migrate
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, TopologyError
-from .ops import ReplaceResource
+from .ops import CreateResource, ReplaceResource
 
 POLL = 0.01  # seconds between looks at a copy's progress
 STALLED = 30.0  # a copy that makes no progress for this long is given up (nothing is lost)
@@ -54,6 +54,19 @@ async def migrate_stream(client: JetStreamClient, op: ReplaceResource) -> Migrat
         await getattr(run, step.replace(" ", "_"))(live, temp)
     run.report.seconds = time.monotonic() - started
     return run.report
+
+
+async def rename_consumer(client: JetStreamClient, op: CreateResource) -> str:
+    """Create op's consumer where the live consumer op.renamed_from stands (its acknowledged floor; its
+    pending redeliveries start over), then delete the old one."""
+    stream, old = op.ref.stream, op.renamed_from
+    floor = (await client.request(f"CONSUMER.INFO.{stream}.{old}"))["ack_floor"]["stream_seq"]
+    body = {"stream_name": stream, "config": op.config, "action": "create", "pedantic": True}
+    await client.request(f"CONSUMER.CREATE.{stream}.{op.ref.name}", body)
+    if floor:
+        await client.request(f"CONSUMER.RESET.{stream}.{op.ref.name}", {"seq": floor + 1})
+    await client.request(f"CONSUMER.DELETE.{stream}.{old}")
+    return f"renamed from {old}, starting after stream sequence {floor:,}"
 
 
 class _Migration:

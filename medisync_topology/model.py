@@ -12,7 +12,7 @@ from .ops import Ref
 # Keys that belong to this tool, not to the JetStream API.
 STREAM_TOOL_KEYS = ("consumers", "protect", "replace")
 BUCKET_TOOL_KEYS = ("protect", "replace")
-CONSUMER_TOOL_KEYS = ("protect",)
+CONSUMER_TOOL_KEYS = ("protect", "renamed_from")
 
 
 @dataclass
@@ -21,6 +21,7 @@ class ConsumerSpec:
     name: str
     config: dict
     protect: bool = False
+    renamed_from: str | None = None  # the live consumer whose position this one takes over
 
 
 @dataclass
@@ -88,7 +89,8 @@ def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
             cconfig = _api_config(craw, CONSUMER_TOOL_KEYS, consumer_defaults, chere, ("defaults", "consumer"), doc, problems)
             cconfig["durable_name"] = cname
             cconfig["name"] = cname
-            stream.consumers[cname] = ConsumerSpec(name, cname, cconfig, bool(craw.get("protect", False)))
+            stream.consumers[cname] = ConsumerSpec(name, cname, cconfig, bool(craw.get("protect", False)),
+                                                   craw.get("renamed_from"))
         streams[name] = stream
     bucket_streams: dict[str, StreamSpec] = {}
     for kind, section in buckets.SECTIONS.items():

@@ -128,6 +128,7 @@ class CreateResource:
     ref: Ref
     config: dict
     settings: dict = field(default_factory=dict)
+    renamed_from: str | None = None  # a consumer that starts where this live one stands, which is then deleted
     action: ClassVar[Action] = Action.CREATE
 
 
@@ -227,6 +228,7 @@ class Plan:
     environment: str | None = None
     server: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # prune, adopt, allow_replace: as given when planning
+    targets: list[str] = field(default_factory=list)  # --target KIND/NAME: a partial plan of these (targets.py)
 
     @property
     def errors(self) -> list[Finding]:
@@ -274,6 +276,7 @@ def operation_to_dict(op: Operation) -> dict:
     }
     if isinstance(op, CreateResource):
         document["settings"] = op.settings
+        document["renamed_from"] = op.renamed_from
     return document
 
 
@@ -290,7 +293,7 @@ def operation_from_dict(data: dict) -> Operation:
     risk = _risk_from_dict(data.get("data_at_risk"))
     match Action(data["action"]):  # ValueError for an unknown action
         case Action.CREATE:
-            return CreateResource(ref, data["after"], data["settings"])
+            return CreateResource(ref, data["after"], data["settings"], data.get("renamed_from"))
         case Action.UPDATE:
             return UpdateResource(ref, data["before"], data["after"], changes, bool(data["adopt"]), risk)
         case Action.REPLACE:

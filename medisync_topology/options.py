@@ -28,6 +28,12 @@ no_color = click.option("--no-color", is_flag=True, help="No colour, even on a t
 
 prune = click.option("--prune", is_flag=True, help="Delete resources we own that are no longer in the file.")
 
+target = click.option(
+    "--target", "targets", multiple=True, metavar="KIND/NAME",
+    help="Plan only this resource and what it needs: stream/NAME, consumer/STREAM/NAME, key_value/NAME, "
+         "object_store/NAME; shell wildcards; repeatable.",
+)
+
 migrate = click.option(
     "--migrate", is_flag=True,
     help="Replace streams by migrating their messages and consumers' positions instead of destroying them.",

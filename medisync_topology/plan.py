@@ -486,19 +486,41 @@ class _Planner:
     def _desired_consumer(self, spec: ConsumerSpec, stream_config: dict) -> dict:
         return rules.complete_consumer(with_owner(spec.config, self.topology.owner), stream_config, self.version)
 
-    def _create_consumer(self, spec: ConsumerSpec, stream_config: dict) -> None:
+    def _create_consumer(self, spec: ConsumerSpec, stream_config: dict, renamed_from: str | None = None) -> None:
         ref = Ref("consumer", spec.name, spec.stream)
         config = self._desired_consumer(spec, stream_config)
         if self._supported(ref, "consumer", config, creating=True):
             settings = rules.without_identity(rules.minimal_consumer(config, stream_config, self.version))
-            self.phases["consumer"].append(CreateResource(ref, config, settings))
+            self.phases["consumer"].append(CreateResource(ref, config, settings, renamed_from))
+
+    def _renames(self, spec: StreamSpec, live: dict) -> dict[str, str]:
+        """New consumer name -> the live one it takes over (renamed_from), when that can be done; errors say why not."""
+        renames = {}
+        for name, consumer in sorted(spec.consumers.items()):
+            old = consumer.renamed_from
+            if not old or name in live or old not in live:  # done already, or nothing to take over
+                continue
+            ref = Ref("consumer", name, spec.name)
+            problems = migrate.rename_refusals(old, consumer.config, self.version)
+            if old in spec.consumers:
+                problems.append(f"{old} is still declared; a renamed consumer replaces it")
+            elif self._ownership(Ref("consumer", old, spec.name), live[old], declared=True) is not Ownership.MANAGE:
+                continue
+            for problem in problems:
+                self._error(ref, Reason.IMPOSSIBLE, f"{ref} cannot take over the position of {old}: {problem}")
+            if not problems:
+                renames[name] = old
+        return renames
 
     def _compare_consumers(self, spec: StreamSpec, stream: LiveStream, stream_config: dict) -> None:
         live = {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
+        renames = self._renames(spec, live)
         for name in sorted(spec.consumers.keys() | live.keys()):
             ref = Ref("consumer", name, spec.name)
+            if name in renames.values():  # deleted once its new name has taken over its position
+                continue
             if name not in live:
-                self._create_consumer(spec.consumers[name], stream_config)
+                self._create_consumer(spec.consumers[name], stream_config, renames.get(name))
                 continue
             if name not in spec.consumers:
                 if self._ownership(ref, live[name], declared=False) is Ownership.DELETE:

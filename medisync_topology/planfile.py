@@ -241,6 +241,7 @@ def _saved_plan(document: dict) -> SavedPlan:
         environment=topology["environment"],
         server=dict(body["server"]),
         options=dict(document["options"]),
+        targets=list(document["options"].get("targets") or []),
     )
     return SavedPlan(
         plan=plan,

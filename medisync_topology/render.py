@@ -115,6 +115,10 @@ def _migration_summary(migration: Migration) -> str:
     return text
 
 
+def _renamed_text(op: CreateResource) -> str:
+    return f"renamed from {op.renamed_from}: starts after its acknowledged floor, then {op.renamed_from} is deleted"
+
+
 def _migration_costs(op: Operation) -> list[str]:
     """What a migration costs, for the person deciding: storage, sequences, refused publishes, consumers."""
     m = op.migration
@@ -153,6 +157,13 @@ def _header(plan: Plan, *, name: Callable[[str], str], file: Callable[[str], str
     return header
 
 
+def _partial_text(plan: Plan) -> str:
+    """terraform's -target warning, in our words."""
+    return (f"This is a partial plan (--target {', --target '.join(plan.targets)}): only those resources and what they "
+            "need were planned, so the server may still differ from the topology elsewhere; a plan without "
+            "--target shows everything.")
+
+
 def _matches_text(plan: Plan) -> str:
     return f"Live JetStream matches {', '.join(plan.sources) or 'the topology'}."
 
@@ -177,6 +188,8 @@ def render_text(plan: Plan, *, color: bool) -> str:
     blocks = []
     if plan.operations or plan.errors:
         blocks.append(_header(plan, name=lambda text: f'"{text}"', file=str))
+    if plan.targets:
+        blocks.append(style("Warning:", fg="yellow", bold=True) + f" {_partial_text(plan)}")
     for op in plan.operations:
         blocks.append("\n".join(_text_operation(op, style)))
     findings = _text_findings(plan, style)
@@ -202,6 +215,8 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
     migration = getattr(op, "migration", None)
     if migration is not None:
         head += "   " + style(f"({_migration_summary(migration)})", fg="green")
+    if getattr(op, "renamed_from", None):
+        head += "   " + style(f"({_renamed_text(op)})", fg="green")
     match op:
         case CreateResource():
             rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
@@ -247,6 +262,7 @@ def render_json(plan: Plan) -> str:
         "environment": plan.environment,
         "server": plan.server,
         "options": {name: bool(plan.options.get(name)) for name in PLAN_OPTIONS},
+        "targets": list(plan.targets),
         "summary": {**counts, "errors": len(plan.errors), "has_changes": plan.has_changes},
         "operations": [operation_to_dict(op) for op in plan.operations],
         "findings": [finding_to_dict(f) for f in plan.findings],
@@ -285,6 +301,8 @@ def render_markdown(plan: Plan, *, saved_as: str | None = None, limit: int = COM
     if not plan.operations and not plan.errors:  # as render_text: a plan that changes nothing is one line
         return f"{head[0]}\n**No changes.** {_md_text(_matches_text(plan))}\n"
     head[0] += "\n" + _header(plan, name=_code, file=_code) + _md_options(plan)
+    if plan.targets:
+        head.append(f"> [!WARNING]\n> {_md_text(_partial_text(plan))}")
     if plan.errors:
         head.append(f"**Plan cannot be applied** ({plural(len(plan.errors), 'error')}): {_counts_text(plan)}")
     else:
@@ -478,6 +496,8 @@ def _md_details(op: Operation, *, compact: bool = False) -> str:
         details.append(f"**{data_at_risk_text(risk)}**")
     if getattr(op, "migration", None) is not None:
         details.append(_md_text(_migration_summary(op.migration)))
+    if getattr(op, "renamed_from", None):
+        details.append(_md_text(_renamed_text(op)))
     return "; ".join(details)
 
 

@@ -21,6 +21,7 @@ from .model import Topology
 from .live import LiveState
 from .ops import Plan, Ref, ReplaceResource, resulting_config
 from .plan import make_plan, saved_plan_refusals
+from .targets import targeted
 from .render import data_at_risk_text
 from .planfile import PlanFileError, SavedPlan, check_target, live_snapshot, read_target, stale_changes, topology_hash
 
@@ -61,6 +62,7 @@ async def plan_against(client: JetStreamClient, topology: Topology, options: dic
     live = await client.read_live()
     plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"],
                      migrate=options.get("migrate", False))
+    plan = targeted(plan, topology, options.get("targets") or [])
     await _assess_losses(client, plan, live)
     return plan, live
 

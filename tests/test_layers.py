@@ -6,7 +6,7 @@ import sys
 import pytest
 
 CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services", "explain", "graph",
-        "permissions", "target", "dataloss", "migrate")
+        "permissions", "target", "dataloss", "migrate", "targets")
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -201,3 +201,31 @@ def test_a_saved_plan_made_with_migrate_applies_the_migration(run, nats_url, js_
     assert result.exit_code == 0 and "stream ORDERS: replaced (migrated 30 messages" in result.output, result.output
     assert js_api("STREAM.INFO.ORDERS")["state"]["messages"] == 30
     assert run(changed, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_renamed_consumer_starts_where_the_old_one_stands(run, nats_url, js_api):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 20))
+    asyncio.run(_consume(nats_url, "audit", 7))  # acknowledged orders 0..6
+    renamed = ORDERS.replace("      audit: {ack_policy: explicit}", "      auditor: {ack_policy: explicit, renamed_from: audit}")
+    code, out = run(renamed, "plan", "--no-color", "--prune")
+    assert code == 0, out
+    assert ("+ create consumer ORDERS/auditor   (renamed from audit: starts after its acknowledged floor, "
+            "then audit is deleted)") in out
+    assert "delete consumer ORDERS/audit" not in out and "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete." in out
+    code, out = run(renamed, "apply", "--auto-approve")
+    assert code == 0 and "consumer ORDERS/auditor: created (renamed from audit, starting after stream sequence 7)" in out, out
+    assert sorted(js_api("CONSUMER.NAMES.ORDERS")["consumers"]) == ["auditor", "billing"]
+    assert asyncio.run(_consume(nats_url, "auditor", 1)) == [b"order 7"]
+    assert run(renamed, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_without_renamed_from_a_rename_is_a_create_and_a_delete_that_says_what_it_loses(run, nats_url):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 20))
+    asyncio.run(_consume(nats_url, "audit", 7))
+    renamed = ORDERS.replace("      audit: {ack_policy: explicit}", "      auditor: {ack_policy: explicit}")
+    code, out = run(renamed, "plan", "--no-color", "--prune")
+    assert code == 0 and "+ create consumer ORDERS/auditor" in out and "- delete consumer ORDERS/audit" in out, out
+    assert "(renamed from" not in out
+    assert "loses 13 pending messages" in out.split("- delete consumer ORDERS/audit")[1].splitlines()[0]

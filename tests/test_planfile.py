@@ -216,7 +216,7 @@ def test_the_file_records_where_it_came_from_and_no_secret(nats_server, tmp_path
     assert document["target"]["url"] == secured.url.replace("nats://", "nats://deployer:***@")
     assert document["target"]["account"] == "$G" and document["target"]["server_version"]
     assert document["options"] == {"prune": False, "adopt": False, "allow_replace": False, "allow_data_loss": False,
-                                   "migrate": False}
+                                   "migrate": False, "targets": []}
     assert document["topology"]["sources"] == [str(tmp_path / "topology.yaml")]
     assert document["topology"]["hash"].startswith("sha256:") and document["tool_version"] == "0.1.0"
 

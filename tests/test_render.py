@@ -432,6 +432,7 @@ def test_json_is_versioned_sorted_and_keeps_api_units():
         "environment": None,
         "server": {"version": "2.15.1"},
         "options": {"prune": False, "adopt": False, "allow_replace": False, "allow_data_loss": False},
+        "targets": [],
         "summary": {"create": 1, "update": 2, "replace": 2, "delete": 1, "errors": 1, "has_changes": True},
     }
     operations = document["operations"]
@@ -502,7 +503,8 @@ def test_json_exact_for_a_small_plan():
     "has_changes": true,
     "replace": 0,
     "update": 0
-  }
+  },
+  "targets": []
 }
 """
 

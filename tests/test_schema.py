@@ -52,7 +52,7 @@ CONSUMER_EXCLUDED = {
     "sourcing",  # set by the server on the consumers it creates for sourcing (2.14+)
 }
 PLACEMENT_EXCLUDED = {"preferred"}  # checkStreamCfg refuses it: "preferred server not permitted in placement"
-TOOL_KEYS = {"stream": {"consumers", "protect", "replace"}, "consumer": {"protect"}, "key_value": {"protect", "replace"},
+TOOL_KEYS = {"stream": {"consumers", "protect", "replace"}, "consumer": {"protect", "renamed_from"}, "key_value": {"protect", "replace"},
              "object_store": {"protect", "replace"}}
 
 # nats.go jetstream/kv.go KeyValueConfig and jetstream/object.go ObjectStoreConfig, minus `bucket` (the map
@@ -196,6 +196,7 @@ streams:
         priority_policy: prioritized
         priority_timeout: 0
         protect: false
+        renamed_from: etl-old
       pusher:
         deliver_policy: last_per_subject
         filter_subjects: [medisync.etl.a, medisync.document.>]
