@@ -11,8 +11,10 @@ Values are the JetStream API's own JSON: durations in nanoseconds, sizes in byte
 
 from __future__ import annotations
 
+from . import fields
 from .errors import TopologyError
-from .rules import SERVER_METADATA_PREFIX, UNLIMITED, duplicate_window_for
+from .fields import UNLIMITED
+from .rules import SERVER_METADATA_PREFIX, duplicate_window_for
 from .subjects import bucket_name_problem
 
 KV_PREFIX = "KV_"
@@ -28,25 +30,12 @@ LOCK_STREAM = KV_PREFIX + LOCK_BUCKET
 # nats.go KeyValueMaxHistory: the clients refuse more values per key than this.
 KV_MAX_HISTORY = 64
 
-# The bucket settings each kind takes: nats.go KeyValueConfig / ObjectStoreConfig, JSON names.
-# nats.go tags the object store TTL "max_age"; the nats CLI, nats-py and the KV config all say
-# "ttl", so both kinds use "ttl" here.
-KV_SETTINGS = (
-    "description", "history", "ttl", "max_value_size", "max_bytes", "storage", "num_replicas",
-    "compression", "placement", "republish", "mirror", "sources", "limit_marker_ttl", "metadata",
-)
-OBJ_SETTINGS = (
-    "description", "ttl", "max_bytes", "storage", "num_replicas", "compression", "placement", "metadata",
-)
-SETTINGS = {"key_value": KV_SETTINGS, "object_store": OBJ_SETTINGS}
+# The bucket settings each kind takes (fields.KEY_VALUE, fields.OBJECT_STORE), in order.
+SETTINGS = {kind: fields.offered(kind) for kind in PREFIXES}
 # Stream fields that are a bucket setting under another name with the same value, so a plan can
 # name a bucket's change as the person wrote it (history, not max_msgs_per_subject).
 SETTING_NAMES = {
-    "key_value": {
-        "max_msgs_per_subject": "history", "max_age": "ttl", "max_msg_size": "max_value_size",
-        "subject_delete_marker_ttl": "limit_marker_ttl",
-    },
-    "object_store": {"max_age": "ttl"},
+    kind: {f.stream_field: name for name, f in fields.RESOURCES[kind].items() if f.stream_field} for kind in PREFIXES
 }
 
 

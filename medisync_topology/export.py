@@ -14,13 +14,13 @@ from pathlib import Path
 
 import yaml
 
-from . import buckets, rules
+from . import buckets, fields, rules
 from .client import JetStreamClient
 from .connection import ConnectOptions
 from .errors import TopologyError
 from .live import LiveState, LiveStream
 from .plan import OWNER_KEY, field_changes, origins, owner_of
-from .units import format_duration, format_size, plural
+from .units import by_field, format_duration, format_size, plural
 from .validate import schema_file
 
 MODELINE = "# yaml-language-server: $schema="
@@ -88,7 +88,7 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
 
 def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], version, owners: dict[str, list[str]]) -> dict:
     minimal = rules.minimal_stream(_unowned(configs[name]), version, configs)
-    entry = _in_order(_human(rules.without_identity(minimal)), rules.STREAM_RULES)  # the map key is the name
+    entry = _in_order(human_units(rules.without_identity(minimal)), fields.STREAM)  # the map key is the name
     complete = rules.complete_stream(configs[name], version, configs)
     consumers = {}
     for cname, config in sorted(stream.consumers.items()):
@@ -96,7 +96,7 @@ def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], versi
             continue
         _note_owner(owners, f"consumer {name}/{cname}", config)
         minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), complete, version)
-        consumers[cname] = _in_order(_human(rules.without_identity(minimal)), rules.CONSUMER_RULES)
+        consumers[cname] = _in_order(human_units(rules.without_identity(minimal)), fields.CONSUMER)
     if consumers:
         entry["consumers"] = consumers
     return entry
@@ -169,13 +169,13 @@ def _bucket_entry(name: str, configs: dict[str, dict], version, warnings: list[s
     actual = rules.complete_stream(live, version, configs)
     differing = field_changes(actual, built)
     if differing:
-        shown = ", ".join(f"{c.path}: {_yaml_value(_human(c.old, c.path))}" for c in differing)
+        shown = ", ".join(f"{c.path}: {_yaml_value(human_units(c.old, c.path))}" for c in differing)
         warnings.append(
             f"{kind} {bucket}: its stream {name} has {shown}, which {kind} settings cannot express "
             f"(made by another client than nats.go?); exported as stream {name} under streams:"
         )
         return None
-    return kind, bucket, _in_order(_human(settings), buckets.SETTINGS[kind])
+    return kind, bucket, _in_order(human_units(settings), fields.RESOURCES[kind])
 
 
 # -- owners -----------------------------------------------------------------
@@ -206,25 +206,25 @@ def _common_owner(owners: dict[str, list[str]]) -> str:
 
 
 def _in_order(config: dict, order) -> dict:
-    """Fields in the rules table's (the server's struct) order, unknown ones after, by name."""
+    """Fields in the registry's (the server's struct) order, unknown ones after, by name."""
     known = [k for k in order if k in config]
     return {k: config[k] for k in known + sorted(set(config) - set(known))}
 
 
-def _human(value, key: str = ""):
-    """API units -> human ones by field name at any depth, as model.to_api_value reads them back."""
-    if key == "metadata":
+def human_units(value, key: str = ""):
+    """API units -> human ones by field name at any depth (7d, 1GiB), as model.to_api_value reads them back."""
+    return by_field(value, key, _human_value)
+
+
+def _human_value(name: str, value, path: tuple):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         return value
-    if isinstance(value, dict):
-        return {k: _human(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_human(v, key) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        if key in rules.DURATION_FIELDS:
-            return format_duration(value)
-        if key in rules.SIZE_FIELDS:
-            text = format_size(value)
-            return value if text.isdigit() else text  # 1500, not '1500'
+    unit = fields.UNIT_BY_NAME.get(name)
+    if unit == "duration":
+        return format_duration(value)
+    if unit == "size":
+        text = format_size(value)
+        return value if text.isdigit() else text  # 1500, not '1500'
     return value
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 
-from . import rules
+from . import fields, rules
 from .ops import Migration
 
 TEMP_SUFFIX = "_migrating"
@@ -125,7 +125,7 @@ def refusals(before: dict, after: dict, version: rules.Version | None, kept_cons
         )
     if after.get("retention") == "interest":
         problems.append("the new stream has interest retention: messages copied before its consumers exist are dropped")
-    if kept_consumers and not rules._at_least(version, RESET_VERSION):
+    if kept_consumers and not fields.at_least(version, RESET_VERSION):
         problems.append(
             f"keeping {', '.join(sorted(kept_consumers))}'s position needs nats-server "
             f"{rules.format_version(RESET_VERSION)} or newer (CONSUMER.RESET)"
@@ -136,7 +136,7 @@ def refusals(before: dict, after: dict, version: rules.Version | None, kept_cons
 def rename_refusals(old: str, config: dict, version: rules.Version | None) -> list[str]:
     """Why a consumer cannot start where the live consumer ``old`` stands (CONSUMER.RESET's limits); [] if it can."""
     problems = []
-    if not rules._at_least(version, RESET_VERSION):
+    if not fields.at_least(version, RESET_VERSION):
         problems.append(f"that needs nats-server {rules.format_version(RESET_VERSION)} or newer (CONSUMER.RESET)")
     if config.get("deliver_policy", "all") not in RESETTABLE:
         problems.append(f"deliver_policy {config['deliver_policy']} cannot be reset to a position")

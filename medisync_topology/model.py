@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import buckets, rules, units
+from . import buckets, fields, units
 from .loader import Document, Problem
 from .ops import Ref
 
 # Keys that belong to this tool, not to the JetStream API.
-STREAM_TOOL_KEYS = ("consumers", "protect", "replace")
-BUCKET_TOOL_KEYS = ("protect", "replace")
-CONSUMER_TOOL_KEYS = ("protect", "renamed_from")
+STREAM_TOOL_KEYS = tuple(fields.TOOL_KEYS["stream"])
+BUCKET_TOOL_KEYS = tuple(fields.TOOL_KEYS["key_value"])  # an object store's are the same
+CONSUMER_TOOL_KEYS = tuple(fields.TOOL_KEYS["consumer"])
 
 
 @dataclass
@@ -135,20 +135,19 @@ def _api_config(raw, tool_keys, defaults, here, defaults_here, doc, problems) ->
 
 
 def to_api_value(key: str, value: Any, path: tuple, doc: Document, problems: list[Problem]) -> Any:
-    """Durations -> nanoseconds and sizes -> bytes, by field name, at any depth (metadata is the user's own)."""
-    if key == "metadata":
-        return value
-    if key in rules.DURATION_FIELDS or key in rules.SIZE_FIELDS:
-        parse = units.parse_duration if key in rules.DURATION_FIELDS else units.parse_size
+    """Durations -> nanoseconds and sizes -> bytes, by field name, at any depth (units.by_field)."""
+
+    def parse(name: str, item: Any, where: tuple) -> Any:
+        unit = fields.UNIT_BY_NAME.get(name)
+        if unit not in PARSERS:  # no unit, or a timestamp (rules normalises it)
+            return item
         try:
-            if isinstance(value, list):
-                return [parse(v) for v in value]
-            return parse(value)
+            return PARSERS[unit](item)
         except ValueError as exc:
-            problems.append(doc.problem(path, str(exc)))
-            return value
-    if isinstance(value, dict):
-        return {k: to_api_value(k, v, path + (k,), doc, problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [to_api_value(key, v, path + (i,), doc, problems) if isinstance(v, dict) else v for i, v in enumerate(value)]
-    return value
+            problems.append(doc.problem(where, str(exc)))
+            return item
+
+    return units.by_field(value, key, parse, path)
+
+
+PARSERS = {"duration": units.parse_duration, "size": units.parse_size}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from . import rules
+from . import fields
 from .loader import Document, Problem
 from .model import Topology
 from .subjects import subject_problem
@@ -92,7 +92,7 @@ def policy_problems(topology: Topology, doc: Document, published: Iterable[tuple
         except re.error as exc:
             problems.append(doc.problem(("policy", "names", what), f"{regex!r} is not a regular expression: {exc}"))
     for i, field in enumerate((policy.get("streams") or {}).get("require") or []):
-        if field not in rules.STREAM_RULES or field == "name":
+        if field not in fields.STREAM or field == "name":
             problems.append(doc.problem(("policy", "streams", "require", i), f"'{field}' is not a stream field"))
     if pattern is not None:
         for path, subject in [*_checked_subjects(topology), *published]:
@@ -129,12 +129,12 @@ def _checked_subjects(topology: Topology) -> list[tuple[tuple, str]]:
 def _stream_policy_problems(doc: Document, here: tuple, config: dict, wanted: dict) -> list[Problem]:
     problems = []
     for field in wanted.get("require") or []:
-        if field in rules.STREAM_RULES and field not in config:
+        if field in fields.STREAM and field not in config:
             problems.append(doc.problem(here, f"breaks policy.streams.require: {field} is not set (on the stream or in defaults.stream)"))
-    storage = config.get("storage", rules.STREAM_RULES["storage"].default)
+    storage = config.get("storage", fields.STREAM["storage"].default)
     if wanted.get("storage") and storage != wanted["storage"]:
         problems.append(doc.problem(here + ("storage",), f"breaks policy.streams.storage: storage is {storage}, the policy requires {wanted['storage']}"))
-    replicas = config.get("num_replicas", rules.STREAM_RULES["num_replicas"].default)
+    replicas = config.get("num_replicas", fields.STREAM["num_replicas"].default)
     if isinstance(replicas, int) and replicas < wanted.get("min_replicas", 0):
         problems.append(doc.problem(here + ("num_replicas",),
                                     f"breaks policy.streams.min_replicas: num_replicas is {replicas}, the policy requires at least {wanted['min_replicas']}"))

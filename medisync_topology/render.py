@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import click
 
-from . import buckets, migrate, rules
+from . import buckets, fields, migrate
 from .errors import TopologyError
 from .ops import (
     Action, ConsumerAtRisk, CreateResource, DeleteResource, FieldChange, Finding, Migration, Operation, Plan, Reason, Ref,
     ReplaceResource, Severity, UpdateResource, changes_of, data_at_risk, finding_to_dict, operation_to_dict,
 )
-from .units import format_duration, format_size, plural
+from .units import by_field, format_duration, format_size, plural
 
 JSON_FORMAT_VERSION = 1
 
@@ -34,24 +34,38 @@ ABSENT = "(absent)"
 # -- shared -------------------------------------------------------------
 
 
-def display_value(name: str, value: Any) -> str:
-    """One line for an API value: compact JSON, with durations and sizes in human units.
+class _Shown(str):
+    """A value already in human units: shown as it is, not as a JSON string."""
 
-    ``name`` is the field the value sits under; list items (``backoff``) take their list's name,
-    keys of nested objects (``consumer_limits.inactive_threshold``) their own.
+
+def _shown(name: str, value: Any, path: tuple) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value
+    if value in fields.UNLIMITED_VALUES.get(name, ()):
+        return _Shown("unlimited")
+    unit = fields.UNIT_BY_NAME.get(name)
+    if unit == "duration":
+        return _Shown(format_duration(value))
+    if unit == "size":
+        return _Shown(format_size(value))
+    return value
+
+
+def display_value(name: str, value: Any) -> str:
+    """One line for an API value: compact JSON, with durations and sizes in human units and values meaning
+    no limit as ``unlimited``. ``name`` is the field the value sits under (units.by_field).
     """
+    return _compact(by_field(value, name, _shown))
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, _Shown):
+        return str(value)
     if isinstance(value, dict):
-        items = (f"{json.dumps(k, ensure_ascii=False)}: {display_value(k, v)}" for k, v in sorted(value.items()))
+        items = (f"{json.dumps(k, ensure_ascii=False)}: {_compact(v)}" for k, v in sorted(value.items()))
         return "{" + ", ".join(items) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(display_value(name, item) for item in value) + "]"
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value in rules.UNLIMITED_VALUES.get(name, ()):
-            return "unlimited"
-        if name in rules.DURATION_FIELDS:
-            return format_duration(value)
-        if name in rules.SIZE_FIELDS:
-            return format_size(value)
+        return "[" + ", ".join(_compact(item) for item in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 

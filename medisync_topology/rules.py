@@ -1,9 +1,10 @@
-"""The JetStream rules, in one place: defaults, what an update may change, one-way flags, versions.
+"""The JetStream rules: the server's defaults and side effects, what an update may change, one-way flags, versions.
 
-Everything here was read in nats-server's own source (server/stream.go checkStreamCfg and
-configUpdateCheck, server/consumer.go setConsumerConfigDefaults, checkConsumerCfg and
-checkNewConsumerConfig, server/jetstream_api.go, server/jetstream_versioning.go) and the
-version of each field from the tags in which its JSON name first appears; the rules that
+Each field's own facts are its entry in fields.py; this module applies them, and holds what
+involves several fields at once. Everything here was read in nats-server's own source
+(server/stream.go checkStreamCfg and configUpdateCheck, server/consumer.go setConsumerConfigDefaults,
+checkConsumerCfg and checkNewConsumerConfig, server/jetstream_api.go, server/jetstream_versioning.go)
+and the version of each field from the tags in which its JSON name first appears; the rules that
 matter most are proven against a real server by tests/test_rules_server.py.
 
 Values are the API's own JSON: durations in nanoseconds, sizes in bytes, enums as strings.
@@ -12,55 +13,18 @@ A version is a tuple (major, minor, patch); ``None`` means "the newest server".
 
 from __future__ import annotations
 
+import copy
 import re
-from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+from . import fields
 from .errors import TopologyError
+from .fields import SECOND, UNIT_BY_NAME, UNLIMITED, UNORDERED_FIELDS, Field, Version, at_least
 
-Version = tuple[int, int, int]
-
-SECOND = 10**9
 MINUTE = 60 * SECOND
-# -1 is "no limit" to the server in its limit fields (max_msgs, max_bytes, max_msg_size, ...).
-UNLIMITED = -1
 # StreamDefaultDuplicatesWindow (stream.go): a stream's duplicate window unless max_age is shorter.
 DEFAULT_DUPLICATE_WINDOW = 2 * MINUTE
-
-DURATION_FIELDS: frozenset[str] = frozenset(
-    {
-        # streams
-        "max_age", "duplicate_window", "subject_delete_marker_ttl",
-        # consumers, and a stream's consumer_limits.inactive_threshold
-        "ack_wait", "backoff", "idle_heartbeat", "inactive_threshold", "max_expires", "priority_timeout",
-        # key-value buckets (nats kv add --ttl, --marker-ttl)
-        "ttl", "limit_marker_ttl",
-    }
-)
-SIZE_FIELDS: frozenset[str] = frozenset(
-    {
-        # streams: max_bytes, max_msg_size; pull consumers: max_bytes (max request bytes)
-        "max_bytes", "max_msg_size",
-        # key-value buckets
-        "max_value_size",
-    }
-)
-# Values that mean "no limit", by field name, for showing them to a person as `unlimited`: -1 in the
-# server's limit fields, and 0 where the server reads zero as no limit (it reports max_msgs: 0 as -1,
-# keeps max_age: 0 as "forever", and a pull request's max_batch/max_expires/max_bytes 0 as unbounded).
-# max_waiting, max_ack_pending 0 and duplicate_window 0 are not here: there the server fills in a default.
-UNLIMITED_VALUES: dict[str, frozenset[int]] = {
-    **dict.fromkeys(("max_msgs", "max_bytes", "max_msg_size", "max_consumers", "max_msgs_per_subject",
-                     "max_value_size", "max_deliver"), frozenset({UNLIMITED, 0})),
-    **dict.fromkeys(("max_age", "ttl", "max_batch", "max_expires"), frozenset({0})),
-    "max_ack_pending": frozenset({UNLIMITED}),
-}
-# Timestamps (RFC 3339); compared as instants, written in UTC as Go writes them.
-TIMESTAMP_FIELDS: frozenset[str] = frozenset({"opt_start_time", "pause_until"})
-# Lists whose order means nothing to the server.
-UNORDERED_FIELDS: frozenset[str] = frozenset({"subjects", "filter_subjects"})
 
 
 def parse_version(text: str) -> Version:
@@ -78,195 +42,8 @@ def format_version(version: Version) -> str:
     return f"{major}.{minor}" if patch == 0 else f"{major}.{minor}.{patch}"
 
 
-def _at_least(version: Version | None, wanted: Version) -> bool:
-    return version is None or tuple(version) >= wanted
-
-
-@dataclass(frozen=True)
-class FieldRule:
-    """What the server does with one top-level config field.
-
-    ``default``: what the server reports when the field is omitted; None: it omits the field
-    (``omitempty`` in the server's struct, so a zero value is omitted too). Defaults that depend
-    on other fields (duplicate_window, ack_wait, max_ack_pending ...) are worked out in
-    complete_stream / complete_consumer; their ``default`` here is the plain case.
-    ``mutable``: an update may change it in place; False -> a change forces replacement.
-    ``mutable_since``: before this version an update refused any change.
-    ``refuses(old, new, version)``: value-dependent refusal of an otherwise mutable field.
-    ``one_way``: may be turned on, never off (the server refuses it; not even replacement is offered).
-    ``since``: the first server version whose config knows the field.
-    ``via``: "update" (the update request), "pause" (only the consumer PAUSE API changes it),
-    "update_after_create" (the create request refuses it; set it with an update afterwards).
-    ``reason``: plain words for a person, used in messages.
-    """
-
-    default: Any = None
-    mutable: bool = True
-    one_way: bool = False
-    since: Version = (2, 2, 0)
-    mutable_since: Version | None = None
-    refuses: Callable[[Any, Any, Version | None], bool] | None = None
-    via: str = "update"
-    reason: str = ""
-
-    def forces_replacement(self, old: Any, new: Any, version: Version | None) -> bool:
-        if not self.mutable:
-            return True
-        if self.mutable_since and not _at_least(version, self.mutable_since):
-            return True
-        return bool(self.refuses and self.refuses(old, new, version))
-
-    def turned_back(self, old: Any, new: Any) -> bool:
-        return self.one_way and bool(old) and not bool(new)
-
-
-def _to_or_from_workqueue(old: Any, new: Any, version: Version | None) -> bool:
-    # stream.go configUpdateCheck: limits <-> interest is fine, to/from workqueue is refused.
-    return old != new and "workqueue" in (old, new)
-
-
-def _mirror_change_refused(old: Any, new: Any, version: Version | None) -> bool:
-    # configUpdateCheck refuses adding or changing a mirror; removing it ("promoting" the mirror
-    # to a normal stream) is allowed since 2.12.0 (commit "Allow promoting mirrors").
-    return not (new is None and _at_least(version, (2, 12, 0)))
-
-
-def _deliver_subject_refused(old: Any, new: Any, version: Version | None) -> bool:
-    # checkNewConsumerConfig: "can not update pull consumer to push based" and back; a push
-    # consumer may move to another deliver subject.
-    return bool(old) != bool(new)
-
-
-STREAM_RULES: dict[str, FieldRule] = {
-    "name": FieldRule(mutable=False, reason="the name is the stream's identity"),
-    "description": FieldRule(since=(2, 3, 3)),
-    # Computed: [name] when there is no mirror and no sources.
-    "subjects": FieldRule(),
-    "retention": FieldRule(
-        default="limits", refuses=_to_or_from_workqueue,
-        reason="the server cannot change retention to or from workqueue in place",
-    ),
-    "max_consumers": FieldRule(
-        default=UNLIMITED, mutable_since=(2, 12, 5),
-        reason="servers before 2.12.5 refuse to change max_consumers in place",
-    ),
-    "max_msgs": FieldRule(default=UNLIMITED),
-    "max_bytes": FieldRule(default=UNLIMITED),
-    "max_age": FieldRule(default=0),
-    "max_msgs_per_subject": FieldRule(default=UNLIMITED, since=(2, 3, 0)),
-    "max_msg_size": FieldRule(default=UNLIMITED),
-    "discard": FieldRule(default="old"),
-    "storage": FieldRule(default="file", mutable=False, reason="the server cannot change the storage type in place"),
-    "num_replicas": FieldRule(default=1),
-    "no_ack": FieldRule(),
-    # Computed: 2m, or max_age when shorter; omitted on mirrors (and on sourcing streams since 2.14).
-    "duplicate_window": FieldRule(),
-    # A change is a move to other servers in a cluster (one at a time, not with a replica change).
-    "placement": FieldRule(),
-    "mirror": FieldRule(refuses=_mirror_change_refused, reason="the server cannot add or change a mirror in place"),
-    "sources": FieldRule(),
-    "compression": FieldRule(default="none", since=(2, 10, 0)),
-    # Accepted by an update but only used when the stream is created.
-    "first_seq": FieldRule(since=(2, 10, 0)),
-    "subject_transform": FieldRule(since=(2, 10, 0)),
-    "republish": FieldRule(since=(2, 8, 3)),
-    "allow_direct": FieldRule(default=False, since=(2, 9, 0)),
-    # Computed: a mirror follows its origin's allow_direct.
-    "mirror_direct": FieldRule(default=False, since=(2, 9, 0)),
-    "discard_new_per_subject": FieldRule(since=(2, 9, 1)),
-    "sealed": FieldRule(
-        default=False, one_way=True, since=(2, 6, 2), via="update_after_create",
-        reason="a sealed stream cannot be unsealed: the server refuses it",
-    ),
-    "deny_delete": FieldRule(
-        default=False, one_way=True, since=(2, 6, 2),
-        reason="deny_delete cannot be turned off once set: the server refuses it (it protects the stream's data)",
-    ),
-    "deny_purge": FieldRule(
-        default=False, one_way=True, since=(2, 6, 2),
-        reason="deny_purge cannot be turned off once set: the server refuses it (it protects the stream's data)",
-    ),
-    "allow_rollup_hdrs": FieldRule(default=False, since=(2, 6, 2)),
-    "consumer_limits": FieldRule(default={}, since=(2, 10, 0)),
-    "allow_msg_ttl": FieldRule(
-        default=False, one_way=True, since=(2, 11, 0),
-        reason="allow_msg_ttl cannot be turned off once set: the server refuses it (stored messages may carry TTLs)",
-    ),
-    "subject_delete_marker_ttl": FieldRule(since=(2, 11, 0)),
-    "allow_msg_counter": FieldRule(
-        mutable=False, since=(2, 12, 0),
-        reason="the server cannot turn counters on or off in place",
-    ),
-    "allow_atomic": FieldRule(since=(2, 12, 0)),
-    "allow_msg_schedules": FieldRule(
-        one_way=True, since=(2, 12, 0),
-        reason="allow_msg_schedules cannot be turned off once set: the server refuses it (scheduled messages may be stored)",
-    ),
-    "persist_mode": FieldRule(mutable=False, since=(2, 12, 0), reason="the server cannot change persist_mode in place"),
-    "allow_batched": FieldRule(since=(2, 14, 0)),
-    "metadata": FieldRule(since=(2, 10, 0)),
-}
-
-CONSUMER_RULES: dict[str, FieldRule] = {
-    "durable_name": FieldRule(mutable=False, reason="the durable name is the consumer's identity"),
-    "name": FieldRule(mutable=False, since=(2, 9, 0), reason="the name is the consumer's identity"),
-    "description": FieldRule(since=(2, 3, 3)),
-    "deliver_policy": FieldRule(default="all", mutable=False, reason="deliver policy can not be updated"),
-    "opt_start_seq": FieldRule(mutable=False, reason="start sequence can not be updated"),
-    "opt_start_time": FieldRule(mutable=False, reason="start time can not be updated"),
-    # The server's own default is "none" (AckPolicy's zero value); clients usually send "explicit".
-    "ack_policy": FieldRule(default="none", mutable=False, reason="ack policy can not be updated"),
-    # Computed: 30s for explicit/all, backoff[0] when backoff is set.
-    "ack_wait": FieldRule(),
-    "max_deliver": FieldRule(default=-1),
-    "backoff": FieldRule(since=(2, 7, 1)),
-    "filter_subject": FieldRule(),
-    "filter_subjects": FieldRule(since=(2, 10, 0)),
-    "replay_policy": FieldRule(default="instant", mutable=False, reason="replay policy can not be updated"),
-    "rate_limit_bps": FieldRule(),
-    "sample_freq": FieldRule(),
-    # Computed: 512 for pull consumers.
-    "max_waiting": FieldRule(mutable=False, reason="max waiting can not be updated"),
-    # Computed: the stream's consumer_limits.max_ack_pending, else 1000 unless ack_policy none.
-    "max_ack_pending": FieldRule(),
-    "flow_control": FieldRule(mutable=False, reason="flow control can not be updated"),
-    "headers_only": FieldRule(since=(2, 6, 2)),
-    "max_batch": FieldRule(since=(2, 7, 0)),
-    "max_expires": FieldRule(since=(2, 7, 0)),
-    "max_bytes": FieldRule(since=(2, 8, 3)),
-    "deliver_subject": FieldRule(
-        refuses=_deliver_subject_refused, reason="the server cannot turn a pull consumer into a push one or back",
-    ),
-    "deliver_group": FieldRule(since=(2, 4, 0)),
-    "idle_heartbeat": FieldRule(mutable=False, reason="heart beats can not be updated"),
-    # Computed: the stream's consumer_limits.inactive_threshold.
-    "inactive_threshold": FieldRule(since=(2, 7, 0)),
-    "num_replicas": FieldRule(default=0, since=(2, 8, 3)),
-    # Refused by servers since 2.14.5; older ones accept the update but keep the old storage.
-    "mem_storage": FieldRule(mutable=False, since=(2, 8, 3), reason="storage type can not be updated"),
-    "direct": FieldRule(mutable=False, reason="direct can not be updated"),
-    "sourcing": FieldRule(mutable=False, since=(2, 14, 0), reason="sourcing can not be updated"),
-    "metadata": FieldRule(since=(2, 10, 0)),
-    # The create/update request keeps the current value (jsConsumerCreateRequest); only
-    # $JS.API.CONSUMER.PAUSE.<stream>.<consumer> changes it.
-    "pause_until": FieldRule(since=(2, 11, 0), via="pause"),
-    "priority_groups": FieldRule(since=(2, 11, 0)),
-    "priority_policy": FieldRule(since=(2, 11, 0)),
-    # Computed: 2m for pinned_client.
-    "priority_timeout": FieldRule(since=(2, 11, 0)),
-}
-
-RULES: dict[str, dict[str, FieldRule]] = {"stream": STREAM_RULES, "consumer": CONSUMER_RULES}
-
-# Enum values younger than their field: (kind, field, value) -> first version that accepts it.
-VALUE_SINCE: dict[tuple[str, str, str], Version] = {
-    ("consumer", "priority_policy", "overflow"): (2, 11, 0),
-    ("consumer", "priority_policy", "pinned_client"): (2, 11, 0),
-    ("consumer", "priority_policy", "prioritized"): (2, 12, 0),
-    ("consumer", "ack_policy", "flow_control"): (2, 14, 0),
-}
-# Keys inside a stream's mirror / sources entries, younger than the entry itself.
-SOURCE_KEY_SINCE: dict[str, Version] = {"subject_transforms": (2, 10, 0), "consumer": (2, 14, 0)}
+# The fields whose rules a config follows, by kind (a bucket's config is its stream's).
+RULES: dict[str, dict[str, Field]] = {"stream": fields.STREAM, "consumer": fields.CONSUMER}
 
 # Server-managed metadata keys (_nats.req.level, _nats.ver, _nats.level: jetstream_versioning.go).
 SERVER_METADATA_PREFIX = "_nats."
@@ -287,12 +64,10 @@ def complete_stream(
     ``streams``: the other streams' configs by name; a mirror takes mirror_direct from its
     origin's allow_direct (pedantic mode refuses a mismatch).
     """
-    # No deep copy: _known_to makes a new dict, nested values are only replaced, never changed in place,
-    # and _drop_omitted builds every dict and list of the result anew.
-    cfg = _known_to(config, STREAM_RULES, version)
-    _fill_defaults(cfg, STREAM_RULES, version)
-    for key in ("max_msgs", "max_bytes", "max_msg_size", "max_consumers", "max_msgs_per_subject"):
-        if key in cfg and cfg[key] == 0:  # 0 means "unlimited" to the server, reported as -1
+    cfg = _known_to(copy.deepcopy(config), fields.STREAM, version)
+    _fill_defaults(cfg, fields.STREAM, version)
+    for key, rule in fields.STREAM.items():
+        if rule.zero_is_unlimited and cfg.get(key) == 0:  # reported as -1
             cfg[key] = UNLIMITED
     if cfg.get("num_replicas") == 0:
         cfg["num_replicas"] = 1
@@ -301,7 +76,7 @@ def complete_stream(
         cfg["subjects"] = [cfg["name"]]
     # duplicate_window: 2m, or max_age when shorter; none for a mirror, nor (since 2.14) for a
     # stream with sources.
-    wants_window = not mirror and not (sources and _at_least(version, (2, 14, 0)))
+    wants_window = not mirror and not (sources and at_least(version, (2, 14, 0)))
     if not cfg.get("duplicate_window") and wants_window:
         cfg["duplicate_window"] = duplicate_window_for(cfg.get("max_age") or 0)
     if (cfg.get("subject_delete_marker_ttl") or 0) > 0:
@@ -315,7 +90,7 @@ def complete_stream(
     _complete_republish(cfg)
     if mirror and streams and mirror.get("name") in streams and not mirror.get("external"):
         cfg["mirror_direct"] = bool(streams[mirror["name"]].get("allow_direct"))
-    return _drop_omitted(cfg, STREAM_RULES)
+    return _drop_omitted(cfg, fields.STREAM)
 
 
 def duplicate_window_for(max_age: int) -> int:
@@ -328,7 +103,6 @@ def _complete_republish(cfg: dict) -> None:
     republish = cfg.get("republish")
     if not republish:
         return
-    republish = cfg["republish"] = dict(republish)  # the caller's config stays as it was
     if not republish.get("src"):
         republish["src"] = ">"  # empty source means all subjects
     transform = cfg.get("subject_transform") or {}
@@ -350,10 +124,10 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
     the flow-control ack policy's flow_control + 1s heartbeat. ``stream_config``: the stream's
     complete config.
     """
-    cfg = _known_to(config, CONSUMER_RULES, version)  # a new dict, as in complete_stream
-    _fill_defaults(cfg, CONSUMER_RULES, version)
+    cfg = _known_to(copy.deepcopy(config), fields.CONSUMER, version)
+    _fill_defaults(cfg, fields.CONSUMER, version)
     limits = stream_config.get("consumer_limits") or {}
-    if cfg.get("durable_name") and not cfg.get("name") and _at_least(version, (2, 9, 0)):
+    if cfg.get("durable_name") and not cfg.get("name") and at_least(version, (2, 9, 0)):
         cfg["name"] = cfg["durable_name"]  # a durable's name is its durable name
     if cfg.get("max_deliver") == 0:
         cfg["max_deliver"] = -1
@@ -373,44 +147,43 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
         cfg["priority_timeout"] = 2 * MINUTE
     if ack_policy == "flow_control":
         cfg["flow_control"], cfg["idle_heartbeat"] = True, SECOND
-    return _drop_omitted(cfg, CONSUMER_RULES)
+    return _drop_omitted(cfg, fields.CONSUMER)
 
 
-def _known_to(cfg: dict, rules: dict[str, FieldRule], version: Version | None) -> dict:
+def _known_to(cfg: dict, rules: dict[str, Field], version: Version | None) -> dict:
     """Drop default-valued fields the server does not know: strict servers refuse unknown fields.
 
     A field set to something else stays, for unsupported_fields to report."""
     return {
         k: v for k, v in cfg.items()
-        if k not in rules or _at_least(version, rules[k].since) or not _is_default(rules[k], k, v)
+        if k not in rules or at_least(version, rules[k].since) or not _is_default(rules[k], k, v)
     }
 
 
-def _fill_defaults(cfg: dict, rules: dict[str, FieldRule], version: Version | None) -> None:
+def _fill_defaults(cfg: dict, rules: dict[str, Field], version: Version | None) -> None:
     for key, rule in rules.items():
-        if rule.default is not None and key not in cfg and _at_least(version, rule.since):
-            cfg[key] = rule.default  # shared until _drop_omitted copies every dict and list
+        if rule.default is not None and key not in cfg and at_least(version, rule.since):
+            cfg[key] = copy.deepcopy(rule.default)
 
 
-def _is_default(rule: FieldRule, key: str, value: Any) -> bool:
+def _is_default(rule: Field, key: str, value: Any) -> bool:
     return _is_zero(key, value) or (rule.default is not None and value == rule.default)
 
 
 def _is_zero(key: str, value: Any) -> bool:
     """The zero value of a field, which the server omits where its struct says ``omitempty``."""
-    # "none"/"default" are the zero values of priority_policy and persist_mode; "none" is a
-    # real value of ack_policy and compression, which have defaults and are always reported.
+    # A field's own zero ("none" of priority_policy); "none" is a real value of ack_policy and
+    # compression, which have defaults and are always reported.
     return value is None or value is False or value == 0 or value in ("", [], {}) or (
-        key in ("priority_policy", "persist_mode") and value in ("none", "default")
+        key in fields.ZERO_VALUES and value == fields.ZERO_VALUES[key]
     )
 
 
-def _drop_omitted(cfg: dict, rules: dict[str, FieldRule]) -> dict:
+def _drop_omitted(cfg: dict, rules: dict[str, Field]) -> dict:
     """Remove what the server omits (omitempty zero values), at any depth, and normalise times."""
     out = {}
     for key, value in cfg.items():
-        if isinstance(value, (dict, list)) or key in TIMESTAMP_FIELDS:  # the rest are kept as they are
-            value = _normalise(key, value)
+        value = _normalise(key, value)
         rule = rules.get(key)
         if rule is not None and rule.default is None and _is_zero(key, value):
             continue
@@ -418,22 +191,14 @@ def _drop_omitted(cfg: dict, rules: dict[str, FieldRule]) -> dict:
     return out
 
 
-# Inner keys the server always reports even when empty (no omitempty in its structs).
-_ALWAYS_REPORTED = {
-    "subject_transform": ("src", "dest"),
-    "external": ("api", "deliver"),
-    "subject_transforms": ("src", "dest"),
-}
-
-
 def _normalise(key: str, value: Any) -> Any:
-    if key in TIMESTAMP_FIELDS and value is not None:
+    if UNIT_BY_NAME.get(key) == "timestamp" and value is not None:
         return _utc_timestamp(value)
     if isinstance(value, dict):
         if key == "metadata":
             return dict(value)
         inner = {k: _normalise(k, v) for k, v in value.items()}
-        kept = _ALWAYS_REPORTED.get(key, ())
+        kept = fields.REPORTED_EMPTY.get(key, ())  # no omitempty in the server's struct
         inner = {k: v for k, v in inner.items() if k in kept or not _is_zero(k, v)}
         for k in kept:
             inner.setdefault(k, "")
@@ -486,7 +251,7 @@ def declarable_consumer(config: dict) -> bool:
     return bool(config.get("durable_name")) and not (config.get("sourcing") or config.get("direct"))
 
 
-def _rules(kind: str) -> dict[str, FieldRule]:
+def _rules(kind: str) -> dict[str, Field]:
     if kind not in RULES:
         raise TopologyError(f"no JetStream rules for {kind!r}; expected one of {', '.join(RULES)}")
     return RULES[kind]
@@ -550,31 +315,24 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
     def needs(what: str, since: Version) -> None:
         messages.append(f"{what} needs nats-server {format_version(since)} or newer; the server is {running}")
 
-    for key in config.keys() & _version_sensitive(kind, tuple(version)):
-        rule, value = rules[key], config[key]
-        if not _at_least(version, rule.since):
+    for key, value in sorted(config.items()):
+        rule = rules.get(key)
+        if rule is None:
+            continue
+        if not at_least(version, rule.since):
             if not _is_default(rule, key, value):
                 needs(key, rule.since)
             continue
-        since = VALUE_SINCE.get((kind, key, value)) if isinstance(value, str) else None
-        if since and not _at_least(version, since):
+        since = rule.value_since.get(value) if isinstance(value, str) else None
+        if since and not at_least(version, since):
             needs(f"{key} {value!r}", since)
     if kind == "stream":
         entries = [("mirror", config.get("mirror"))] + [("sources", s) for s in config.get("sources") or []]
         for where, entry in entries:
-            for inner, since in SOURCE_KEY_SINCE.items():
-                if entry and entry.get(inner) and not _at_least(version, since):
-                    needs(f"{where}.{inner}", since)
+            for inner, rule in fields.TYPES["source"].fields.items():
+                if entry and entry.get(inner) and not at_least(version, rule.since):
+                    needs(f"{where}.{inner}", rule.since)
     return sorted(set(messages))
-
-
-@lru_cache(maxsize=None)
-def _version_sensitive(kind: str, version: Version) -> frozenset[str]:
-    """The fields this server does not know, and those with values it may not know: all unsupported_fields
-    has to look at (a plan asks for every resource, so once per server version)."""
-    rules = _rules(kind)
-    unknown = {key for key, rule in rules.items() if not _at_least(version, rule.since)}
-    return frozenset(unknown | {key for k, key, _ in VALUE_SINCE if k == kind and key in rules})
 
 
 def set_via(kind: str, config: dict, via: str) -> dict:

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ops import Finding, Operation, Reason, Ref, Severity, resulting_config
+from .ops import (
+    CreateResource, DeleteResource, Finding, Operation, Reason, Ref, ReplaceResource, Severity, UpdateResource,
+    prior_config,
+    resulting_config,
+)
+from .units import plural
 
 FLAT_TIER = ""  # the account's limits apply to all replica counts alike
 
@@ -114,7 +119,7 @@ def _placement_questions(op: Operation) -> list[str]:
     config = resulting_config(op)
     if config is None:
         return []
-    before = getattr(op, "before", None) if op.action == "update" else None
+    before = op.before if isinstance(op, UpdateResource) else None
     needs = []
     replicas = config.get("num_replicas") or 1
     if replicas > 1 and (before is None or (before.get("num_replicas") or 1) < replicas):
@@ -139,7 +144,7 @@ def _placement_findings(ref: Ref, config: dict, facts: TargetFacts) -> list[Find
     fitting = [s for s in in_cluster if tags <= set(s.get("tags") or [])]
     if len(fitting) >= replicas:
         return []
-    where = f"cluster {cluster!r} has {len(in_cluster)} JetStream server{'s' * (len(in_cluster) != 1)}"
+    where = f"cluster {cluster!r} has {plural(len(in_cluster), 'JetStream server')}"
     if tags:
         names = ", ".join(sorted(s["name"] for s in fitting)) or "none"
         where += f", of which {len(fitting)} with the tags {', '.join(sorted(tags))} ({names})"
@@ -158,8 +163,10 @@ class _AccountCheck:
         for tier in ([FLAT_TIER] if account.flat is not None else account.tiers):
             usage = account.usage(tier)
             self.streams[tier] = usage.get("streams", 0)
-            self.reserved[tier, "memory"] = usage.get("reserved_memory", 0)
-            self.reserved[tier, "storage"] = usage.get("reserved_storage", 0)
+            for kind in ("memory", "storage"):
+                reserved = usage.get(f"reserved_{kind}", 0)
+                # 2.10 reports nothing reserved as an unsigned -1 (18446744073709551615).
+                self.reserved[tier, kind] = 0 if reserved >= 2**63 else reserved
         self.consumers = {name: len(stream.consumers) for name, stream in live_streams.items()}
         self.stream_tiers = {name: account.tier(stream.config) for name, stream in live_streams.items()}
 
@@ -172,10 +179,10 @@ class _AccountCheck:
         return self.findings
 
     def _stream(self, op: Operation) -> None:
-        before = getattr(op, "before", None)
+        before = prior_config(op)
         after = resulting_config(op)
         name = op.ref.stream_name
-        if op.action in ("delete", "replace"):
+        if isinstance(op, (DeleteResource, ReplaceResource)):
             self.streams[self.account.tier(before)] = self.streams.get(self.account.tier(before), 0) - 1
             self._reserve(before, -1)
             self.consumers[name] = 0
@@ -188,7 +195,7 @@ class _AccountCheck:
                                 f"(its tiers: {tiers}); the server would refuse it (err_code 10120)")
             return
         tier = self.stream_tiers[name] = self.account.tier(after)
-        if op.action in ("create", "replace"):
+        if isinstance(op, (CreateResource, ReplaceResource)):
             self.streams[tier] = self.streams.get(tier, 0) + 1
             self.consumers[name] = 0
             if _limited(limits.get("max_streams")) and self.streams[tier] > limits["max_streams"]:
@@ -224,15 +231,16 @@ class _AccountCheck:
 
     def _consumer(self, op: Operation) -> None:
         stream = op.ref.stream
-        if op.action == "delete":
+        if isinstance(op, DeleteResource):
             self.consumers[stream] = self.consumers.get(stream, 0) - 1
             return
-        if op.action == "create":
+        created = isinstance(op, CreateResource)
+        if created:
             self.consumers[stream] = self.consumers.get(stream, 0) + 1
         # The stream's tier: a consumer's replicas follow its stream's unless set.
         limits = self.account.limits(self.stream_tiers.get(stream, FLAT_TIER)) or {}
         max_consumers = limits.get("max_consumers")
-        if op.action == "create" and _limited(max_consumers) and self.consumers[stream] > max_consumers:
+        if created and _limited(max_consumers) and self.consumers[stream] > max_consumers:
             self._error(op.ref, f"the account allows {max_consumers} consumers per stream and stream {stream} would "
                                 f"then have {self.consumers[stream]} (max_consumers); the server would refuse it "
                                 "(err_code 10026)")

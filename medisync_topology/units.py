@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
-from typing import Callable
+from typing import Any, Callable
 
 from medisync_topology.errors import TopologyError
-from medisync_topology.rules import UNLIMITED
+from medisync_topology.fields import UNLIMITED
 
 # The server decodes these fields into Go int64 (time.Duration, int64 byte counts).
 INT64_MAX = 2**63 - 1
@@ -179,6 +179,23 @@ def _size_from_text(text: str) -> Fraction | str:
             return f"units are case-sensitive, did you mean {number}{meant}? ({_SIZE_HELP})"
         return f"unknown unit {unit!r}; {_SIZE_HELP}"
     return Fraction(number) * _BYTES_PER_UNIT.get(unit, 1)
+
+
+def by_field(value: Any, key: str, convert: Callable[[str, Any, tuple], Any], path: tuple = ()) -> Any:
+    """``value``, found under ``key``, with ``convert(name, leaf, path)`` applied to each plain value in it.
+
+    ``name`` is the field the leaf sits under, which says what it is (fields.UNIT_BY_NAME, ...) at any
+    depth: list items take their list's name (``backoff``) and path (a listed object its index too),
+    keys of nested objects their own (``consumer_limits.inactive_threshold``); ``metadata`` is the
+    user's own and left as it is.
+    """
+    if key == "metadata":
+        return value
+    if isinstance(value, dict):
+        return {k: by_field(v, k, convert, path + (k,)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [by_field(item, key, convert, path + (i,) * isinstance(item, dict)) for i, item in enumerate(value)]
+    return convert(key, value, path)
 
 
 def plural(n: int, noun: str) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import jsonschema_rs
 
-from . import buckets, compose, policy, refusals, rules, services, subjects
+from . import buckets, compose, fields, policy, refusals, rules, services, subjects
 from .errors import TopologyError
 from .loader import Document, InvalidTopology, Problem
 from .model import StreamSpec, Topology, build_topology
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 # The push-only and pull-only consumer fields (a consumer is push when it has a deliver_subject).
-PUSH_ONLY = ("deliver_group", "flow_control", "idle_heartbeat")
-PULL_ONLY = ("max_waiting", "max_batch", "max_expires", "max_bytes", "priority_groups", "priority_policy", "priority_timeout")
+PUSH_ONLY = fields.scoped("consumer", "push")
+PULL_ONLY = fields.scoped("consumer", "pull")
 
 
 def schema_file() -> Path:
@@ -239,7 +239,7 @@ def _range_problems(doc, value, path: tuple) -> list[Problem]:
     """Whole numbers the server cannot hold (its fields are 64-bit; err 10025 at apply otherwise)."""
     if isinstance(value, dict):
         # Durations and sizes have their own range check, with their units (model.to_api_value).
-        return [p for key, item in value.items() if key not in rules.DURATION_FIELDS and key not in rules.SIZE_FIELDS
+        return [p for key, item in value.items() if key not in fields.UNIT_BY_NAME
                 for p in _range_problems(doc, item, path + (key,))]
     if isinstance(value, list):
         return [p for i, item in enumerate(value) for p in _range_problems(doc, item, path + (i,))]

@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import topology_cli
+from every_field import examples, groups
 from natsserver import start_server
 
+from medisync_topology import rules
 from medisync_topology.buckets import LOCK_STREAM
+from medisync_topology.export import human_units
 from medisync_topology.plan import OWNER_KEY
 
 BASE = """
@@ -231,91 +235,29 @@ def test_pause_until_goes_through_the_pause_api(run, js_api):
     assert converged(run, text)
 
 
-EVERY_FIELD = """
-version: 1
-owner: medisync
-streams:
-  FULL:
-    description: every field
-    subjects: [full.>]
-    retention: limits
-    max_consumers: 10
-    max_msgs: 1000
-    max_bytes: 1GiB
-    max_age: 1d
-    max_msgs_per_subject: 10
-    max_msg_size: 1MiB
-    discard: old
-    storage: file
-    num_replicas: 1
-    duplicate_window: 1m
-    placement: {tags: [eu]}
-    compression: s2
-    first_seq: 42
-    subject_transform: {src: full.>, dest: full.in.>}
-    republish: {src: full.>, dest: repub.>, headers_only: true}
-    allow_direct: true
-    deny_delete: true
-    allow_rollup_hdrs: true
-    consumer_limits: {max_ack_pending: 500, inactive_threshold: 1d}
-    subject_delete_marker_ttl: 1m
-    allow_atomic: true
-    allow_msg_schedules: true
-    allow_batched: true
-    metadata: {team: platform}
-    consumers:
-      pull:
-        description: every pull field
-        deliver_policy: by_start_sequence
-        opt_start_seq: 3
-        ack_policy: explicit
-        ack_wait: 1s
-        max_deliver: 5
-        backoff: [1s, 5s]
-        filter_subjects: [full.a, full.b]
-        replay_policy: original
-        sample_freq: 20%
-        max_waiting: 64
-        max_ack_pending: 100
-        headers_only: true
-        max_batch: 50
-        max_expires: 1m
-        max_bytes: 1MiB
-        inactive_threshold: 1d
-        num_replicas: 1
-        mem_storage: true
-        metadata: {team: platform}
-        pause_until: 2099-01-01T00:00:00.5+02:00
-        priority_policy: pinned_client
-        priority_groups: [jobs]
-        priority_timeout: 30s
-      push:
-        deliver_policy: by_start_time
-        opt_start_time: 2026-01-01T01:00:00+01:00
-        ack_policy: all
-        filter_subject: full.a
-        rate_limit_bps: 80000
-        flow_control: true
-        idle_heartbeat: 5s
-        deliver_subject: deliver.full
-        deliver_group: workers
-  COUNTERS:
-    subjects: [counters.>]
-    allow_msg_counter: true
-    persist_mode: async
-    deny_purge: true
-  COPY:
-    mirror: {name: FULL, opt_start_seq: 42}
-  AGG:
-    sources:
-      - {name: FULL, filter_subject: full.in.a}
-      - {name: COUNTERS, subject_transforms: [{src: counters.>, dest: agg.counters.>}]}
-key_value:
-  config: {description: settings, history: 5, ttl: 1h, max_value_size: 64KiB, max_bytes: 1GiB, compression: true, metadata: {team: platform}}
-  markers: {limit_marker_ttl: 10s}
-object_stores:
-  documents: {description: scans, ttl: 30d, max_bytes: 1GiB, compression: true}
-"""
+def every_field_topology(version) -> str:
+    """Every field the registry has an example for, with a non-default value where it has one, in one topology:
+    the main stream with a pull and a push consumer, a stream for each group of fields that cannot go with the
+    others (counters, a mirror, sources, ...), a KV bucket and an object store."""
+    main = examples("stream", version=version, stream="FULL")
+    main["consumers"] = {
+        group or "pull": examples("consumer", group, version, stream="FULL") for group in groups("consumer")
+    }
+    streams = {"FULL": main}
+    for group in groups("stream")[1:]:
+        streams[group.upper()] = examples("stream", group, version, stream=group.upper(), origin="FULL")
+    document = {
+        "version": 1,
+        "owner": "medisync",
+        "streams": streams,
+        "key_value": {
+            group or "config": examples("key_value", group, version, origin="config") for group in groups("key_value")
+        },
+        "object_stores": {
+            group or "documents": examples("object_store", group, version) for group in groups("object_store")
+        },
+    }
+    return yaml.safe_dump(human_units(document), sort_keys=False)  # as a person writes them: 7d, 1GiB
 
 
 # A stream capturing every subject overlaps all others, so it has a topology of its own.
@@ -335,10 +277,11 @@ streams:
 """
 
 
-def test_every_supported_field_with_a_non_default_value_converges(run, js_api):
-    code, out = run(EVERY_FIELD, "apply", "--auto-approve")
+def test_every_supported_field_with_a_non_default_value_converges(run, js_api, nats_server):
+    every_field = every_field_topology(rules.parse_version(nats_server.version))
+    code, out = run(every_field, "apply", "--auto-approve")
     assert code == 0, out
-    assert converged(run, EVERY_FIELD)
+    assert converged(run, every_field)
     assert js_api("CONSUMER.INFO.FULL.pull")["config"]["priority_groups"] == ["jobs"]
 
 

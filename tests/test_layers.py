@@ -5,8 +5,31 @@ import sys
 
 import pytest
 
-CORE = ("plan", "render", "rules", "model", "ops", "validate", "units", "subjects", "live", "buckets", "identity", "policy", "services", "explain", "graph",
-        "permissions", "target", "dataloss", "migrate", "targets")
+# One a line, so branches that add a module merge cleanly.
+CORE = (
+    "plan",
+    "render",
+    "rules",
+    "model",
+    "ops",
+    "validate",
+    "units",
+    "subjects",
+    "live",
+    "buckets",
+    "identity",
+    "fields",
+    "schema",
+    "policy",
+    "services",
+    "explain",
+    "graph",
+    "permissions",
+    "target",
+    "dataloss",
+    "migrate",
+    "targets",
+)
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -6,7 +6,7 @@ table's logic so a refactor cannot change it silently.
 
 import pytest
 
-from medisync_topology import rules
+from medisync_topology import fields, rules
 from medisync_topology.errors import TopologyError
 
 S, M = rules.SECOND, rules.MINUTE
@@ -42,10 +42,14 @@ def test_parse_version_refuses_nonsense():
 def test_duration_and_size_fields_cover_streams_consumers_and_buckets():
     for name in ("max_age", "duplicate_window", "ack_wait", "backoff", "idle_heartbeat", "inactive_threshold",
                  "max_expires", "priority_timeout", "subject_delete_marker_ttl", "ttl", "limit_marker_ttl"):
-        assert name in rules.DURATION_FIELDS
+        assert fields.UNIT_BY_NAME[name] == "duration"
     for name in ("max_bytes", "max_msg_size", "max_value_size"):
-        assert name in rules.SIZE_FIELDS
-    assert not rules.DURATION_FIELDS & rules.SIZE_FIELDS
+        assert fields.UNIT_BY_NAME[name] == "size"
+    # one unit per name, wherever the name appears
+    assert {(name, f.unit) for name, f in fields.every_field() if f.unit} == set(fields.UNIT_BY_NAME.items())
+    # and one set of values meaning no limit per name
+    unlimited = {(name, f.unlimited) for name, f in fields.every_field() if f.unlimited}
+    assert unlimited == set(fields.UNLIMITED_VALUES.items())
 
 
 # -- complete_stream --------------------------------------------------------------------------
@@ -328,7 +332,7 @@ def test_in_place_consumer_changes_are_not_blocked():
 
 
 def test_pause_is_not_an_update_and_is_not_blocked():
-    assert rules.CONSUMER_RULES["pause_until"].via == "pause"
+    assert fields.CONSUMER["pause_until"].via == "pause"
     assert blocked("consumer", consumer(), consumer(pause_until="2030-01-01T00:00:00Z")) == ([], [])
 
 
@@ -372,3 +376,11 @@ def test_fields_set_only_by_another_request():
     assert rules.set_via("consumer", {"pause_until": "2030-01-01T00:00:00Z", "max_deliver": 3}, "pause") == {
         "pause_until": "2030-01-01T00:00:00Z"
     }
+
+
+def test_every_field_a_topology_takes_has_an_example_for_the_convergence_tests():
+    """tests/every_field.py builds the every-field round trips from these examples, so a field without one is
+    untested on real servers. The server sets mirror_direct itself, and a stream cannot be created sealed."""
+    missing = {kind: sorted(n for n, f in table.items() if f.offered and f.example is None)
+               for kind, table in fields.RESOURCES.items()}
+    assert missing == {"stream": ["mirror_direct", "sealed"], "consumer": [], "key_value": [], "object_store": []}

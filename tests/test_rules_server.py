@@ -22,9 +22,10 @@ from pathlib import Path
 
 import nats
 import pytest
+from every_field import examples, groups
 from natsserver import find_binary, start_server
 
-from medisync_topology import errors, refusals, rules
+from medisync_topology import errors, fields, refusals, rules
 
 S, M = rules.SECOND, rules.MINUTE
 DAY = 86400 * S
@@ -338,7 +339,7 @@ def test_pause_until_changes_only_through_the_pause_api(jsapi):
     reply = jsapi.consumer(sname, paused, "update")
     # The update is accepted, but the server keeps the current pause (jsConsumerCreateRequest).
     assert error_of(reply) is None and "pause_until" not in reply["config"]
-    assert rules.CONSUMER_RULES["pause_until"].via == "pause"
+    assert fields.CONSUMER["pause_until"].via == "pause"
     reply = jsapi.request(f"$JS.API.CONSUMER.PAUSE.{sname}.P", {"pause_until": "2099-01-01T00:00:00Z"})
     assert reply["paused"] is True
     live = jsapi.request(f"$JS.API.CONSUMER.INFO.{sname}.P")["config"]
@@ -377,32 +378,18 @@ def test_minimal_configs_round_trip(jsapi):
 
 
 def test_every_stream_field_set_round_trips(jsapi):
-    name = unique("FULL")
-    fields = {
-        "description": "every field", "subjects": [f"{name}.>"], "retention": "limits", "max_consumers": 10,
-        "max_msgs": 1000, "max_bytes": 1 << 30, "max_age": DAY, "max_msgs_per_subject": 10,
-        "max_msg_size": 1 << 20, "discard": "old", "storage": "file", "num_replicas": 1,
-        "duplicate_window": M, "placement": {"tags": ["eu"]},
-        "compression": "s2", "first_seq": 42,
-        "subject_transform": {"src": f"{name}.>", "dest": f"{name}.in.>"},
-        "republish": {"src": f"{name}.>", "dest": f"{name}_r.>", "headers_only": True},
-        "allow_direct": True, "deny_delete": True, "allow_rollup_hdrs": True,
-        "consumer_limits": {"max_ack_pending": 500, "inactive_threshold": DAY},
-        "subject_delete_marker_ttl": M, "allow_atomic": True, "allow_msg_schedules": True, "allow_batched": True,
-        "metadata": {"owner": "medisync"},
-    }
-    desired = rules.complete_stream({"name": name, **known_to(jsapi, "stream", fields)}, jsapi.version)
-    reply = jsapi.stream("CREATE", desired)
-    assert error_of(reply) is None, error_of(reply)
-    assert rules.strip_live(reply["config"], "stream") == desired
-    # A second stream for what the first cannot combine with: counters, async persistence, sources.
-    other = {"allow_msg_counter": True, "persist_mode": "async", "no_ack": True, "deny_purge": True,
-             "sources": [{"name": f"{name}_O", "opt_start_seq": 5, "subject_transforms": [{"src": "o.>", "dest": "c.>"}]},
-                         {"name": f"{name}_P", "filter_subject": "p.>", "external": {"api": "$JS.hub.API"}}]}
-    other = rules.complete_stream({"name": name + "_C", **known_to(jsapi, "stream", other)}, jsapi.version)
-    reply = jsapi.stream("CREATE", other)
-    assert error_of(reply) is None, error_of(reply)
-    assert rules.strip_live(reply["config"], "stream") == other
+    """Every stream field with an example in the registry: the main stream first, then one stream per group of
+    fields that cannot go with the others (counters, a mirror of the main one, sources, ...)."""
+    origin = unique("FULL")
+    created: dict[str, dict] = {}  # a mirror follows its origin's allow_direct
+    for group in groups("stream"):
+        name = unique(group.upper()) if group else origin
+        config = examples("stream", group, stream=name, origin=origin)
+        desired = rules.complete_stream({"name": name, **known_to(jsapi, "stream", config)}, jsapi.version, created)
+        created[name] = desired
+        reply = jsapi.stream("CREATE", desired)
+        assert error_of(reply) is None, (group, error_of(reply))
+        assert rules.strip_live(reply["config"], "stream") == desired
 
 
 def test_mirror_direct_follows_the_origin_on_the_server(jsapi):
@@ -422,27 +409,16 @@ def test_mirror_direct_follows_the_origin_on_the_server(jsapi):
 
 
 def test_every_consumer_field_set_round_trips(jsapi):
+    """Every consumer field with an example in the registry: a pull consumer, and a push one for the push-only
+    fields."""
     stream = make_stream(jsapi, consumer_limits={"max_ack_pending": 500})
     sname = stream["name"]
-    pull = {
-        "durable_name": "PULL", "name": "PULL", "description": "every pull field", "deliver_policy": "by_start_sequence",
-        "opt_start_seq": 3, "ack_policy": "explicit", "ack_wait": 10 * S, "max_deliver": 5,
-        "backoff": [S, 5 * S], "filter_subjects": [f"{sname}.a", f"{sname}.b"], "replay_policy": "original",
-        "sample_freq": "20%", "max_waiting": 64, "max_ack_pending": 100, "headers_only": True, "max_batch": 50,
-        "max_expires": M, "max_bytes": 1 << 20, "inactive_threshold": DAY, "num_replicas": 1, "mem_storage": True,
-        "metadata": {"owner": "medisync"}, "pause_until": "2099-01-01T00:00:00.5+02:00",
-        "priority_policy": "pinned_client", "priority_groups": ["jobs"], "priority_timeout": 30 * S,
-    }
-    push = {
-        "durable_name": "PUSH", "name": "PUSH", "deliver_policy": "by_start_time",
-        "opt_start_time": "2026-01-01T01:00:00+01:00", "ack_policy": "all", "filter_subject": f"{sname}.a",
-        "rate_limit_bps": 80000, "flow_control": True, "idle_heartbeat": 5 * S,
-        "deliver_subject": f"{sname}_deliver", "deliver_group": "workers",
-    }
-    for config in (pull, push):
+    for group in groups("consumer"):
+        cname = unique("C")
+        config = {"durable_name": cname, "name": cname, **examples("consumer", group, stream=sname)}
         desired = rules.complete_consumer(known_to(jsapi, "consumer", config), stream, jsapi.version)
         reply = jsapi.consumer(sname, desired, "create")
-        assert error_of(reply) is None, error_of(reply)
+        assert error_of(reply) is None, (group, error_of(reply))
         assert rules.strip_live(reply["config"], "consumer") == desired
 
 

@@ -8,8 +8,9 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from medisync_topology import rules
+from medisync_topology import fields, rules
 from medisync_topology.cli import main
+from medisync_topology.schema import schema_text
 from medisync_topology.loader import parse_document
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json").read_text())
@@ -361,10 +362,10 @@ def test_consumer_fields_are_the_servers_minus_name_and_internal_flags():
 
 
 def test_fields_are_the_rules_tables_minus_the_exclusions():
-    assert set(DEFS["stream"]["properties"]) - TOOL_KEYS["stream"] == set(rules.STREAM_RULES) - STREAM_EXCLUDED
-    assert set(DEFS["consumer"]["properties"]) - TOOL_KEYS["consumer"] == set(rules.CONSUMER_RULES) - CONSUMER_EXCLUDED
+    assert set(DEFS["stream"]["properties"]) - TOOL_KEYS["stream"] == set(fields.STREAM) - STREAM_EXCLUDED
+    assert set(DEFS["consumer"]["properties"]) - TOOL_KEYS["consumer"] == set(fields.CONSUMER) - CONSUMER_EXCLUDED
     assert {n for n, node in DEFS["consumer"]["properties"].items() if node.get("$ref") == "#/$defs/timestamp"} == (
-        rules.TIMESTAMP_FIELDS
+        {n for n, unit in fields.UNIT_BY_NAME.items() if unit == "timestamp"}
     )
 
 
@@ -435,8 +436,12 @@ def test_units_follow_the_field_name_at_every_depth():
     mixed = {name: units for name, units in units_by_name.items() if len(units) > 1}
     assert mixed == {}
     # model.to_api_value converts by field name at any depth, using the rules table's lists
-    assert {n for n, u in units_by_name.items() if u == {"duration"}} == rules.DURATION_FIELDS
-    assert {n for n, u in units_by_name.items() if u == {"size"}} == rules.SIZE_FIELDS
+    assert {n for n, u in units_by_name.items() if u == {"duration"}} == {
+        n for n, unit in fields.UNIT_BY_NAME.items() if unit == "duration"
+    }
+    assert {n for n, u in units_by_name.items() if u == {"size"}} == {
+        n for n, unit in fields.UNIT_BY_NAME.items() if unit == "size"
+    }
 
 
 def test_every_property_has_a_description():
@@ -606,6 +611,12 @@ def test_minimal_file_validates():
 )
 def test_accepted_spellings(path, value):
     assert errors(mutate(path, value)) == []
+
+
+def test_the_committed_schema_is_the_generated_one():
+    """schema/topology.schema.json is generated from fields.py (the README says how)."""
+    committed = (Path(__file__).resolve().parent.parent / "schema" / "topology.schema.json").read_text()
+    assert committed == schema_text(), "regenerate: python -m medisync_topology.schema > schema/topology.schema.json"
 
 
 def test_topology_schema_prints_the_schema_with_its_stable_id():
