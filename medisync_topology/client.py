@@ -13,7 +13,7 @@ import json
 from .connection import ConnectOptions, Connection, JetStreamUnavailable, PermissionDenied, open_connection
 from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, NO_MESSAGE_FOUND, TopologyError
 from . import rules
-from .dataloss import LossFacts, LossQuestion, format_timestamp, interpolated_first_kept, timestamp_ns
+from .dataloss import LossFacts, LossQuestion, format_timestamp, timestamp_ns
 from .live import LiveState, LiveStream
 from .target import TargetFacts
 
@@ -148,14 +148,31 @@ class JetStreamClient:
             return LossFacts(state, subjects)
         cut = timestamp_ns(info["ts"]) - question.max_age  # the server's now, not this machine's
         if rules.parse_version(self.server_version) < MSG_GET_BY_TIME:
-            return LossFacts(state, subjects, interpolated_first_kept(state, cut), True)
+            return LossFacts(state, subjects, await self._first_at_or_after(question.stream, state, cut))
+        message = await self._message(question.stream, {"start_time": format_timestamp(cut)})
+        return LossFacts(state, subjects, message["seq"] if message else 0)  # none as new as that: all are older
+
+    async def _message(self, stream: str, request: dict) -> dict | None:
+        """One STREAM.MSG.GET; None when the server has no such message."""
         try:
-            reply = await self.request(f"STREAM.MSG.GET.{question.stream}", {"start_time": format_timestamp(cut)})
+            return (await self.request(f"STREAM.MSG.GET.{stream}", request))["message"]
         except JetStreamAPIError as exc:
             if exc.err_code != NO_MESSAGE_FOUND:
                 raise
-            return LossFacts(state, subjects, 0)  # no message as new as that: all are older
-        return LossFacts(state, subjects, reply["message"]["seq"])
+            return None
+
+    async def _first_at_or_after(self, stream: str, state: dict, cut: int) -> int:
+        """The first sequence stored at or after ``cut`` (ns), 0 when none, for a server that cannot look it up
+        by time (2.10): a binary search over sequences, each step the next stored message from a sequence."""
+        low, high = state.get("first_seq", 0), state.get("last_seq", 0) + 1
+        while low < high:
+            middle = (low + high) // 2
+            message = await self._message(stream, {"seq": middle, "next_by_subj": ">"})
+            if message is None or timestamp_ns(message["time"]) >= cut:
+                high = middle
+            else:
+                low = message["seq"] + 1
+        return 0 if low > state.get("last_seq", 0) else low
 
     async def read_target_facts(self) -> TargetFacts:
         """The account's JetStream limits and usage, whether the server is clustered and, if so, its

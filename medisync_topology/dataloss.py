@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from . import rules
 from .live import LiveState
 from .ops import DataAtRisk, Plan, UpdateResource
 
@@ -32,13 +33,11 @@ class LossQuestion:
 @dataclass(frozen=True)
 class LossFacts:
     """The answers, read just now: the stream's state; its messages per subject (None: not asked); the
-    first sequence at or after now minus max_age (None: not asked; 0: every message is older); whether
-    that sequence is an estimate (a server too old to look it up by time)."""
+    first sequence at or after now minus max_age (None: not asked; 0: every message is older)."""
 
     state: dict
     subjects: dict[str, int] | None = None
     first_kept: int | None = None
-    first_kept_estimated: bool = False
 
 
 def _shrinks(before: dict, after: dict, key: str) -> bool:
@@ -47,11 +46,21 @@ def _shrinks(before: dict, after: dict, key: str) -> bool:
     return new > 0 and (old <= 0 or new < old)
 
 
+def _per_subject_enforced(before: dict, after: dict, version: rules.Version | None) -> bool:
+    """Whether the server drops each subject's oldest at once. A limit set where there was none (-1) is
+    enforced on update only since 2.12.10 and 2.14.2 (the store compared the old value with 0 before)."""
+    new, old = after.get("max_msgs_per_subject") or 0, before.get("max_msgs_per_subject") or 0
+    if new <= 0 or (old > 0 and new >= old):
+        return False
+    fixed = version is None or version >= (2, 14, 2) or (2, 12, 10) <= version < (2, 14, 0)
+    return old > 0 or fixed
+
+
 def _update_questions(op: UpdateResource, live: LiveState) -> LossQuestion | None:
     stream = live.streams.get(op.ref.stream_name)
     if op.ref.kind == "consumer" or stream is None or not (stream.state or {}).get("messages"):
         return None
-    subjects = _shrinks(op.before, op.after, "max_msgs_per_subject")
+    subjects = _per_subject_enforced(op.before, op.after, live.version)
     max_age = (op.after.get("max_age") or 0) if _shrinks(op.before, op.after, "max_age") else 0
     limits = any(_limit_cut(op.after, stream.state))
     to_interest = op.before.get("retention") != "interest" and op.after.get("retention") == "interest"
@@ -75,8 +84,10 @@ def _limit_cut(after: dict, state: dict) -> tuple[int, int]:
     return (messages - max_msgs if 0 < max_msgs < messages else 0, size - max_bytes if 0 < max_bytes < size else 0)
 
 
-def update_loss(before: dict, after: dict, facts: LossFacts, consumer_states: dict[str, dict]) -> DataAtRisk | None:
-    """The messages and bytes an update from ``before`` to ``after`` destroys at once; None when nothing."""
+def update_loss(before: dict, after: dict, facts: LossFacts, consumer_states: dict[str, dict],
+                version: rules.Version | None = None) -> DataAtRisk | None:
+    """The messages and bytes an update from ``before`` to ``after`` destroys at once on a server of
+    ``version`` (None: the newest); None when nothing."""
     state = facts.state
     total, size = state.get("messages", 0), state.get("bytes", 0)
     if not total:
@@ -96,11 +107,15 @@ def update_loss(before: dict, after: dict, facts: LossFacts, consumer_states: di
         older = total if facts.first_kept == 0 else min(max(facts.first_kept - first_seq, 0), total)
         if older:
             cuts["max_age"] = older
-            guessed |= facts.first_kept_estimated or (bool(gaps) and older < total)
+            guessed |= bool(gaps) and older < total  # messages deleted in between are not counted apart
     if before.get("retention") != "interest" and after.get("retention") == "interest":
-        # What every consumer has acknowledged goes; without consumers, no message has interest.
+        # What every consumer has acknowledged goes (each consumer checks on the change). Without consumers no
+        # message has interest: 2.15 drops them all at once, older lines keep them until a consumer comes.
         floors = [(s.get("ack_floor") or {}).get("stream_seq", 0) for s in consumer_states.values()]
-        acked = total if not floors else min(max(min(floors) - first_seq + 1, 0), total)
+        if floors:
+            acked = min(max(min(floors) - first_seq + 1, 0), total)
+        else:
+            acked = total if version is None or version >= (2, 15, 0) else 0
         if acked:
             cuts["retention"] = acked
             guessed |= bool(floors)
@@ -133,7 +148,7 @@ def assess(plan: Plan, live: LiveState, facts: dict[str, LossFacts]) -> None:
         answer = facts.get(op.ref.stream_name)
         stream = live.streams.get(op.ref.stream_name)
         risk = None if answer is None or stream is None else update_loss(op.before, op.after, answer,
-                                                                          stream.consumer_states)
+                                                                          stream.consumer_states, live.version)
         if risk != op.data_at_risk:
             plan.operations[i] = dataclasses.replace(op, data_at_risk=risk)
 
@@ -159,15 +174,3 @@ def format_timestamp(ns: int) -> str:
     """The inverse of ``timestamp_ns``, in UTC with nine digits."""
     seconds, fraction = divmod(ns, 10**9)
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
-
-
-def interpolated_first_kept(state: dict, cut_ns: int) -> int:
-    """Where a server cannot look a sequence up by time (2.10): between the first and last message's
-    times, as if messages came at an even rate; 0 when all are older than ``cut_ns``."""
-    first_ts, last_ts = timestamp_ns(state["first_ts"]), timestamp_ns(state["last_ts"])
-    first_seq, last_seq = state.get("first_seq", 0), state.get("last_seq", 0)
-    if cut_ns > last_ts:
-        return 0
-    if cut_ns <= first_ts or last_ts == first_ts:
-        return first_seq
-    return first_seq + round((last_seq - first_seq) * (cut_ns - first_ts) / (last_ts - first_ts))

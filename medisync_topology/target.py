@@ -163,8 +163,10 @@ class _AccountCheck:
         for tier in ([FLAT_TIER] if account.flat is not None else account.tiers):
             usage = account.usage(tier)
             self.streams[tier] = usage.get("streams", 0)
-            self.reserved[tier, "memory"] = usage.get("reserved_memory", 0)
-            self.reserved[tier, "storage"] = usage.get("reserved_storage", 0)
+            for kind in ("memory", "storage"):
+                reserved = usage.get(f"reserved_{kind}", 0)
+                # 2.10 reports nothing reserved as an unsigned -1 (18446744073709551615).
+                self.reserved[tier, kind] = 0 if reserved >= 2**63 else reserved
         self.consumers = {name: len(stream.consumers) for name, stream in live_streams.items()}
         self.stream_tiers = {name: account.tier(stream.config) for name, stream in live_streams.items()}
 

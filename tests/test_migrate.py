@@ -70,7 +70,7 @@ async def _stored(url: str, stream: str) -> list[tuple[str, dict, bytes]]:
         await nc.close()
 
 
-async def _publish_through(url: str, stop: asyncio.Event) -> tuple[list[int], int]:
+async def _publish_through(url: str, stop: asyncio.Event, subject: str = "orders.created") -> tuple[list[int], int]:
     """Publish with retries until ``stop``: the numbers the server acknowledged, and how many publishes it refused."""
     nc = await nats.connect(url)
     acked, refused, i = [], 0, 10_000
@@ -78,7 +78,7 @@ async def _publish_through(url: str, stop: asyncio.Event) -> tuple[list[int], in
         while not stop.is_set():
             while True:
                 try:
-                    ack = await nc.request("orders.created", b"order %d" % i, timeout=2,
+                    ack = await nc.request(subject, b"order %d" % i, timeout=2,
                                            headers={"Nats-Msg-Id": f"id-{i}"})
                 except (NoRespondersError, NatsTimeout):
                     refused += 1
@@ -229,3 +229,59 @@ def test_without_renamed_from_a_rename_is_a_create_and_a_delete_that_says_what_i
     assert code == 0 and "+ create consumer ORDERS/auditor" in out and "- delete consumer ORDERS/audit" in out, out
     assert "(renamed from" not in out
     assert "loses 13 pending messages" in out.split("- delete consumer ORDERS/audit")[1].splitlines()[0]
+
+
+def test_a_replicated_stream_migrates_on_a_3_node_cluster(nats_cluster, tmp_path, monkeypatch):
+    from conftest import topology_cli
+
+    url = nats_cluster[0].url
+    run = topology_cli(",".join(node.url for node in nats_cluster), tmp_path, monkeypatch)
+    replicated = ORDERS.replace("ORDERS:", "CLUSTERED:").replace("orders.", "clustered.").replace(
+        "duplicate_window: 1m", "duplicate_window: 1m\n    num_replicas: 3")
+    code, out = run(replicated, "apply", "--auto-approve")
+    assert code == 0, out
+
+    async def publish():
+        nc = await nats.connect(url)
+        for i in range(200):
+            await nc.request("clustered.created", b"order %d" % i, timeout=5)
+        js = nc.jetstream()
+        sub = await js.pull_subscribe_bind("billing", "CLUSTERED")
+        for msg in await sub.fetch(50, timeout=5):
+            await msg.ack_sync()
+        await nc.close()
+
+    asyncio.run(publish())
+
+    async def scenario():  # a publisher keeps publishing, retrying refusals, through the migration
+        stop = asyncio.Event()
+        publisher = asyncio.create_task(_publish_through(url, stop, "clustered.created"))
+        await asyncio.sleep(0.05)
+        result = await asyncio.to_thread(
+            run, replicated.replace("num_replicas: 3", "num_replicas: 3\n    storage: memory"), "apply", "--auto-approve")
+        stop.set()
+        return result, await publisher
+
+    (code, out), (acked, _) = asyncio.run(scenario())
+    assert code == 0 and "stream CLUSTERED: replaced (migrated " in out, out
+    payloads = [d for _, _, d in asyncio.run(_stored(url, "CLUSTERED"))]
+    assert payloads[:200] == [b"order %d" % i for i in range(200)]
+    assert acked and [int(p.split()[1]) for p in payloads[200:]] == acked  # every acknowledged publish, once, in order
+
+    async def next_for_billing():
+        nc = await nats.connect(url)
+        sub = await nc.jetstream().pull_subscribe_bind("billing", "CLUSTERED")
+        data = (await sub.fetch(1, timeout=5))[0].data
+        await nc.close()
+        return data
+
+    assert asyncio.run(next_for_billing()) == b"order 50"
+
+
+def test_a_migration_a_step_would_refuse_is_a_plan_error(run):
+    sourcing = ORDERS + "  ALL:\n    sources: [{name: ORDERS}]\n    replace: migrate\n"
+    assert run(sourcing, "apply", "--auto-approve")[0] == 0
+    code, out = run(sourcing.replace("    sources: [{name: ORDERS}]", "    sources: [{name: ORDERS}]\n    storage: memory"),
+                    "plan", "--no-color")
+    assert code == 1, out
+    assert "stream ALL cannot be migrated: the live stream has sources: they would be read again from the start" in out

@@ -1,10 +1,17 @@
 """The target's facts: replicas and placement against a real single node and a real 3-node cluster, and the
 account's JetStream limits from $JS.API.INFO; each plan error is proven by the server refusing the same thing."""
 
+import asyncio
+import time
+from pathlib import Path
+
 import pytest
 from conftest import raw_js_api, topology_cli
 from natsserver import repo_nats_conf, start_cluster, start_server
+from test_rules_server import BINARIES  # the harness's binary and every older line installed
 
+from medisync_topology.client import JetStreamClient
+from medisync_topology.connection import ConnectOptions
 from medisync_topology.live import LiveState
 from medisync_topology.loader import parse_document
 from medisync_topology.model import build_topology
@@ -35,6 +42,7 @@ def topology(name, **fields):
 def cluster(tmp_path_factory):
     nodes = start_cluster(tmp_path_factory.mktemp("target-cluster"), config=ACCOUNTS,
                           tags_per_node=[["ssd"], ["ssd"], []])
+    wait_until_all_answer(nodes[0].url, **DEPLOY)
     yield nodes
     for node in nodes:
         node.stop()
@@ -182,6 +190,7 @@ def test_the_shipped_provisioner_may_list_the_cluster(tmp_path, monkeypatch):
     conf = conf[:start] + conf[conf.index("}", start) + 1:]
     nodes = start_cluster(tmp_path / "shipped", config=conf)
     try:
+        wait_until_all_answer(nodes[0].url, user="provisioner", password="provisioner-dev")
         monkeypatch.setenv("NATS_USER", "provisioner")
         monkeypatch.setenv("NATS_PASSWORD", "provisioner-dev")
         run = topology_cli(nodes[0].url, tmp_path, monkeypatch)
@@ -214,3 +223,51 @@ def test_tiered_limits_are_read_per_replica_count():
         "the account allows 1 streams in tier R3 and would then have 2 (max_streams); the server would refuse it "
         "(err_code 10027)",
     ]
+
+
+# -- every server line -------------------------------------------------
+
+def _line(binary):
+    return "default" if binary == BINARIES[0] else Path(binary).parent.parent.name
+
+
+def wait_until_all_answer(url, **auth):
+    """A cluster just started answers the servers ping (and places streams) only once its routes all stand."""
+
+    async def answering() -> int:
+        async with JetStreamClient(ConnectOptions(server=url, **auth)) as client:
+            return len((await client.read_target_facts()).servers or ())
+
+    deadline = time.monotonic() + 15
+    while asyncio.run(answering()) < 3:
+        assert time.monotonic() < deadline, "the cluster's servers did not all answer"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("binary", BINARIES, ids=_line)
+def test_each_server_line_lists_its_cluster_and_refuses_what_plan_predicts(binary, tmp_path, monkeypatch):
+    nodes = start_cluster(tmp_path / "line", tags_per_node=[["ssd"], ["ssd"], []], binary=binary)
+    try:
+        wait_until_all_answer(nodes[0].url)
+        run = topology_cli(nodes[0].url, tmp_path, monkeypatch)
+        for fields, predicted in ((dict(num_replicas=5), "has 3 JetStream servers;"),
+                                  (dict(num_replicas=3, placement="{tags: [ssd]}"), "of which 2 with the tags ssd")):
+            code, out = run(topology("LINE", **fields), "plan", "--no-color")
+            assert code == 1 and predicted in out and "(no suitable peers for placement, err_code 10005)" in out, out
+        config = {"name": "LINE", "subjects": ["line.>"], "num_replicas": 3, "placement": {"tags": ["ssd"]}}
+        assert create_refusal(nodes[0].url, config)["err_code"] == 10005
+        assert run(topology("LINE", num_replicas=2, placement="{tags: [ssd]}"), "apply", "--auto-approve")[0] == 0
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.mark.parametrize("binary", BINARIES, ids=_line)
+def test_each_server_line_refuses_replicas_outside_a_cluster(binary, tmp_path, monkeypatch):
+    server = start_server(tmp_path / "single", binary=binary)
+    try:
+        code, out = topology_cli(server.url, tmp_path, monkeypatch)(topology("WIDE", num_replicas=3), "plan")
+        assert code == 1 and "the server is not clustered" in out and "(err_code 10074)" in out, out
+        assert create_refusal(server.url, {"name": "WIDE", "subjects": ["w"], "num_replicas": 3})["err_code"] == 10074
+    finally:
+        server.stop()
