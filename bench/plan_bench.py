@@ -8,11 +8,13 @@ topology.yaml (so the plan says "No changes", the steady state CI sees), then ti
   bare LIST requests   STREAM.LIST pages + CONSUMER.LIST per stream, raw nats-py, no product code
   read_live()          the product's JetStreamClient.read_live() on an open connection
   plan, in-process     load + validate the file, connect, read live, make_plan, render text
-  plan, subprocess     `topology plan -f topology.yaml -s URL` (adds interpreter start and imports)
   validate             load + validate the file alone, in-process and as `topology validate`
   CLI start            `topology --version`: what every subprocess pays before any work
+  whole process        `topology plan -f topology.yaml -s URL` beside bench/floor.py (the same LIST requests
+                       in a process of its own, no product code): time and peak memory, taken turn about
+  render               the plan that creates everything, as json, text and markdown
 
-    .venv/bin/python bench/plan_bench.py [--streams 1000] [--consumers 5] [--repeat 5] [--profile]
+    .venv/bin/python bench/plan_bench.py [--sizes 1000x5,10000x1] [--repeat 5] [--profile]
 """
 
 from __future__ import annotations
@@ -40,16 +42,14 @@ from natsserver import start_server  # noqa: E402
 
 from medisync_topology.client import JetStreamClient  # noqa: E402
 from medisync_topology.connection import ConnectOptions  # noqa: E402
+from medisync_topology.live import LiveState  # noqa: E402
 from medisync_topology.plan import OWNER_KEY, make_plan  # noqa: E402
 from medisync_topology.render import render  # noqa: E402
 from medisync_topology.validate import load_topology  # noqa: E402
 
 OWNER = "bench"
-API = "$JS.API"
-# As many requests in flight as the product allows itself (client.CONCURRENT_REQUESTS), so the
-# bare figure is what the same strategy costs without the product's code around it.
-IN_FLIGHT = 64
-TIMEOUT = 30.0
+# The floor script imports nothing of the product, so its process is the floor; this one shares its requests.
+from floor import IN_FLIGHT, TIMEOUT, api, bare_lists, counted  # noqa: E402
 
 
 def stream_name(i: int) -> str:
@@ -60,9 +60,9 @@ def consumer_name(j: int) -> str:
     return f"c{j}"
 
 
-def stream_config(i: int) -> dict:
-    return {"name": stream_name(i), "subjects": [f"bench.s{i}.>"], "storage": "file", "num_replicas": 1,
-            "max_age": 7 * 24 * 3600 * 10**9, "metadata": {OWNER_KEY: OWNER}}
+def stream_config(i: int, replicas: int = 1, max_age_days: int = 7) -> dict:
+    return {"name": stream_name(i), "subjects": [f"bench.s{i}.>"], "storage": "file", "num_replicas": replicas,
+            "max_age": max_age_days * 24 * 3600 * 10**9, "metadata": {OWNER_KEY: OWNER}}
 
 
 def consumer_config(i: int, j: int) -> dict:
@@ -71,28 +71,22 @@ def consumer_config(i: int, j: int) -> dict:
             "metadata": {OWNER_KEY: OWNER}}
 
 
-def topology_yaml(streams: int, consumers: int) -> str:
+def topology_yaml(streams: int, consumers: int, replicas: int = 1, max_age_days: int = 7) -> str:
     """The same streams and consumers as the file declares them (human units, defaults section)."""
     lines = [
         "version: 1",
         f"owner: {OWNER}",
         "defaults:",
-        "  stream: {storage: file, num_replicas: 1}",
+        f"  stream: {{storage: file, num_replicas: {replicas}}}",
         "  consumer: {ack_policy: explicit, max_deliver: 5, ack_wait: 30s}",
         "streams:",
     ]
+    if not streams:
+        lines[-1] = "streams: {}"
     for i in range(streams):
-        lines += [f"  {stream_name(i)}:", f"    subjects: [bench.s{i}.>]", "    max_age: 7d", "    consumers:"]
+        lines += [f"  {stream_name(i)}:", f"    subjects: [bench.s{i}.>]", f"    max_age: {max_age_days}d", "    consumers:"]
         lines += [f"      {consumer_name(j)}: {{filter_subject: bench.s{i}.{consumer_name(j)}.>}}" for j in range(consumers)]
     return "\n".join(lines) + "\n"
-
-
-async def api(nc, subject: str, body: dict | None = None) -> dict:
-    reply = await nc.request(f"{API}.{subject}", json.dumps(body).encode() if body is not None else b"", timeout=TIMEOUT)
-    answer = json.loads(reply.data or b"{}")
-    if "error" in answer:
-        raise RuntimeError(f"{subject}: {answer['error']}")
-    return answer
 
 
 async def populate(url: str, streams: int, consumers: int) -> None:
@@ -111,29 +105,6 @@ async def populate(url: str, streams: int, consumers: int) -> None:
         await asyncio.gather(*(one(i) for i in range(streams)))
     finally:
         await nc.close()
-
-
-async def bare_lists(nc) -> tuple[int, int]:
-    """The LIST requests alone: (streams, consumers) seen."""
-
-    async def paged(subject: str, key: str) -> list[dict]:
-        items: list[dict] = []
-        while True:
-            reply = await api(nc, subject, {"offset": len(items)})
-            page = reply.get(key) or []
-            items += page
-            if not page or len(items) >= reply.get("total", 0):
-                return items
-
-    limit = asyncio.Semaphore(IN_FLIGHT)
-
-    async def consumers_of(name: str) -> list[dict]:
-        async with limit:
-            return await paged(f"CONSUMER.LIST.{name}", "consumers")
-
-    infos = await paged("STREAM.LIST", "streams")
-    lists = await asyncio.gather(*(consumers_of(i["config"]["name"]) for i in infos))
-    return len(infos), sum(len(c) for c in lists)
 
 
 def timed(repeat: int, run) -> list[float]:
@@ -183,11 +154,24 @@ def plan_in_process(topology_file: Path, url: str) -> str:
 
 
 def run_cli(*args: str) -> str:
-    topology = Path(sys.executable).parent / "topology"
-    done = subprocess.run([str(topology), *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"topology {' '.join(args)} exited {done.returncode}: {done.stderr or done.stdout}")
-    return done.stdout
+    return run_process(str(Path(sys.executable).parent / "topology"), *args)[0]
+
+
+# Runs argv[2:] and writes its peak memory to argv[1]. A small process in between, because a child forked
+# from this one starts out with this process's memory, which ru_maxrss would count (and exec does not reset).
+PEAK_OF_CHILD = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
+)
+
+
+def run_process(*argv: str) -> tuple[str, int]:
+    """(stdout, peak resident memory in bytes) of a process run to its end; an exit code other than 0 is an error."""
+    with tempfile.NamedTemporaryFile("r") as peak:
+        done = subprocess.run([sys.executable, "-c", PEAK_OF_CHILD, peak.name, *argv], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr or done.stdout}")
+        return done.stdout, int(peak.read()) * 1024  # ru_maxrss is in KiB on Linux
 
 
 def row(label: str, times: list[float], bare: float | None = None) -> str:
@@ -206,33 +190,38 @@ def profile_plan(topology_file: Path, url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", type=int, default=1000, metavar="N", help="streams to create (default 1000)")
-    parser.add_argument("--consumers", type=int, default=5, metavar="K", help="durable consumers per stream (default 5)")
+    parser.add_argument("--sizes", default="1000x5,10000x1", metavar="NxK,...",
+                        help="streams x durable consumers per stream, each size on a server of its own (default 1000x5,10000x1)")
     parser.add_argument("--repeat", type=int, default=5, metavar="R", help="repetitions of each measurement (default 5)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one in-process plan")
     args = parser.parse_args()
-    if args.streams < 1 or args.consumers < 0 or args.repeat < 1:
-        parser.error("--streams and --repeat must be at least 1, --consumers at least 0")
+    try:
+        sizes = [tuple(int(part) for part in size.split("x")) for size in args.sizes.split(",")]
+    except ValueError:
+        parser.error("--sizes is a comma-separated list of NxK, e.g. 1000x5,10000x1")
+    if any(len(size) != 2 or size[0] < 1 or size[1] < 0 for size in sizes) or args.repeat < 1:
+        parser.error("each size needs at least 1 stream and 0 or more consumers; --repeat at least 1")
 
     # SIGTERM unwinds like Ctrl-C does, through the finally below that stops the server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with tempfile.TemporaryDirectory(prefix="plan-bench-") as tmp:
-        server = start_server(Path(tmp) / "nats")
-        try:
-            bench(server, Path(tmp), args)
-        finally:
-            server.stop()
+    for n, k in sizes:
+        with tempfile.TemporaryDirectory(prefix="plan-bench-") as tmp:
+            server = start_server(Path(tmp) / "nats")
+            try:
+                bench(server, Path(tmp), n, k, args)
+            finally:
+                server.stop()
 
 
-def bench(server, tmp: Path, args) -> None:
-    n, k, r = args.streams, args.consumers, args.repeat
+def bench(server, tmp: Path, n: int, k: int, args) -> None:
+    r = args.repeat
     start = time.perf_counter()
     asyncio.run(populate(server.url, n, k))
     setup = time.perf_counter() - start
     topology_file = tmp / "topology.yaml"
     topology_file.write_text(topology_yaml(n, k))
 
-    counts = asyncio.run(_counted(server.url))  # also warms the server up before anything is timed
+    counts = asyncio.run(counted(server.url))  # also warms the server up before anything is timed
     if counts != (n, n * k):
         raise RuntimeError(f"the server lists {counts[0]} streams and {counts[1]} consumers, not {n} and {n * k}")
     first_line = plan_in_process(topology_file, server.url).splitlines()[0]
@@ -240,10 +229,15 @@ def bench(server, tmp: Path, args) -> None:
     bare = time_on_open_connection(r, server.url, nats.connect, bare_lists)
     read_live = time_on_open_connection(r, server.url, open_client, lambda c: c.read_live())
     plan_inproc = timed(r, lambda: plan_in_process(topology_file, server.url))
-    plan_cli = timed(r, lambda: run_cli("plan", "-f", str(topology_file), "-s", server.url, "--no-color"))
     validate_inproc = timed(r, lambda: load_topology([str(topology_file)]))
     validate_cli = timed(r, lambda: run_cli("validate", "-f", str(topology_file)))
     cli_start = timed(r, lambda: run_cli("--version"))
+    # The floor and the plan as processes of their own, taken turn about so a busy machine slows both alike.
+    floor, plan_cli = [], []
+    for _ in range(r):
+        floor.append(whole_process(sys.executable, str(Path(__file__).parent / "floor.py"), server.url))
+        plan_cli.append(whole_process(str(Path(sys.executable).parent / "topology"), "plan", "-f", str(topology_file),
+                                      "-s", server.url, "--no-color"))
 
     bare_median = statistics.median(bare)
     pages = -(-n // 256)  # the server answers STREAM.LIST and CONSUMER.LIST 256 items a page (JSApiListLimit)
@@ -256,20 +250,36 @@ def bench(server, tmp: Path, args) -> None:
     print(row("1. bare LIST requests (nats-py)", bare))
     print(row("2. read_live()", read_live, bare_median))
     print(row("3. plan, in-process", plan_inproc, bare_median))
-    print(row("3. plan, subprocess", plan_cli, bare_median))
     print(row("4. validate, in-process", validate_inproc, bare_median))
     print(row("4. validate, subprocess", validate_cli, bare_median))
     print(row("   CLI start (topology --version)", cli_start, bare_median))
+    floor_s, floor_mb = (statistics.median(x) for x in zip(*floor))
+    plan_s, plan_mb = (statistics.median(x) for x in zip(*plan_cli))
+    print(f"\n  {'whole process':<34} {'median ms':>9} {'peak MB':>9}")
+    print(f"  {'floor: bench/floor.py':<34} {floor_s * 1000:9.1f} {floor_mb:9.1f}")
+    print(f"  {'topology plan':<34} {plan_s * 1000:9.1f} {plan_mb:9.1f}")
+    print(f"  {'plan / floor':<34} {plan_s / floor_s:8.2f}x {plan_mb / floor_mb:8.2f}x")
+    print(f"  (`python -c pass` alone peaks at {whole_process(sys.executable, '-c', 'pass')[1]:.0f} MB)")
+    render_rows(n, k, topology_file, r)
     if args.profile:
         profile_plan(topology_file, server.url)
 
 
-async def _counted(url: str) -> tuple[int, int]:
-    nc = await nats.connect(url)
-    try:
-        return await bare_lists(nc)
-    finally:
-        await nc.close()
+def whole_process(*argv: str) -> tuple[float, float]:
+    """(seconds, peak MB) of one process run to its end."""
+    start = time.perf_counter()
+    _, peak = run_process(*argv)
+    return time.perf_counter() - start, peak / 2**20
+
+
+def render_rows(n: int, k: int, topology_file: Path, r: int) -> None:
+    """Rendering a plan that creates everything (the first apply's), in each format, beside JSON."""
+    topology = load_topology([str(topology_file)])
+    plan = make_plan(topology, LiveState(server_version="2.15.1", streams={}))
+    times = {fmt: statistics.median(timed(r, lambda: render(plan, fmt, color=False))) for fmt in ("json", "text", "markdown")}
+    print(f"\n  render {len(plan.operations)} creates     {'median ms':>9}  vs json")
+    for fmt, seconds in times.items():
+        print(f"  {fmt:<34} {seconds * 1000:9.1f}  {seconds / times['json']:6.1f}x")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,25 @@
-"""Carry out a plan's operations against JetStream, in order, stopping at the first failure."""
+"""Carry out a plan's operations against JetStream, independent ones concurrently, stopping at the first failure."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
 from . import errors, refusals, rules
-from .client import JetStreamAPIError, JetStreamClient
+from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .migrator import migrate_stream, rename_consumer
 from .probe import Refused, probe_replacement
 from .ops import (
     Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
-    operation_to_dict, resulting_config,
+    operation_to_dict, prior_config, resulting_config,
 )
+from .plan import origins
+from .subjects import SubjectIndex
+
+# Operations under way at once; each is one request, or two or three in a row (a replace, a sealed create).
+CONCURRENT_OPERATIONS = CONCURRENT_REQUESTS
 
 PAST_TENSE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced", Action.DELETE: "deleted"}
 APPLY_JSON_VERSION = 1
@@ -36,11 +42,16 @@ class ApplyResult:
 
     @property
     def failed(self) -> Outcome | None:
-        return next((o for o in self.outcomes if o.status == "failed"), None)
+        """The first failure in plan order (others may have been in flight with it)."""
+        return self._failed
+
+    def __post_init__(self):
+        # Found once: a scan per call made printing an apply of many operations quadratic.
+        self._failed = next((o for o in self.outcomes if o.status == "failed"), None)
 
     @property
     def interrupted(self) -> Outcome | None:
-        """The operation under way when apply was interrupted (Ctrl-C): it may or may not have taken effect."""
+        """The first operation under way when apply was interrupted (Ctrl-C): it may or may not have taken effect."""
         return next((o for o in self.outcomes if o.status == "interrupted"), None)
 
     def failure(self) -> str | None:
@@ -57,12 +68,10 @@ class ApplyResult:
 
 
 def interrupted_result(plan: Plan, outcomes: list[Outcome]) -> ApplyResult:
-    """What an interrupted apply did: the outcomes reported so far, the first operation not reported
-    "interrupted" (it was under way), the rest "not attempted"."""
+    """What an interrupted apply did: the outcomes reported so far (apply_plan reports the operations under
+    way as "interrupted"), the rest "not attempted"."""
     reported = {id(o.operation) for o in outcomes}
-    pending = [op for op in plan.operations if id(op) not in reported]
-    rest = [Outcome(op, "interrupted" if i == 0 else "not attempted") for i, op in enumerate(pending)]
-    return ApplyResult([*outcomes, *rest])
+    return ApplyResult([*outcomes, *(Outcome(op, "not attempted") for op in plan.operations if id(op) not in reported)])
 
 
 def outcome_rows(plan: Plan, result: ApplyResult) -> list[dict]:
@@ -100,29 +109,153 @@ def apply_document(plan: Plan, result: ApplyResult, audit: dict | None, error: s
 async def apply_plan(
     client: JetStreamClient, plan: Plan, on_done: Callable[[Outcome], None] = lambda outcome: None
 ) -> ApplyResult:
-    """Run each operation; after a failure the rest are reported as not attempted."""
+    """Run the operations, independent ones concurrently (up to CONCURRENT_OPERATIONS at a time).
+
+    ``on_done`` hears of each operation that was done or failed, in plan order. After the first failure
+    nothing new is sent; what is in flight is awaited and reported; the rest are not attempted. When
+    interrupted (Ctrl-C), ``on_done`` hears of everything done or failed so far and of each operation
+    under way, as "interrupted" (it may or may not have taken effect), before the cancellation goes on.
+    """
     if plan.errors:
         raise TopologyError("the plan has errors; nothing was applied")
-    result = ApplyResult()
-    for op in plan.operations:
-        if result.failed:
-            result.outcomes.append(Outcome(op, "not attempted"))
-            continue
+    run = _Run(client, plan.operations, on_done)
+    deletes = [i for i, op in enumerate(plan.operations) if isinstance(op, DeleteResource)]
+    changes = [i for i, op in enumerate(plan.operations) if not isinstance(op, DeleteResource)]
+    try:
+        # Deletes free subjects, names and storage before anything is changed or created.
+        for group in (deletes, changes):
+            await run.all(group)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        run.interrupted()
+        raise
+    except _Interrupted:
+        run.interrupted()
+        raise KeyboardInterrupt from None
+    return ApplyResult([o or Outcome(op, "not attempted") for op, o in zip(plan.operations, run.outcomes)])
+
+
+def dependencies(ops: list[Operation]) -> tuple[list[list[int]], set[int]]:
+    """What each operation waits for (indices into ``ops``), and the consumer deletes that their stream's
+    delete carries out (deleting a stream deletes its consumers: those wait for it and send nothing).
+
+    An operation waits only for earlier ones, so whatever succeeded one by one in plan order succeeds
+    concurrently: a stream waits for the streams it mirrors or sources from, and for earlier updates that
+    take subjects it wants away from their streams; a stream's delete waits for the deletes of the streams
+    that mirror or source it; a consumer waits for its stream and for the consumer before it on the same
+    stream (a workqueue stream refuses overlapping filters, so a filter that moves must move first).
+    """
+    waits: list[list[int]] = [[] for _ in ops]
+    carried: set[int] = set()
+    deleted = {op.ref.stream_name: i for i, op in enumerate(ops)
+               if isinstance(op, DeleteResource) and op.ref.kind != "consumer"}
+    changed: dict[str, int] = {}  # stream name -> its create, update or replace, so far
+    last_consumer: dict[str, int] = {}  # stream name -> the last consumer create, update or replace on it
+    readers: dict[str, list[int]] = {}  # stream name -> deletes of streams mirroring or sourcing it, so far
+    moved = SubjectIndex()  # the subjects updates and replaces had before, so far
+    for i, op in enumerate(ops):
+        ref, deleting = op.ref, isinstance(op, DeleteResource)
+        if ref.kind == "consumer":
+            if deleting and ref.stream in deleted:
+                waits[i].append(deleted[ref.stream])
+                carried.add(i)
+            elif not deleting:
+                waits[i] += [j for j in (changed.get(ref.stream), last_consumer.get(ref.stream)) if j is not None]
+                last_consumer[ref.stream] = i
+        elif deleting:
+            waits[i] += readers.get(ref.stream_name, [])
+            for origin in origins(op.before):
+                readers.setdefault(origin, []).append(i)
+        else:
+            config = resulting_config(op)
+            waits[i] += [changed[name] for name in origins(config) if name in changed]
+            for subject in config.get("subjects") or []:
+                waits[i] += moved.overlapping(subject)
+            for subject in (prior_config(op) or {}).get("subjects") or []:
+                moved.add(subject, i)
+            changed[ref.stream_name] = i
+    return [sorted(set(w)) for w in waits], carried
+
+
+class _Interrupted(Exception):
+    """A KeyboardInterrupt inside one operation's task, carried out of the task as an ordinary exception."""
+
+
+class _Run:
+    """One apply's operations under way: their outcomes, in plan order, and who is told of them."""
+
+    def __init__(self, client: JetStreamClient, ops: list[Operation], on_done: Callable[[Outcome], None]):
+        self.client, self.ops, self.on_done = client, ops, on_done
+        self.waits, self.carried = dependencies(ops)
+        self.outcomes: list[Outcome | None] = [None] * len(ops)
+        self.finished = [asyncio.Event() for _ in ops]
+        self.limit = asyncio.Semaphore(CONCURRENT_OPERATIONS)
+        self.stopped = False  # set by the first failure: nothing new is sent
+        self.under_way: set[int] = set()
+        self.reported = 0  # outcomes[:reported] have been told to on_done
+
+    async def all(self, indices: list[int]) -> None:
+        tasks = [asyncio.create_task(self.one(i)) for i in indices]
         try:
-            outcome = Outcome(op, "done", detail=await _execute(client, op, plan.operations))
-        except Refused as exc:
-            what = "" if exc.ref == op.ref else f"{exc.ref}, as it would be created after it: "
-            outcome = Outcome(op, "failed", f"the server refuses {what}{await _explain(client, op, exc.error)}; "
-                              f"nothing was deleted, {op.ref} is as it was", exc.error.err_code)
-        except ReplaceFailed as exc:
-            outcome = Outcome(op, "failed", f"{await _explain(client, op, exc.error)}; {exc.aftermath}", exc.error.err_code)
-        except JetStreamAPIError as exc:
-            outcome = Outcome(op, "failed", await _explain(client, op, exc), exc.err_code)
-        except TopologyError as exc:
-            outcome = Outcome(op, "failed", str(exc))
-        result.outcomes.append(outcome)
-        on_done(outcome)
-    return result
+            await asyncio.gather(*tasks)
+        finally:  # an interruption, or an error no outcome can hold: nothing goes on behind the caller's back
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def one(self, i: int) -> None:
+        op = self.ops[i]
+        for j in self.waits[i]:
+            await self.finished[j].wait()
+        if i in self.carried:
+            stream_deleted = self.outcomes[self.waits[i][0]].status == "done"
+            self.finish(i, Outcome(op, "done" if stream_deleted else "not attempted"))
+            return
+        async with self.limit:
+            if self.stopped or any(self.outcomes[j].status != "done" for j in self.waits[i]):
+                self.finish(i, Outcome(op, "not attempted"))
+                return
+            self.under_way.add(i)
+            try:
+                outcome = Outcome(op, "done", detail=await _execute(self.client, op, self.ops))
+            except Refused as exc:
+                what = "" if exc.ref == op.ref else f"{exc.ref}, as it would be created after it: "
+                outcome = Outcome(op, "failed", f"the server refuses {what}{await _explain(self.client, op, exc.error)}; "
+                                  f"nothing was deleted, {op.ref} is as it was", exc.error.err_code)
+            except ReplaceFailed as exc:
+                outcome = Outcome(op, "failed", f"{await _explain(self.client, op, exc.error)}; {exc.aftermath}",
+                                  exc.error.err_code)
+            except JetStreamAPIError as exc:
+                outcome = Outcome(op, "failed", await _explain(self.client, op, exc), exc.err_code)
+            except TopologyError as exc:
+                outcome = Outcome(op, "failed", str(exc))
+            except KeyboardInterrupt:
+                # Raised in a task, asyncio would end the event loop with it, past the caller's handling of it.
+                raise _Interrupted from None
+            self.under_way.discard(i)  # not when cancelled: then it stays under way, for interrupted()
+        self.stopped = self.stopped or outcome.status == "failed"
+        self.finish(i, outcome)
+
+    def finish(self, i: int, outcome: Outcome) -> None:
+        self.outcomes[i] = outcome
+        self.finished[i].set()
+        self.report()
+
+    def report(self) -> None:
+        """Tell on_done of the outcomes known since the last time, as far as plan order allows."""
+        while self.reported < len(self.ops) and self.outcomes[self.reported] is not None:
+            outcome = self.outcomes[self.reported]
+            self.reported += 1
+            if outcome.status != "not attempted":
+                self.on_done(outcome)
+
+    def interrupted(self) -> None:
+        """Tell on_done of everything known, in plan order: what was under way is "interrupted"."""
+        for i in self.under_way:
+            self.outcomes[i] = Outcome(self.ops[i], "interrupted")
+        for outcome in self.outcomes[self.reported:]:
+            if outcome is not None and outcome.status != "not attempted":
+                self.on_done(outcome)
+        self.reported = len(self.ops)
 
 
 class ReplaceFailed(Exception):

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import click
 
-from . import __version__, dataloss, devserver, options
-from .apply import PAST_TENSE, ApplyResult, Outcome, apply_document
+from . import __version__, dataloss, options
+from .apply import ApplyResult, apply_document
 from .errors import TopologyError
 from .explain import explain as explain_subject
 from .explain import render_explain
-from .export import export_from_server, schema_reference, to_yaml
 from .graph import render_dot, render_mermaid, topology_graph
 from .loader import InvalidTopology
 from .lock import describe_holder
 from .permissions import render_json, render_nats_conf, topology_permissions
 from .planfile import load_plan, plan_key, save_plan
+from .progress import Progress
 from .render import render
 from .session import (
     ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_data_loss, check_replacements,
@@ -167,7 +167,8 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, all
     ones it was made with.
     """
     as_json = fmt == "json"
-    callbacks = _apply_callbacks(as_json, _color(no_color))
+    progress = _progress(as_json)
+    callbacks = _apply_callbacks(as_json, _color(no_color), progress)
     if planfile:
         _only_the_plan_file(prune=prune, allow_replace=allow_replace, allow_data_loss=allow_data_loss, adopt=adopt,
                             migrate=migrate, target=targets)
@@ -180,7 +181,10 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, all
             # Asked only when there is something to apply: with no changes, apply succeeds without a terminal.
             callbacks.confirm = (lambda: _confirm(as_json)) if sys.stdin.isatty() else _no_terminal
     try:
-        the_plan, result, audit = asyncio.run(run_apply(run, callbacks))
+        try:
+            the_plan, result, audit = asyncio.run(run_apply(run, callbacks))
+        finally:
+            progress.close()  # before anything else is said
     except NothingApplied as exc:
         if as_json:
             _echo_json(apply_document(exc.plan, ApplyResult(), None, str(exc)))
@@ -211,7 +215,15 @@ def _only_the_plan_file(**flags) -> None:
         )
 
 
-def _apply_callbacks(as_json: bool, color: bool) -> ApplyCallbacks:
+def _progress(as_json: bool) -> Progress:
+    """Progress goes where the plan went: stdout, or stderr when stdout carries the JSON document."""
+    stream = sys.stderr if as_json else sys.stdout
+    live = stream.isatty() and os.environ.get("TERM") != "dumb"
+    return Progress(lambda text, newline: click.echo(text, nl=newline, err=as_json),
+                    lambda text: click.echo(text, err=True), live)
+
+
+def _apply_callbacks(as_json: bool, color: bool, progress: Progress) -> ApplyCallbacks:
     """Human output goes to stdout, or to stderr when stdout carries the JSON document; warnings always to stderr."""
 
     def waiting(holder: dict, seconds: float) -> None:
@@ -219,7 +231,8 @@ def _apply_callbacks(as_json: bool, color: bool) -> ApplyCallbacks:
 
     return ApplyCallbacks(
         show_plan=lambda the_plan: click.echo(render(the_plan, "text", color=color), nl=False, err=as_json),
-        done=lambda outcome: _report_progress(outcome, as_json),
+        starting=progress.start,
+        done=progress.outcome,
         warn=lambda text: click.echo(f"Warning: {text}", err=True),
         waiting_for_lock=waiting,
     )
@@ -238,15 +251,6 @@ def _confirm(to_stderr: bool = False) -> bool:
     return click.prompt("  Enter a value", default="", show_default=False, err=to_stderr) == "yes"
 
 
-def _report_progress(outcome: Outcome, to_stderr: bool = False) -> None:
-    op = outcome.operation
-    if outcome.status == "done":
-        detail = f" ({outcome.detail})" if outcome.detail else ""
-        click.echo(f"{op.ref}: {PAST_TENSE[op.action]}{detail}", err=to_stderr)
-    else:
-        click.echo(f"{op.ref}: {op.action} FAILED: {outcome.error}", err=True)
-
-
 def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
     """The end of an apply: complete, or, after a failure or Ctrl-C, what was done, what stopped and what was not."""
     if not result.failed and not result.interrupted:
@@ -259,6 +263,9 @@ def _report_result(result: ApplyResult, to_stderr: bool = False) -> None:
 
     if result.failed:
         click.echo(f"\nApply failed at {result.failure()}", err=True)
+        others = [o for o in result.with_status("failed") if o is not result.failed]
+        if others:  # sent beside the first failure, before it was known
+            click.echo(f"Also failed: {', '.join(f'{o.operation.ref}: {o.error}' for o in others)}", err=True)
         click.echo(f"Done before the failure: {listed('done')}", err=True)
     else:
         click.echo("\nApply interrupted (Ctrl-C).", err=True)
@@ -314,6 +321,8 @@ def graph(paths, env, fmt):
 @click.option("--owner", help="The topology's owner (default: the one owner the resources carry, else medisync).")
 def export_(connect, output, patterns, owner):
     """Write a topology.yaml from the live server: minimal, in human units. Exit 0 success, 1 error."""
+    from .export import export_from_server, schema_reference, to_yaml  # imported by the commands that need them
+
     result = asyncio.run(export_from_server(connect, patterns, owner))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -348,6 +357,8 @@ _root = click.option(
 
 
 def _dev_root(root: Path | None) -> Path:
+    from . import devserver  # the dev commands import it, no other command
+
     return root if root is not None else devserver.find_root(Path.cwd())
 
 
@@ -358,6 +369,8 @@ def _dev_root(root: Path | None) -> Path:
               help="Monitoring port instead of nats.conf's (8222); with --port alone it is the port + 4000.")
 def dev_up(root, port, monitor_port):
     """Start the local server in the background and wait until it answers."""
+    from . import devserver
+
     server = devserver.up(_dev_root(root), port=port, monitor_port=monitor_port)
     state = "started" if server.started else "already running"
     click.echo(f"nats-server {state} at {server.url} (pid {server.pid}, log {server.log})")
@@ -368,6 +381,8 @@ def dev_up(root, port, monitor_port):
 @_root
 def dev_down(root):
     """Stop the local server started by `dev up` (by its recorded pid, nothing else)."""
+    from . import devserver
+
     server = devserver.down(_dev_root(root))
     click.echo(f"nats-server stopped (pid {server.pid})" if server else "nats-server is not running")
 
@@ -376,6 +391,8 @@ def dev_down(root):
 @_root
 def dev_status(root):
     """Say whether the local server runs. Exit 0 running, 1 not running."""
+    from . import devserver
+
     server = devserver.status(_dev_root(root))
     if server is None:
         click.echo("nats-server is not running")

@@ -115,7 +115,8 @@ class ApplyCallbacks:
     # Asked before anything changes, in a thread: the lock's refresh goes on while a person reads the plan.
     # None applies without asking.
     confirm: Callable[[], bool] | None = None
-    done: Callable[[Outcome], None] = lambda outcome: None
+    starting: Callable[[Plan], None] = lambda plan: None  # confirmed: the operations are about to be sent
+    done: Callable[[Outcome], None] = lambda outcome: None  # each done or failed operation, in plan order
     warn: Callable[[str], None] = lambda text: None
     waiting_for_lock: Callable[[dict, float], None] = lambda holder, seconds: None
 
@@ -247,6 +248,7 @@ async def run_apply(run: TopologyRun | SavedPlanRun, callbacks: ApplyCallbacks) 
                 outcomes.append(outcome)
                 callbacks.done(outcome)
 
+            callbacks.starting(plan)
             try:
                 result = await apply_plan(client, plan, on_done=done)
             except (asyncio.CancelledError, KeyboardInterrupt):

@@ -87,7 +87,8 @@ def test_a_failed_apply_records_what_was_done_before_the_failure(run, js_api, st
     event = stored_events()[-1]
     assert event["type"] == "topology.apply_failed"
     outcomes = [(op["name"], op["outcome"]) for op in event["payload"]["operations"]]
-    assert outcomes == [("EVENTS", "failed"), ("LATER", "not attempted"), ("etl-notifier", "not attempted")]
+    # LATER was sent beside EVENTS (they are independent): in flight, so awaited and recorded as done.
+    assert outcomes == [("EVENTS", "failed"), ("LATER", "done"), ("etl-notifier", "not attempted")]
     assert event["payload"]["operations"][0]["err_code"] in REFUSED_CODES
     assert event["payload"]["error"].startswith("stream EVENTS: ") and "transform" in event["payload"]["error"]
     assert event["payload"]["git_commit"] is None  # not a git checkout: no error either
@@ -117,11 +118,12 @@ def test_apply_format_json_lists_every_outcome_and_nothing_else_on_stdout(run, n
     assert result.exit_code == 1
     document = json.loads(result.stdout)
     rows = [(op["action"], op["name"], op["outcome"]) for op in document["operations"]]
-    assert rows == [("create", "EVENTS", "failed"), ("create", "LATER", "not attempted"), ("create", "etl-notifier", "not attempted")]
+    # LATER was in flight beside EVENTS: awaited, and done.
+    assert rows == [("create", "EVENTS", "failed"), ("create", "LATER", "done"), ("create", "etl-notifier", "not attempted")]
     assert document["operations"][0]["err_code"] in REFUSED_CODES and "transform" in document["operations"][0]["error"]
     assert [op["err_code"] for op in document["operations"][1:]] == [None, None]
-    assert document["summary"] == {"created": 0, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "interrupted": 0,
-                                   "not_attempted": 2}
+    assert document["summary"] == {"created": 1, "updated": 0, "replaced": 0, "deleted": 0, "failed": 1, "interrupted": 0,
+                                   "not_attempted": 1}
     assert document["error"].startswith("stream EVENTS: ")
     assert document["findings"] == []
     assert document["audit"]["type"] == "topology.apply_failed" and document["audit"]["warning"] is None
@@ -131,8 +133,8 @@ def test_apply_format_json_lists_every_outcome_and_nothing_else_on_stdout(run, n
     result = CliRunner().invoke(main, ["apply", "-f", str(tmp_path / "topology.yaml"), "--auto-approve", "--format", "json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert [op["outcome"] for op in document["operations"]] == ["done"] * 3
-    assert document["summary"]["created"] == 3 and document["error"] is None
+    assert [(op["name"], op["outcome"]) for op in document["operations"]] == [("EVENTS", "done"), ("etl-notifier", "done")]
+    assert document["summary"]["created"] == 2 and document["error"] is None
 
 
 def test_apply_format_json_when_nothing_is_applied(run, js_api, tmp_path):

@@ -227,11 +227,12 @@ def test_ctrl_c_during_apply_releases_the_lock_and_audits_what_was_done(nats_ser
     out = process.communicate(timeout=30)[0].decode()
     assert process.returncode == 1 and "Apply complete" not in out and "Aborted!" not in out, out
     assert "\nApply interrupted (Ctrl-C).\nDone before the interruption: stream AUDIT" in out
-    assert re.search(r"\nInterrupted \(it may or may not have taken effect\): stream \w+\nNot attempted: stream \w+, ", out)
+    # Everything in flight (up to 64 operations) was under way.
+    assert re.search(r"\nInterrupted \(it may or may not have taken effect\): stream \w+(, stream \w+)*\nNot attempted: stream \w+, ", out)
     assert out.endswith("Run apply again: it continues from where the server is now.\n")
     assert not held_by_someone(nats_server.url)
     message = js_api("STREAM.MSG.GET.AUDIT", {"last_by_subj": "medisync.audit.topology.applied"})["message"]
     event = json.loads(base64.b64decode(message["data"]))
     assert event["type"] == "topology.apply_failed" and event["payload"]["error"] == "apply was interrupted"
     outcomes = [op["outcome"] for op in event["payload"]["operations"]]
-    assert set(outcomes) == {"done", "interrupted", "not attempted"} and outcomes.count("interrupted") == 1
+    assert set(outcomes) == {"done", "interrupted", "not attempted"} and 1 <= outcomes.count("interrupted") <= 64

@@ -2,6 +2,7 @@
 resume where they stood, publishers refused (never acknowledged and then lost) during the swaps."""
 
 import asyncio
+import json
 
 import nats
 import pytest
@@ -285,3 +286,19 @@ def test_a_migration_a_step_would_refuse_is_a_plan_error(run):
                     "plan", "--no-color")
     assert code == 1, out
     assert "stream ALL cannot be migrated: the live stream has sources: they would be read again from the start" in out
+
+
+def test_the_duplicate_window_holds_the_ids_published_before_the_migration(run, nats_url, js_api):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 10))
+    assert run(TO_MEMORY, "apply", "--auto-approve")[0] == 0
+
+    async def retry(msg_id: str) -> dict:
+        nc = await nats.connect(nats_url)
+        ack = await nc.request("orders.created", b"again", timeout=5, headers={"Nats-Msg-Id": msg_id})
+        await nc.close()
+        return json.loads(ack.data)
+
+    assert asyncio.run(retry("id-4")).get("duplicate") is True  # a retry of a publish made before the migration
+    assert asyncio.run(retry("id-new")).get("duplicate") is None
+    assert js_api("STREAM.INFO.ORDERS")["state"]["messages"] == 11
