@@ -127,10 +127,11 @@ def test_a_consumer_filter_moves_before_another_consumer_of_a_workqueue_stream_t
 
 
 def test_the_first_failure_stops_new_requests_and_what_was_in_flight_is_reported(run, js_api, tmp_path):
-    # A000 is refused at once (a transform naming a wildcard its source lacks: 10156, 10049 before 2.11), which
+    # A000 is refused at once (a transform with a mapping function the server does not know: 10156, 10049 before
+    # 2.11), which
     # the plan does not foresee; 120 independent streams follow.
     names = [f"S{i:03d}" for i in range(120)]
-    refused = "  A000:\n    subjects: [a000.>]\n    subject_transform: {src: a000.>, dest: 'x.{{wildcard(3)}}'}\n"
+    refused = "  A000:\n    subjects: [a000.>]\n    subject_transform: {src: a000.>, dest: 'x.{{nosuch()}}.>'}\n"
     (tmp_path / "topology.yaml").write_text(streams_yaml(names).replace("streams:\n", "streams:\n" + refused, 1))
     result = CliRunner().invoke(main, ["apply", "-f", str(tmp_path / "topology.yaml"), "--auto-approve", "--format", "json"])
     assert result.exit_code == 1

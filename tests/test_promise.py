@@ -110,7 +110,7 @@ def known_values(kind: str, values: dict, version) -> dict:
     for key, choices in values.items():
         if version < table[key].since:
             continue
-        out[key] = [v for v in choices if not isinstance(v, str) or version >= rules.VALUE_SINCE.get((kind, key, v), (0, 0, 0))]
+        out[key] = [v for v in choices if not isinstance(v, str) or version >= table[key].value_since.get(v, (0, 0, 0))]
     return out
 
 
