@@ -14,7 +14,6 @@ A version is a tuple (major, minor, patch); ``None`` means "the newest server".
 
 from __future__ import annotations
 
-import copy
 import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
@@ -65,7 +64,9 @@ def complete_stream(
     ``streams``: the other streams' configs by name; a mirror takes mirror_direct from its
     origin's allow_direct (pedantic mode refuses a mismatch).
     """
-    cfg = _known_to(copy.deepcopy(config), fields.STREAM, version)
+    # No deep copy: _known_to makes a new dict, nested values are only replaced, never changed in place,
+    # and _drop_omitted builds every dict and list of the result anew.
+    cfg = _known_to(config, fields.STREAM, version)
     _fill_defaults(cfg, fields.STREAM, version)
     for key, rule in fields.STREAM.items():
         if rule.zero_is_unlimited and cfg.get(key) == 0:  # reported as -1
@@ -104,6 +105,7 @@ def _complete_republish(cfg: dict) -> None:
     republish = cfg.get("republish")
     if not republish:
         return
+    republish = cfg["republish"] = dict(republish)  # the caller's config stays as it was
     if not republish.get("src"):
         republish["src"] = ">"  # empty source means all subjects
     transform = cfg.get("subject_transform") or {}
@@ -125,7 +127,7 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
     the flow-control ack policy's flow_control + 1s heartbeat. ``stream_config``: the stream's
     complete config.
     """
-    cfg = _known_to(copy.deepcopy(config), fields.CONSUMER, version)
+    cfg = _known_to(config, fields.CONSUMER, version)  # a new dict, as in complete_stream
     _fill_defaults(cfg, fields.CONSUMER, version)
     limits = stream_config.get("consumer_limits") or {}
     if cfg.get("durable_name") and not cfg.get("name") and at_least(version, (2, 9, 0)):
@@ -164,7 +166,7 @@ def _known_to(cfg: dict, rules: dict[str, Field], version: Version | None) -> di
 def _fill_defaults(cfg: dict, rules: dict[str, Field], version: Version | None) -> None:
     for key, rule in rules.items():
         if rule.default is not None and key not in cfg and at_least(version, rule.since):
-            cfg[key] = copy.deepcopy(rule.default)
+            cfg[key] = rule.default  # shared until _drop_omitted copies every dict and list
 
 
 def _is_default(rule: Field, key: str, value: Any) -> bool:
