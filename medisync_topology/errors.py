@@ -20,6 +20,14 @@ STREAM_UPDATE_FAILED = 10069  # JSStreamUpdateErrF
 MAXIMUM_CONSUMERS = 10026  # JSMaximumConsumersLimitErr
 WORKQUEUE_UNFILTERED = 10099  # JSConsumerWQMultipleUnfilteredErr
 WORKQUEUE_NOT_UNIQUE = 10100  # JSConsumerWQConsumerNotUniqueErr
+REPLICAS_NOT_SUPPORTED = 10074  # JSStreamReplicasNotSupportedErr: more than one replica, not clustered
+NO_SUITABLE_PEERS = 10005  # JSClusterNoPeersErrF: no servers for these replicas and placement
+NO_LIMITS = 10120  # JSNoLimitsErr: no default or tiered account limit applies
+MAXIMUM_STREAMS = 10027  # JSMaximumStreamsLimitErr
+MAX_BYTES_REQUIRED = 10113  # JSStreamMaxBytesRequired
+MAX_STREAM_BYTES_EXCEEDED = 10122  # JSStreamMaxStreamBytesExceeded
+MEMORY_RESOURCES_EXCEEDED = 10028  # JSMemoryResourcesExceededErr
+MAX_ACK_PENDING_EXCEEDED = 10121  # JSConsumerMaxPendingAckExcessErrF
 # JSStreamWrongLastSequenceErrF, and JSStreamWrongLastSequenceConstantErr (replicated streams, 2.12+),
 # both meaning an Expected-Last-Subject-Sequence check failed.
 WRONG_LAST_SEQUENCE = (10071, 10164)
@@ -58,7 +66,7 @@ ERROR_MEANINGS: dict[int, str] = {
     10108: "a consumer with flow control also needs heartbeats",
     10115: "a consumer's max_expires must be at least 1ms",
     10116: "max_deliver must be at least the number of backoff values",
-    10121: "max_ack_pending exceeds the limit (the stream's consumer_limits, or the server's or account's)",
+    MAX_ACK_PENDING_EXCEEDED: "max_ack_pending exceeds the limit (the stream's consumer_limits, or the server's or account's)",
     10126: "the consumer has more replicas than its stream",
     10134: "a consumer of an interest or workqueue stream must have its stream's replicas",
     10136: "a consumer cannot have both filter_subject and filter_subjects",

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import (
+    MAX_ACK_PENDING_EXCEEDED, MAX_BYTES_REQUIRED, MAX_STREAM_BYTES_EXCEEDED, MAXIMUM_CONSUMERS, MAXIMUM_STREAMS,
+    MEMORY_RESOURCES_EXCEEDED, NO_LIMITS, NO_SUITABLE_PEERS, REPLICAS_NOT_SUPPORTED, STORAGE_RESOURCES_EXCEEDED,
+)
 from .ops import (
     CreateResource, DeleteResource, Finding, Operation, Reason, Ref, ReplaceResource, Severity, UpdateResource,
     prior_config,
@@ -98,7 +102,7 @@ def target_findings(operations: list[Operation], live_streams: dict, facts: Targ
             if replicas > 1:
                 findings.append(_error(
                     op.ref, f"num_replicas is {replicas}, but the server is not clustered: it refuses more than "
-                    "one replica (err_code 10074)",
+                    f"one replica (err_code {REPLICAS_NOT_SUPPORTED})",
                 ))
         elif facts.servers is None:
             unchecked.append((op.ref, needs))
@@ -139,7 +143,7 @@ def _placement_findings(ref: Ref, config: dict, facts: TargetFacts) -> list[Find
     if placement.get("cluster") and not in_cluster:
         clusters = sorted({s.get("cluster") or "" for s in facts.servers})
         return [_error(ref, f"placement.cluster is {cluster!r}, but no JetStream server is in that cluster "
-                            f"(clusters: {', '.join(clusters)}); the server would refuse it (err_code 10005)")]
+                            f"(clusters: {', '.join(clusters)}); the server would refuse it (err_code {NO_SUITABLE_PEERS})")]
     tags = set(placement.get("tags") or [])
     fitting = [s for s in in_cluster if tags <= set(s.get("tags") or [])]
     if len(fitting) >= replicas:
@@ -149,7 +153,7 @@ def _placement_findings(ref: Ref, config: dict, facts: TargetFacts) -> list[Find
         names = ", ".join(sorted(s["name"] for s in fitting)) or "none"
         where += f", of which {len(fitting)} with the tags {', '.join(sorted(tags))} ({names})"
     return [_error(ref, f"num_replicas is {replicas}, but {where}; the server would refuse it "
-                        "(no suitable peers for placement, err_code 10005)")]
+                        f"(no suitable peers for placement, err_code {NO_SUITABLE_PEERS})")]
 
 
 class _AccountCheck:
@@ -192,7 +196,7 @@ class _AccountCheck:
         if limits is None:
             tiers = ", ".join(sorted(self.account.tiers)) or "none"
             self._error(op.ref, f"the account has no JetStream limits for {tier_of(after.get('num_replicas'))} "
-                                f"(its tiers: {tiers}); the server would refuse it (err_code 10120)")
+                                f"(its tiers: {tiers}); the server would refuse it (err_code {NO_LIMITS})")
             return
         tier = self.stream_tiers[name] = self.account.tier(after)
         if isinstance(op, (CreateResource, ReplaceResource)):
@@ -200,7 +204,7 @@ class _AccountCheck:
             self.consumers[name] = 0
             if _limited(limits.get("max_streams")) and self.streams[tier] > limits["max_streams"]:
                 self._error(op.ref, f"the account allows {limits['max_streams']} streams{self._in(tier)} and would "
-                                    f"then have {self.streams[tier]} (max_streams); the server would refuse it (err_code 10027)")
+                                    f"then have {self.streams[tier]} (max_streams); the server would refuse it (err_code {MAXIMUM_STREAMS})")
         else:
             self._reserve(before, -1)
         self._reserve(after, +1)
@@ -212,19 +216,19 @@ class _AccountCheck:
         memory = config.get("storage") == "memory"
         if limits.get("max_bytes_required") and max_bytes <= 0:
             self._error(ref, "the account requires every stream to set max_bytes; the server would refuse it "
-                             "(err_code 10113)")
+                             f"(err_code {MAX_BYTES_REQUIRED})")
         per_stream = limits.get("memory_max_stream_bytes" if memory else "storage_max_stream_bytes")
         if _limited(per_stream) and max_bytes > per_stream:
             self._error(ref, f"max_bytes {max_bytes} is more than the account allows one {'memory' if memory else 'file'} "
-                             f"stream ({per_stream}); the server would refuse it (err_code 10122)")
+                             f"stream ({per_stream}); the server would refuse it (err_code {MAX_STREAM_BYTES_EXCEEDED})")
         max_consumers = limits.get("max_consumers")
         if _limited(max_consumers) and (config.get("max_consumers") or 0) > max_consumers:
             self._error(ref, f"max_consumers {config['max_consumers']} is more than the account allows per stream "
-                             f"({max_consumers}); the server would refuse it (err_code 10026)")
+                             f"({max_consumers}); the server would refuse it (err_code {MAXIMUM_CONSUMERS})")
         kind = "memory" if memory else "storage"
         limit = limits.get("max_memory" if memory else "max_storage")
         if isinstance(limit, int) and limit >= 0 and max_bytes > 0 and self.reserved.get((tier, kind), 0) > limit:
-            code, words = (10028, "memory") if memory else (10047, "file storage")
+            code, words = (MEMORY_RESOURCES_EXCEEDED, "memory") if memory else (STORAGE_RESOURCES_EXCEEDED, "file storage")
             self._error(ref, f"max_bytes reserves {words} the account does not have: it would reserve "
                              f"{self.reserved[tier, kind]} bytes of {limit}{self._in(tier)}; the server would "
                              f"refuse it (err_code {code})")
@@ -243,12 +247,12 @@ class _AccountCheck:
         if created and _limited(max_consumers) and self.consumers[stream] > max_consumers:
             self._error(op.ref, f"the account allows {max_consumers} consumers per stream and stream {stream} would "
                                 f"then have {self.consumers[stream]} (max_consumers); the server would refuse it "
-                                "(err_code 10026)")
+                                f"(err_code {MAXIMUM_CONSUMERS})")
         max_ack_pending = limits.get("max_ack_pending")
         wanted = (resulting_config(op) or {}).get("max_ack_pending") or 0
         if _limited(max_ack_pending) and wanted > max_ack_pending:
             self._error(op.ref, f"max_ack_pending {wanted} is more than the account allows ({max_ack_pending}); "
-                                "the server would refuse it (err_code 10121)")
+                                f"the server would refuse it (err_code {MAX_ACK_PENDING_EXCEEDED})")
 
     def _reserve(self, config: dict | None, sign: int) -> None:
         tier, kind, amount = self.account.reservation(config)
