@@ -208,9 +208,9 @@ class _AccountCheck:
         else:
             self._reserve(before, -1)
         self._reserve(after, +1)
-        self._stream_limits(op.ref, after, limits, tier)
+        self._stream_limits(op.ref, after, limits, tier, isinstance(op, (CreateResource, ReplaceResource)))
 
-    def _stream_limits(self, ref: Ref, config: dict, limits: dict, tier: str) -> None:
+    def _stream_limits(self, ref: Ref, config: dict, limits: dict, tier: str, created: bool) -> None:
         """checkStreamCfg's and checkLimits' account limits (stream.go, jetstream.go)."""
         max_bytes = config.get("max_bytes") or 0
         memory = config.get("storage") == "memory"
@@ -227,11 +227,17 @@ class _AccountCheck:
                              f"({max_consumers}); the server would refuse it (err_code {MAXIMUM_CONSUMERS})")
         kind = "memory" if memory else "storage"
         limit = limits.get("max_memory" if memory else "max_storage")
-        if isinstance(limit, int) and limit >= 0 and max_bytes > 0 and self.reserved.get((tier, kind), 0) > limit:
-            code, words = (MEMORY_RESOURCES_EXCEEDED, "memory") if memory else (STORAGE_RESOURCES_EXCEEDED, "file storage")
+        reserved = self.reserved.get((tier, kind), 0)
+        code, words = (MEMORY_RESOURCES_EXCEEDED, "memory") if memory else (STORAGE_RESOURCES_EXCEEDED, "file storage")
+        if not isinstance(limit, int) or limit < 0:
+            return
+        if max_bytes > 0 and reserved > limit:
             self._error(ref, f"max_bytes reserves {words} the account does not have: it would reserve "
-                             f"{self.reserved[tier, kind]} bytes of {limit}{self._in(tier)}; the server would "
-                             f"refuse it (err_code {code})")
+                             f"{reserved} bytes of {limit}{self._in(tier)}; the server would refuse it (err_code {code})")
+        elif max_bytes <= 0 and created and reserved >= limit:
+            # checkBytesLimits counts a new stream without max_bytes as one byte; an update adds none.
+            self._error(ref, f"the account has no {words} left{self._in(tier)} for a stream without max_bytes: "
+                             f"{reserved} of its {limit} bytes are reserved; the server would refuse it (err_code {code})")
 
     def _consumer(self, op: Operation) -> None:
         stream = op.ref.stream

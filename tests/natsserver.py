@@ -217,6 +217,22 @@ def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]
     return nodes
 
 
+def wait_until_placeable(url: str, replicas: int = 3, timeout: float = 15.0, **connect) -> None:
+    """Until the cluster places a stream of ``replicas``: its meta leader picks only peers whose statsz it has
+    had (selectPeerGroup: "peer offline" before), which takes a moment longer than healthz. A probe stream is
+    created and deleted; ``connect`` goes to nats.connect (user_credentials=, ...)."""
+    probe = {"name": "PLACEMENT_PROBE", "subjects": ["placement.probe"], "num_replicas": replicas}
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = raw_js_api(url, f"STREAM.CREATE.{probe['name']}", probe, **connect)
+        if "error" not in reply:
+            raw_js_api(url, f"STREAM.DELETE.{probe['name']}", None, **connect)
+            return
+        if reply["error"].get("err_code") != 10005 or time.monotonic() > deadline:  # no suitable peers
+            raise RuntimeError(f"the cluster does not place {replicas} replicas: {reply['error']}")
+        time.sleep(0.1)
+
+
 def repo_nats_conf(**settings: str | None) -> str:
     """The repository's nats.conf with top-level settings rewritten (a value) or dropped (None).
 
