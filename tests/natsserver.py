@@ -217,20 +217,34 @@ def start_cluster(workdir: Path, size: int = 3, *, tags_per_node: list[list[str]
     return nodes
 
 
-def wait_until_placeable(url: str, replicas: int = 3, timeout: float = 15.0, **connect) -> None:
-    """Until the cluster places a stream of ``replicas``: its meta leader picks only peers whose statsz it has
-    had (selectPeerGroup: "peer offline" before), which takes a moment longer than healthz. A probe stream is
-    created and deleted; ``connect`` goes to nats.connect (user_credentials=, ...)."""
-    probe = {"name": "PLACEMENT_PROBE", "subjects": ["placement.probe"], "num_replicas": replicas}
+def answer(url: str, subject: str, body: dict | None = None, **connect) -> dict | str:
+    """The reply to one JetStream API request, or why there is none: a cluster without a meta leader, or a
+    stream without a leader, leaves requests unanswered, so each waits a second at most."""
+    try:
+        reply = raw_js_api(url, subject, body, timeout=1, **connect)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        return f"no answer to {subject}: {exc!r}"
+    return f"{subject}: {reply['error']}" if "error" in reply else reply
+
+
+def wait_for(what: str, check, timeout: float = 30.0) -> dict:
+    """``check()`` again until it gives a reply (a dict), not a reason; elections in a loaded cluster take seconds."""
     deadline = time.monotonic() + timeout
-    while True:
-        reply = raw_js_api(url, f"STREAM.CREATE.{probe['name']}", probe, **connect)
-        if "error" not in reply:
-            raw_js_api(url, f"STREAM.DELETE.{probe['name']}", None, **connect)
-            return
-        if reply["error"].get("err_code") != 10005 or time.monotonic() > deadline:  # no suitable peers
-            raise RuntimeError(f"the cluster does not place {replicas} replicas: {reply['error']}")
+    while isinstance(reply := check(), str):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout:g}s: {reply}")
         time.sleep(0.1)
+    return reply
+
+
+def wait_until_placeable(url: str, replicas: int = 3, **connect) -> None:
+    """Until the cluster places a stream of ``replicas``: its meta leader picks only peers whose statsz it has
+    had (selectPeerGroup: "peer offline" before), which takes a moment longer than healthz, and longer after a
+    node restarts. A probe stream is created and deleted; ``connect`` goes to nats.connect (user_credentials=, ...)."""
+    probe = {"name": "PLACEMENT_PROBE", "subjects": ["placement.probe"], "num_replicas": replicas}
+    wait_for(f"the cluster placed {replicas} replicas",
+             lambda: answer(url, f"STREAM.CREATE.{probe['name']}", probe, **connect))
+    raw_js_api(url, f"STREAM.DELETE.{probe['name']}", None, **connect)
 
 
 def repo_nats_conf(**settings: str | None) -> str:
@@ -249,7 +263,7 @@ def repo_nats_conf(**settings: str | None) -> str:
     return text
 
 
-def raw_js_api(url: str, subject: str, body: dict | None = None, **connect) -> dict:
+def raw_js_api(url: str, subject: str, body: dict | None = None, *, timeout: float = 10, **connect) -> dict:
     """One raw JetStream API request ($JS.API.<subject>) with nats-py's core client; the server's JSON reply.
 
     ``connect`` goes to nats.connect (user=, password=, token=, ...).
@@ -260,7 +274,7 @@ def raw_js_api(url: str, subject: str, body: dict | None = None, **connect) -> d
         nc = await nats.connect(url, **{"allow_reconnect": False, **connect})
         try:
             payload = json.dumps(body).encode() if body is not None else b""
-            reply = await nc.request(f"$JS.API.{subject}", payload, timeout=10)
+            reply = await nc.request(f"$JS.API.{subject}", payload, timeout=timeout)
             return json.loads(reply.data or b"{}")
         finally:
             await nc.close()
