@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import raw_js_api, topology_cli
 from natsauth import creds_file, operator_config
-from natsserver import repo_nats_conf, start_cluster, start_server, wait_until_placeable
+from natsserver import repo_nats_conf, start_cluster, start_server
 from test_rules_server import BINARIES  # the harness's binary and every older line installed
 
 from medisync_topology.client import JetStreamClient
@@ -42,7 +42,7 @@ def topology(name, **fields):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     nodes = start_cluster(tmp_path_factory.mktemp("target-cluster"), config=ACCOUNTS,
-                          tags_per_node=[["ssd"], ["ssd"], []])
+                          tags_per_node=[["ssd"], ["ssd"], []], probe_as=DEPLOY)
     wait_until_all_answer(nodes[0].url, **DEPLOY)
     yield nodes
     for node in nodes:
@@ -189,7 +189,7 @@ def test_the_shipped_provisioner_may_list_the_cluster(tmp_path, monkeypatch):
     conf = repo_nats_conf(server_name=None, listen=None, http=None)
     start = conf.index("\njetstream {")
     conf = conf[:start] + conf[conf.index("}", start) + 1:]
-    nodes = start_cluster(tmp_path / "shipped", config=conf)
+    nodes = start_cluster(tmp_path / "shipped", config=conf, probe_as=None)  # only plans: nothing is placed
     try:
         wait_until_all_answer(nodes[0].url, user="provisioner", password="provisioner-dev")
         monkeypatch.setenv("NATS_USER", "provisioner")
@@ -263,8 +263,7 @@ def test_tiered_limits_on_a_single_node_are_the_R1_tier(binary, tmp_path, monkey
 @pytest.fixture(params=BINARIES, ids=lambda binary: _line(binary))
 def tiered_cluster(request, tmp_path, monkeypatch):
     config, auth = tiered_account(tmp_path / "keys", monkeypatch)
-    nodes = start_cluster(tmp_path / "cluster", config=config, binary=request.param)
-    wait_until_placeable(nodes[0].url, **auth)
+    nodes = start_cluster(tmp_path / "cluster", config=config, binary=request.param, probe_as=auth)
     yield nodes, auth
     for node in nodes:
         node.stop()
