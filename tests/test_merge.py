@@ -146,6 +146,9 @@ def test_bad_input_is_a_clear_error(run, tmp_path, nats_url):
     assert broken.read_text() == "version: 1\nstreams: [\n"
     result = CliRunner().invoke(main, ["export", "--merge", str(run.path), "--stream", "EVENTS"])
     assert result.exit_code == 1 and "no --stream or --owner" in result.output
+    # The file's own error comes first, also when no server answers.
+    result = CliRunner().invoke(main, ["export", "--merge", str(broken), "--server", "nats://127.0.0.1:1"])
+    assert result.exit_code == 1 and f"{broken}:3:1: YAML syntax error" in result.output
 
 
 def test_a_merge_the_files_rules_refuse_writes_nothing(run, tmp_path, nats_url):
