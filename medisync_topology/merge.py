@@ -26,7 +26,7 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from . import buckets, fields, rules
+from . import buckets, fields, migrate, rules
 from .errors import TopologyError
 from .export import bucket_entry, consumer_entry, human_units, stream_entry
 from .live import LiveState
@@ -198,6 +198,8 @@ class _Merge:
         declared = {**self.topology.streams, **self.topology.buckets}
         for name, stream in sorted(self.streams.items()):
             if owner_of(stream.config) != owner or (name in declared and declared[name].kind != "stream"):
+                continue
+            if migrate.migrating(stream.config):  # messages in transit, which the next apply moves on
                 continue
             complete = rules.complete_stream(self.configs[name], self.version, self.configs)
             known = declared[name].consumers if name in declared else {}

@@ -6,7 +6,7 @@ import difflib
 
 from click.testing import CliRunner
 
-from medisync_topology import buckets
+from medisync_topology import buckets, migrate
 from medisync_topology.cli import main
 from medisync_topology.merge import _indentation
 from medisync_topology.plan import OWNER_KEY
@@ -120,6 +120,15 @@ def test_the_owners_resources_the_file_does_not_declare_are_appended(run, tmp_pa
     assert "THEIRS" not in merged
     code, out = run(merged, "plan")
     assert code == 0 and "No changes. Live JetStream matches" in out, out
+
+
+def test_an_interrupted_migrations_stream_is_not_appended(run, tmp_path, js_api):
+    run = applied(run, tmp_path)
+    temp = migrate.temp_name("ALERTS")  # messages in transit, carrying the owner: the next apply's business
+    js_api(f"STREAM.CREATE.{temp}", {"name": temp, "subjects": ["transit.>"],
+                                     "metadata": {OWNER_KEY: "medisync", migrate.MIGRATING_KEY: "ALERTS"}})
+    code, out = merge(run)
+    assert code == 0 and "nothing written" in out and run.path.read_text() == TOPOLOGY
 
 
 def test_output_writes_elsewhere_and_leaves_the_file(run, tmp_path, nats_url, js_api):
