@@ -38,12 +38,12 @@ async def _publish_all(url: str, count: int, start: int = 0) -> None:
         await nc.close()
 
 
-async def _consume(url: str, durable: str, count: int) -> list[bytes]:
+async def _consume(url: str, durable: str, count: int, stream: str = "ORDERS") -> list[bytes]:
     """Fetch and acknowledge ``count`` messages of the consumer, in order."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe_bind(durable, "ORDERS")
+        sub = await js.pull_subscribe_bind(durable, stream)
         got = []
         while len(got) < count:
             for msg in await sub.fetch(count - len(got), timeout=5):
@@ -97,6 +97,21 @@ async def _publish_through(url: str, stop: asyncio.Event, subject: str = "orders
         await nc.close()
 
 
+def _apply_with_a_publisher(run, text: str, url: str, subject: str = "orders.created"):
+    """Apply ``text`` while a publisher keeps publishing, retrying refusals: ((code, output), (acked, refused))."""
+
+    async def scenario():
+        stop = asyncio.Event()
+        publisher = asyncio.create_task(_publish_through(url, stop, subject))
+        await asyncio.sleep(0.05)
+        result = await asyncio.to_thread(run, text, "apply", "--auto-approve")
+        await asyncio.sleep(0.05)
+        stop.set()
+        return result, await publisher
+
+    return asyncio.run(scenario())
+
+
 def test_plan_shows_the_migration_and_its_costs(run, nats_url):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 100))
@@ -137,16 +152,7 @@ def test_publisher_through_the_migration_loses_nothing_acknowledged(run, nats_ur
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 500))
 
-    async def scenario():
-        stop = asyncio.Event()
-        publisher = asyncio.create_task(_publish_through(nats_url, stop))
-        await asyncio.sleep(0.05)
-        result = await asyncio.to_thread(run, TO_MEMORY, "apply", "--auto-approve")
-        await asyncio.sleep(0.05)
-        stop.set()
-        return result, await publisher
-
-    (code, out), (acked, refused) = asyncio.run(scenario())
+    (code, out), (acked, refused) = _apply_with_a_publisher(run, TO_MEMORY, nats_url)
     assert code == 0, out
     stored = asyncio.run(_stored(nats_url, "ORDERS"))
     payloads = [d for _, _, d in stored]
@@ -254,16 +260,8 @@ def test_a_replicated_stream_migrates_on_a_3_node_cluster(nats_cluster, tmp_path
 
     asyncio.run(publish())
 
-    async def scenario():  # a publisher keeps publishing, retrying refusals, through the migration
-        stop = asyncio.Event()
-        publisher = asyncio.create_task(_publish_through(url, stop, "clustered.created"))
-        await asyncio.sleep(0.05)
-        result = await asyncio.to_thread(
-            run, replicated.replace("num_replicas: 3", "num_replicas: 3\n    storage: memory"), "apply", "--auto-approve")
-        stop.set()
-        return result, await publisher
-
-    (code, out), (acked, _) = asyncio.run(scenario())
+    (code, out), (acked, _) = _apply_with_a_publisher(
+        run, replicated.replace("num_replicas: 3", "num_replicas: 3\n    storage: memory"), url, "clustered.created")
     assert code == 0 and "stream CLUSTERED: replaced (migrated " in out, out
     payloads = [d for _, _, d in asyncio.run(_stored(url, "CLUSTERED"))]
     assert payloads[:200] == [b"order %d" % i for i in range(200)]

@@ -1,0 +1,150 @@
+"""Renaming a stream (renamed_from on a stream), against a real nats-server: the new name gets every message and
+the consumers at their positions, the old stream is deleted, publishers are refused (never acknowledged and then
+lost) during the one swap, and an interrupted rename is finished by the next apply."""
+
+import asyncio
+import json
+
+import pytest
+
+from medisync_topology import migrate
+from test_migrate import ORDERS, _apply_with_a_publisher, _consume, _publish_all, _stored
+
+PLAIN = ORDERS.replace("    replace: migrate\n", "")
+RENAMED = PLAIN.replace("  ORDERS:\n", "  ORDERS_V2:\n    renamed_from: ORDERS\n")
+
+
+def _migrates(server) -> bool:
+    """Migrations (and so renames) keep consumer positions from nats-server 2.14 on; older lines refuse them."""
+    return tuple(map(int, server.version.split(".")[:2])) >= (2, 14)
+
+
+def _sample(run, nats_url, messages=40, acked=10):
+    assert run(PLAIN, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, messages))
+    asyncio.run(_consume(nats_url, "billing", acked))  # billing acknowledged orders 0, 2, .., 2 * (acked - 1)
+    return asyncio.run(_stored(nats_url, "ORDERS"))
+
+
+def test_a_renamed_stream_takes_the_messages_and_consumer_positions(run, nats_url, js_api, nats_server):
+    before = _sample(run, nats_url)
+    code, out = run(RENAMED, "plan", "--no-color", "--prune")
+    if not _migrates(nats_server):
+        assert code == 1 and "stream ORDERS_V2 cannot be renamed from ORDERS: a migration needs nats-server 2.14" in out, out
+        return
+    assert code == 0, out
+    assert "+ rename stream ORDERS -> ORDERS_V2   (renamed; migrates 40 messages; 2 consumers keep their position)" in out
+    assert "delete stream ORDERS" not in out and "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete." in out
+    assert "then ORDERS is deleted" in out
+    code, out = run(RENAMED, "apply", "--auto-approve")
+    assert code == 0 and "stream ORDERS_V2: created (renamed from ORDERS; migrated 40 messages in" in out, out
+    assert [n for n in js_api("STREAM.NAMES")["streams"] if n.startswith("ORDERS")] == ["ORDERS_V2"]
+    after = asyncio.run(_stored(nats_url, "ORDERS_V2"))
+    assert [(s, {k: v for k, v in h.items() if k != "Nats-Stream-Source"}, d) for s, h, d in after] == before
+    info = js_api("STREAM.INFO.ORDERS_V2")["config"]
+    assert info["subjects"] == ["orders.>"] and "sources" not in info
+    assert migrate.RENAMING_KEY not in info["metadata"]
+    assert asyncio.run(_consume(nats_url, "billing", 1, "ORDERS_V2")) == [b"order 20"]
+    assert asyncio.run(_consume(nats_url, "audit", 1, "ORDERS_V2")) == [b"order 0"]
+    code, out = run(RENAMED, "plan", "--detailed-exitcode", "--prune")  # renamed_from left in the file: no change
+    assert code == 0 and "No changes." in out, out
+
+
+def test_a_publisher_through_the_rename_loses_nothing_acknowledged(run, nats_url, nats_server):
+    if not _migrates(nats_server):
+        return  # the plan refuses it on this line: test_a_renamed_stream_takes_the_messages_and_consumer_positions
+    assert run(PLAIN, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 300))
+
+    (code, out), (acked, refused) = _apply_with_a_publisher(run, RENAMED, nats_url)
+    assert code == 0 and "publishes refused" in out, out
+    payloads = [d for _, _, d in asyncio.run(_stored(nats_url, "ORDERS_V2"))]
+    assert payloads[:300] == [b"order %d" % i for i in range(300)]
+    live = [int(p.split()[1]) for p in payloads[300:]]
+    assert len(acked) > 10 and live == acked, (len(acked), len(live), refused)  # every acknowledged one, in order, once
+
+
+def test_a_consumer_renamed_inside_a_renamed_stream_takes_the_old_ones_position(run, nats_url, js_api, nats_server):
+    if not _migrates(nats_server):
+        return  # refused on this line, as the test above proves
+    _sample(run, nats_url, 30, 5)  # billing acknowledged orders 0..8
+    text = RENAMED.replace("      billing: {", "      invoicing: {renamed_from: billing, ")
+    code, out = run(text, "plan", "--no-color")
+    assert code == 0, out
+    assert "consumers resuming after their acknowledged floor: audit, invoicing (from billing)" in out
+    assert run(text, "apply", "--auto-approve")[0] == 0
+    assert sorted(js_api("CONSUMER.NAMES.ORDERS_V2")["consumers"]) == ["audit", "invoicing"]
+    assert asyncio.run(_consume(nats_url, "invoicing", 1, "ORDERS_V2")) == [b"order 10"]
+    assert run(text, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_what_the_plan_refuses_before_anything_is_done(run, js_api, nats_server):
+    code, out = run(RENAMED, "plan", "--no-color")
+    assert code == 1 and "stream ORDERS_V2 cannot be renamed from ORDERS: the server has no stream ORDERS" in out, out
+    sourcing = PLAIN + "  ALL:\n    sources: [{name: ORDERS}]\n"
+    assert run(sourcing, "apply", "--auto-approve")[0] == 0
+    code, out = run(RENAMED + PLAIN.split("streams:\n")[1], "plan", "--no-color")
+    assert code == 1 and ("topology.yaml:6:5: streams.ORDERS_V2.renamed_from: stream ORDERS is declared too: the rename "
+                          "deletes it, so its declaration goes") in out, out
+    code, out = run(PLAIN + "  COPY:\n    renamed_from: ALL\n    subjects: [copy.>]\n", "plan", "--no-color")
+    assert code == 1 and "stream COPY cannot be renamed from ALL: the live stream has sources" in out, out
+    sealed = RENAMED.replace("    duplicate_window: 1m\n", "    duplicate_window: 1m\n    sealed: true\n")
+    code, out = run(sealed + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
+    assert code == 1 and "cannot be renamed from ORDERS: the new stream is sealed" in out, out
+
+    other = PLAIN.replace("owner: medisync", "owner: billing").replace("ORDERS", "OTHERS").replace("orders.", "others.")
+    assert run(other, "apply", "--auto-approve")[0] == 0
+    code, out = run(RENAMED.replace("renamed_from: ORDERS", "renamed_from: OTHERS"), "plan", "--no-color")
+    assert code == 1 and "stream OTHERS is owned by 'billing', not 'medisync'" in out, out
+    js_api("STREAM.CREATE.LOOSE", {"name": "LOOSE", "subjects": ["loose.>"]})
+    loose = "version: 1\nowner: medisync\nstreams:\n  TIDY:\n    renamed_from: LOOSE\n    subjects: [loose.>]\n"
+    code, out = run(loose, "plan", "--no-color")
+    assert code == 1 and "stream LOOSE already exists and is not managed by this tool; --adopt takes it over" in out
+    code, out = run(loose, "plan", "--no-color", "--adopt")
+    if _migrates(nats_server):
+        assert code == 0 and "+ rename stream LOOSE -> TIDY   (renamed; migrates 0 messages)" in out, out
+    else:
+        assert code == 1 and "a migration needs nats-server 2.14 or newer" in out, out
+
+
+def test_json_markdown_and_a_saved_plan_show_the_rename(run, nats_url, js_api, nats_server, tmp_path):
+    from click.testing import CliRunner
+
+    from medisync_topology.cli import main
+
+    _sample(run, nats_url, 20, 3)
+    if not _migrates(nats_server):
+        assert run(RENAMED, "plan", "--out", str(tmp_path / "plan.json"))[0] == 1  # refused, so never saved
+        assert not (tmp_path / "plan.json").exists()
+        return
+    code, out = run(RENAMED, "plan", "--format", "json")
+    assert code == 0, out
+    (op,) = json.loads(out)["operations"]
+    assert (op["action"], op["kind"], op["name"], op["renamed_from"]) == ("create", "stream", "ORDERS_V2", "ORDERS")
+    assert op["migration"]["messages"] == 20 and op["migration"]["kept"] == ["audit", "billing"]
+    assert op["migration"]["temp"] == "ORDERS" and op["data_at_risk"] is None
+    code, out = run(RENAMED, "plan", "--format", "markdown")
+    assert "| rename | stream `ORDERS_V2` (was `ORDERS`) | renamed; migrates 20 messages; 2 consumers keep their" in out
+    assert "[!CAUTION]" not in out  # a rename destroys nothing
+
+    code, out = run(RENAMED, "plan", "--out", str(tmp_path / "plan.json"), "--no-color")
+    assert code == 0, out
+    shown = CliRunner().invoke(main, ["show", str(tmp_path / "plan.json"), "--no-color"]).output
+    assert "+ rename stream ORDERS -> ORDERS_V2   (renamed; migrates 20 messages" in shown
+    js_api("CONSUMER.CREATE.ORDERS.late", {"stream_name": "ORDERS", "config": {"durable_name": "late"}})
+    result = CliRunner().invoke(main, ["apply", str(tmp_path / "plan.json")])
+    assert result.exit_code == 1 and "consumer ORDERS/late appeared since the plan was made" in result.output, result.output
+    js_api("CONSUMER.DELETE.ORDERS.late")
+    result = CliRunner().invoke(main, ["apply", str(tmp_path / "plan.json")])
+    assert result.exit_code == 0 and "stream ORDERS_V2: created (renamed from ORDERS" in result.output, result.output
+    assert js_api("STREAM.INFO.ORDERS_V2")["state"]["messages"] == 20
+    result = CliRunner().invoke(main, ["apply", str(tmp_path / "plan.json")])  # the world has moved on: refused
+    assert result.exit_code == 1 and "stream ORDERS was deleted since the plan was made" in result.output, result.output
+
+
+def test_without_renamed_from_a_rename_is_a_create_and_a_delete_that_says_what_it_loses(run, nats_url):
+    _sample(run, nats_url, 20, 3)
+    code, out = run(RENAMED.replace("    renamed_from: ORDERS\n", ""), "plan", "--no-color", "--prune")
+    assert code == 0 and "+ create stream ORDERS_V2" in out and "rename stream" not in out, out
+    assert "- delete stream ORDERS   (destroys 20 messages, " in out and ", 2 consumers)" in out
+    assert "- delete consumer ORDERS/billing   (loses 7 pending messages" in out
