@@ -3,13 +3,22 @@ resume where they stood, publishers refused (never acknowledged and then lost) d
 
 import asyncio
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import nats
 import pytest
 from click.testing import CliRunner
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
-from medisync_topology import migrate
+from medisync_topology import migrate, migrator
+from medisync_topology.buckets import LOCK_STREAM
 from medisync_topology.cli import main
 
 ORDERS = """
@@ -112,6 +121,61 @@ def _apply_with_a_publisher(run, text: str, url: str, subject: str = "orders.cre
     return asyncio.run(scenario())
 
 
+def _apply_stopped_before(step: str, text: str, workdir: Path, url: str, how: signal.Signals) -> tuple[int, str]:
+    """Run `topology apply` as a process of its own, paused before the migration's ``step`` (migrator's test
+    hook), and send it ``how`` there (SIGKILL: the tool killed; SIGINT: Ctrl-C): (exit code, output)."""
+    path = workdir / "topology.yaml"
+    path.write_text(textwrap.dedent(text))
+    env = {**os.environ, "NATS_URL": url, migrator.PAUSE_VARIABLE: step, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen([sys.executable, "-c", "from medisync_topology.cli import main; main()", "apply",
+                                "--auto-approve", "-f", str(path)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, err = time.monotonic() + 30, ""
+        while "paused before step" not in err:
+            assert time.monotonic() < deadline and process.poll() is None, err
+            if select.select([process.stderr], [], [], 0.1)[0]:
+                err += process.stderr.readline()
+        process.send_signal(how)
+        out, rest = process.communicate(timeout=30)
+        return process.returncode, out + err + rest
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _lock_expired(js_api) -> None:
+    """A killed apply's lock expires a minute after its last refresh (lock.py); the tests do not wait for it."""
+    js_api(f"STREAM.PURGE.{LOCK_STREAM}")
+
+
+def _killed_and_restarted(step: str, text: str, workdir: Path, server, js_api, monkeypatch) -> None:
+    """Apply ``text``, the tool killed (SIGKILL) before ``step``; then the server restarted."""
+    code, out = _apply_stopped_before(step, text, workdir, server.url, signal.SIGKILL)
+    assert code == -signal.SIGKILL, out
+    if step == "swap in":  # ORDERS' subjects are on the holding subject: publishes refused, never lost
+        assert _refused_publish(server.url)
+    _lock_expired(js_api)
+    server.restart()
+    monkeypatch.setenv("NATS_URL", server.url)
+
+
+def _refused_publish(url: str, subject: str = "orders.created") -> bool:
+    """Whether a publish is refused outright (no stream takes the subject), rather than acknowledged."""
+
+    async def publish():
+        nc = await nats.connect(url)
+        try:
+            await nc.request(subject, b"while interrupted", timeout=1)
+            return False
+        except (NoRespondersError, NatsTimeout):
+            return True
+        finally:
+            await nc.close()
+
+    return asyncio.run(publish())
+
+
 def test_plan_shows_the_migration_and_its_costs(run, nats_url):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 100))
@@ -193,6 +257,42 @@ def test_a_migration_interrupted_before_any_step_is_finished_by_the_next_apply(s
     assert [d for _, _, d in after] == [d for _, _, d in before]
     assert asyncio.run(_consume(nats_url, "billing", 1)) == [b"order 20"]
     assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
+
+
+# Where the next plan finds the migration: once the new ORDERS exists it is a memory stream, which a standalone
+# server does not keep over a restart, so the copy back from ORDERS_migrating (file storage) starts again.
+@pytest.mark.parametrize("step, resumed", [("swap in", "swap in"), ("delete", "delete"), ("create", "create"),
+                                           ("swap out", "create"), ("consumers", "create")])
+def test_a_migration_killed_and_the_server_restarted_is_finished_by_the_next_apply(step, resumed, run, nats_server,
+                                                                                    js_api, tmp_path, monkeypatch):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_server.url, 60))
+    before = asyncio.run(_stored(nats_server.url, "ORDERS"))
+    asyncio.run(_consume(nats_server.url, "billing", 10))  # acknowledged orders 0..18
+
+    _killed_and_restarted(step, TO_MEMORY, tmp_path, nats_server, js_api, monkeypatch)
+    code, out = run(TO_MEMORY, "plan", "--no-color", "--prune")
+    assert code == 0, out
+    assert f"resumes an interrupted migration at step {resumed!r}" in out
+    assert "Unmanaged" not in out and "- delete" not in out
+    code, out = run(TO_MEMORY, "apply", "--auto-approve", "--prune")
+    assert code == 0, out
+    assert migrate.temp_name("ORDERS") not in js_api("STREAM.NAMES")["streams"]
+    after = asyncio.run(_stored(nats_server.url, "ORDERS"))
+    assert [d for _, _, d in after] == [d for _, _, d in before]  # all 60, in order, once
+    assert asyncio.run(_consume(nats_server.url, "billing", 1)) == [b"order 20"]
+    assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_migration_stopped_by_ctrl_c_is_finished_by_the_next_apply(run, nats_url, js_api, tmp_path):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 30))
+    code, out = _apply_stopped_before("create", TO_MEMORY, tmp_path, nats_url, signal.SIGINT)
+    assert code == 1 and "Apply interrupted (Ctrl-C)." in out and "stream ORDERS" in out.split("Interrupted")[-1], out
+    assert "ORDERS" not in js_api("STREAM.NAMES")["streams"]  # deleted, its messages held in ORDERS_migrating
+    assert js_api(f"STREAM.INFO.{migrate.temp_name('ORDERS')}")["state"]["messages"] == 30
+    code, out = run(TO_MEMORY, "apply", "--auto-approve")
+    assert code == 0 and js_api("STREAM.INFO.ORDERS")["state"]["messages"] == 30, out
 
 
 def test_a_saved_plan_made_with_migrate_applies_the_migration(run, nats_url, js_api, tmp_path):

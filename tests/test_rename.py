@@ -4,11 +4,14 @@ lost) during the one swap, and an interrupted rename is finished by the next app
 
 import asyncio
 import json
+import signal
 
 import pytest
+from test_migrate import (
+    ORDERS, _apply_stopped_before, _apply_with_a_publisher, _consume, _killed_and_restarted, _publish_all, _stored,
+)
 
 from medisync_topology import migrate
-from test_migrate import ORDERS, _apply_with_a_publisher, _consume, _publish_all, _stored
 
 PLAIN = ORDERS.replace("    replace: migrate\n", "")
 RENAMED = PLAIN.replace("  ORDERS:\n", "  ORDERS_V2:\n    renamed_from: ORDERS\n")
@@ -148,3 +151,41 @@ def test_without_renamed_from_a_rename_is_a_create_and_a_delete_that_says_what_i
     assert code == 0 and "+ create stream ORDERS_V2" in out and "rename stream" not in out, out
     assert "- delete stream ORDERS   (destroys 20 messages, " in out and ", 2 consumers)" in out
     assert "- delete consumer ORDERS/billing   (loses 7 pending messages" in out
+
+
+@pytest.mark.parametrize("step", ["swap in", "consumers", "finish"])
+def test_a_rename_killed_and_the_server_restarted_is_finished_by_the_next_apply(step, run, nats_server, js_api,
+                                                                                tmp_path, monkeypatch):
+    if not _migrates(nats_server):
+        return  # refused on this line, as test_a_renamed_stream_takes_the_messages_and_consumer_positions proves
+    before = _sample(run, nats_server.url, 40, 10)
+    _killed_and_restarted(step, RENAMED, tmp_path, nats_server, js_api, monkeypatch)
+    code, out = run(RENAMED, "plan", "--no-color", "--prune")
+    assert code == 0, out
+    assert f"+ rename stream ORDERS -> ORDERS_V2   (renamed; resumes an interrupted rename at step {step!r}" in out
+    assert "Unmanaged" not in out and "- delete" not in out and "Plan: 1 to create, 0 to update" in out
+    code, out = run(RENAMED, "apply", "--auto-approve", "--prune")
+    assert code == 0, out
+    assert [n for n in js_api("STREAM.NAMES")["streams"] if n.startswith("ORDERS")] == ["ORDERS_V2"]
+    after = asyncio.run(_stored(nats_server.url, "ORDERS_V2"))
+    assert [d for _, _, d in after] == [d for _, _, d in before]  # all 40, in order, once
+    assert asyncio.run(_consume(nats_server.url, "billing", 1, "ORDERS_V2")) == [b"order 20"]
+    assert run(RENAMED, "plan", "--detailed-exitcode", "--prune")[0] == 0
+
+
+def test_a_rename_stopped_by_ctrl_c_is_kept_until_the_topology_finishes_it(run, nats_url, js_api, nats_server,
+                                                                           tmp_path):
+    if not _migrates(nats_server):
+        return  # refused on this line, as test_a_renamed_stream_takes_the_messages_and_consumer_positions proves
+    _sample(run, nats_url, 20, 3)
+    code, out = _apply_stopped_before("consumers", RENAMED, tmp_path, nats_url, signal.SIGINT)
+    assert code == 1 and "Apply interrupted (Ctrl-C)." in out, out
+    # The file no longer renames: neither stream is compared, pruned nor shown as unmanaged; the plan says why.
+    code, out = run(PLAIN, "plan", "--no-color", "--prune")
+    assert code == 1, out
+    assert ("stream ORDERS_V2: an interrupted rename from ORDERS is not finished; declare ORDERS_V2 with "
+            "renamed_from: ORDERS to finish it") in out
+    assert "delete" not in out.split("Error:")[0] and "ORDERS/billing" not in out
+    code, out = run(RENAMED, "apply", "--auto-approve")
+    assert code == 0 and js_api("STREAM.INFO.ORDERS_V2")["state"]["messages"] == 20, out
+    assert asyncio.run(_consume(nats_url, "billing", 1, "ORDERS_V2")) == [b"order 6"]
