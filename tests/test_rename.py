@@ -8,18 +8,14 @@ import signal
 
 import pytest
 from test_migrate import (
-    ORDERS, _apply_stopped_before, _apply_with_a_publisher, _consume, _killed_and_restarted, _publish_all, _stored,
+    ORDERS, _apply_stopped_before, _apply_with_a_publisher, _consume, _killed_and_restarted, _migrates, _publish_all,
+    _refused_here, _stored,
 )
 
 from medisync_topology import migrate
 
 PLAIN = ORDERS.replace("    replace: migrate\n", "")
 RENAMED = PLAIN.replace("  ORDERS:\n", "  ORDERS_V2:\n    renamed_from: ORDERS\n")
-
-
-def _migrates(server) -> bool:
-    """Migrations (and so renames) keep consumer positions from nats-server 2.14 on; older lines refuse them."""
-    return tuple(map(int, server.version.split(".")[:2])) >= (2, 14)
 
 
 def _sample(run, nats_url, messages=40, acked=10):
@@ -31,10 +27,10 @@ def _sample(run, nats_url, messages=40, acked=10):
 
 def test_a_renamed_stream_takes_the_messages_and_consumer_positions(run, nats_url, js_api, nats_server):
     before = _sample(run, nats_url)
-    code, out = run(RENAMED, "plan", "--no-color", "--prune")
-    if not _migrates(nats_server):
-        assert code == 1 and "stream ORDERS_V2 cannot be renamed from ORDERS: a migration needs nats-server 2.14" in out, out
+    if _refused_here(run, RENAMED, nats_server):
+        assert "stream ORDERS_V2 cannot be renamed from ORDERS: a migration needs" in run(RENAMED, "plan")[1]
         return
+    code, out = run(RENAMED, "plan", "--no-color", "--prune")
     assert code == 0, out
     assert "+ rename stream ORDERS -> ORDERS_V2   (renamed; migrates 40 messages; 2 consumers keep their position)" in out
     assert "delete stream ORDERS" not in out and "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete." in out
@@ -54,10 +50,10 @@ def test_a_renamed_stream_takes_the_messages_and_consumer_positions(run, nats_ur
 
 
 def test_a_publisher_through_the_rename_loses_nothing_acknowledged(run, nats_url, nats_server):
-    if not _migrates(nats_server):
-        return  # the plan refuses it on this line: test_a_renamed_stream_takes_the_messages_and_consumer_positions
     assert run(PLAIN, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 300))
+    if _refused_here(run, RENAMED, nats_server):
+        return
 
     (code, out), (acked, refused) = _apply_with_a_publisher(run, RENAMED, nats_url)
     assert code == 0 and "publishes refused" in out, out
@@ -68,10 +64,10 @@ def test_a_publisher_through_the_rename_loses_nothing_acknowledged(run, nats_url
 
 
 def test_a_consumer_renamed_inside_a_renamed_stream_takes_the_old_ones_position(run, nats_url, js_api, nats_server):
-    if not _migrates(nats_server):
-        return  # refused on this line, as the test above proves
     _sample(run, nats_url, 30, 5)  # billing acknowledged orders 0..8
     text = RENAMED.replace("      billing: {", "      invoicing: {renamed_from: billing, ")
+    if _refused_here(run, text, nats_server):
+        return
     code, out = run(text, "plan", "--no-color")
     assert code == 0, out
     assert "consumers resuming after their acknowledged floor: audit, invoicing (from billing)" in out
@@ -116,7 +112,7 @@ def test_json_markdown_and_a_saved_plan_show_the_rename(run, nats_url, js_api, n
     from medisync_topology.cli import main
 
     _sample(run, nats_url, 20, 3)
-    if not _migrates(nats_server):
+    if _refused_here(run, RENAMED, nats_server):
         assert run(RENAMED, "plan", "--out", str(tmp_path / "plan.json"))[0] == 1  # refused, so never saved
         assert not (tmp_path / "plan.json").exists()
         return
@@ -156,9 +152,9 @@ def test_without_renamed_from_a_rename_is_a_create_and_a_delete_that_says_what_i
 @pytest.mark.parametrize("step", ["swap in", "consumers", "finish"])
 def test_a_rename_killed_and_the_server_restarted_is_finished_by_the_next_apply(step, run, nats_server, js_api,
                                                                                 tmp_path, monkeypatch):
-    if not _migrates(nats_server):
-        return  # refused on this line, as test_a_renamed_stream_takes_the_messages_and_consumer_positions proves
     before = _sample(run, nats_server.url, 40, 10)
+    if _refused_here(run, RENAMED, nats_server):
+        return
     _killed_and_restarted(step, RENAMED, tmp_path, nats_server, js_api, monkeypatch)
     code, out = run(RENAMED, "plan", "--no-color", "--prune")
     assert code == 0, out
@@ -175,9 +171,9 @@ def test_a_rename_killed_and_the_server_restarted_is_finished_by_the_next_apply(
 
 def test_a_rename_stopped_by_ctrl_c_is_kept_until_the_topology_finishes_it(run, nats_url, js_api, nats_server,
                                                                            tmp_path):
-    if not _migrates(nats_server):
-        return  # refused on this line, as test_a_renamed_stream_takes_the_messages_and_consumer_positions proves
     _sample(run, nats_url, 20, 3)
+    if _refused_here(run, RENAMED, nats_server):
+        return
     code, out = _apply_stopped_before("consumers", RENAMED, tmp_path, nats_url, signal.SIGINT)
     assert code == 1 and "Apply interrupted (Ctrl-C)." in out, out
     # The file no longer renames: neither stream is compared, pruned nor shown as unmanaged; the plan says why.
