@@ -119,6 +119,7 @@ class Migration:
     kept: tuple[str, ...] = ()  # consumers that resume where they stand
     resume: str | None = None  # the step an interrupted migration stopped before; None for a new one
     renamed: dict = field(default_factory=dict)  # kept consumer -> the live one whose position it takes, when another
+    dropped: tuple[str, ...] = ()  # a rename's: the old stream's consumers that go with it (the new one lacks them)
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ def operation_to_dict(op: Operation) -> dict:
 def migration_to_dict(migration: Migration | None) -> dict | None:
     if migration is None:
         return None
-    return {**dataclasses.asdict(migration), "kept": list(migration.kept)}
+    return {**dataclasses.asdict(migration), "kept": list(migration.kept), "dropped": list(migration.dropped)}
 
 
 def operation_from_dict(data: dict) -> Operation:
@@ -309,7 +310,7 @@ def operation_from_dict(data: dict) -> Operation:
 
 
 def _migration_from_dict(data: dict | None) -> Migration | None:
-    return Migration(**{**data, "kept": tuple(data["kept"])}) if data else None
+    return Migration(**{**data, "kept": tuple(data["kept"]), "dropped": tuple(data.get("dropped") or ())}) if data else None
 
 
 def _risk_from_dict(data: dict | None) -> Risk | None:

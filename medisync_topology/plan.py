@@ -552,16 +552,21 @@ class _Planner:
         live_consumers = {n: c for n, c in old_live.consumers.items() if rules.declarable_consumer(c)} if old_live else {}
         renamed = {n: c.renamed_from for n, c in spec.consumers.items() if c.renamed_from}
         before = rules.strip_live(old_live.config, "stream") if old_live else {}
+        kept = migrate.kept_consumers(live_consumers, consumers, renamed)
+        dropped = tuple(sorted(set(live_consumers) - set(kept.values())))
         if new_live is None:
-            problems += migrate.refusals(before, after, self.version,
-                                         migrate.kept_consumers(live_consumers, consumers, renamed))
+            problems += migrate.refusals(before, after, self.version, kept)
+        if dropped and not self.prune:
+            problems.append(f"deleting {old} deletes its consumers {', '.join(dropped)}, which {spec.name} does not "
+                            "declare: declare them there to keep them, or plan with --prune to let them go")
         for problem in problems:
             self._error(ref, Reason.IMPOSSIBLE, f"{ref} cannot be renamed from {old}: {problem}")
         if problems:
             return
         state = (old_live or new_live).state
-        migration = migrate.plan_migration(before, after, state or {}, live_consumers, consumers,
-                                           None if new_live is None else step, temp=old, renamed=renamed)
+        migration = dataclasses.replace(
+            migrate.plan_migration(before, after, state or {}, live_consumers, consumers,
+                                   None if new_live is None else step, temp=old, renamed=renamed), dropped=dropped)
         settings = rules.without_identity(rules.minimal_stream(after, self.version, self.origin_configs))
         self.phases["stream"].append(CreateResource(ref, after, settings, renamed_from=old, migration=migration))
 

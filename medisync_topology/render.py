@@ -170,7 +170,8 @@ def _migration_costs(op: Operation) -> list[str]:
         costs.append(f"consumers resuming after their acknowledged floor: "
                      f"{', '.join(f'{n} (from {m.renamed[n]})' if n in m.renamed else n for n in m.kept)}")
     if _renames_stream(op):
-        costs.append(f"then {m.temp} is deleted")
+        gone = f", with its consumers {', '.join(m.dropped)} ({name} does not declare them)" if m.dropped else ""
+        costs.append(f"then {m.temp} is deleted{gone}")
     return costs
 
 

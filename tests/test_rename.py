@@ -185,3 +185,17 @@ def test_a_rename_stopped_by_ctrl_c_is_kept_until_the_topology_finishes_it(run, 
     code, out = run(RENAMED, "apply", "--auto-approve")
     assert code == 0 and js_api("STREAM.INFO.ORDERS_V2")["state"]["messages"] == 20, out
     assert asyncio.run(_consume(nats_url, "billing", 1, "ORDERS_V2")) == [b"order 6"]
+
+
+def test_the_old_streams_consumers_the_new_one_lacks_go_only_with_prune(run, nats_url, js_api, nats_server):
+    _sample(run, nats_url, 10, 2)
+    without_audit = RENAMED.replace("      audit: {ack_policy: explicit}\n", "")
+    if _refused_here(run, without_audit, nats_server):
+        return
+    code, out = run(without_audit, "plan", "--no-color")
+    assert code == 1 and ("stream ORDERS_V2 cannot be renamed from ORDERS: deleting ORDERS deletes its consumers "
+                          "audit, which ORDERS_V2 does not declare") in out, out
+    code, out = run(without_audit, "plan", "--no-color", "--prune")
+    assert code == 0 and "then ORDERS is deleted, with its consumers audit (ORDERS_V2 does not declare them)" in out
+    assert run(without_audit, "apply", "--auto-approve", "--prune")[0] == 0
+    assert js_api("CONSUMER.NAMES.ORDERS_V2")["consumers"] == ["billing"]
