@@ -13,6 +13,8 @@ from test_migrate import (
 )
 
 from medisync_topology import migrate
+from medisync_topology.errors import STREAM_NOT_FOUND
+from natsserver import raw_js_api
 
 PLAIN = ORDERS.replace("    replace: migrate\n", "")
 RENAMED = PLAIN.replace("  ORDERS:\n", "  ORDERS_V2:\n    renamed_from: ORDERS\n")
@@ -199,3 +201,27 @@ def test_the_old_streams_consumers_the_new_one_lacks_go_only_with_prune(run, nat
     assert code == 0 and "then ORDERS is deleted, with its consumers audit (ORDERS_V2 does not declare them)" in out
     assert run(without_audit, "apply", "--auto-approve", "--prune")[0] == 0
     assert js_api("CONSUMER.NAMES.ORDERS_V2")["consumers"] == ["billing"]
+
+
+def test_a_replicated_stream_is_renamed_on_a_3_node_cluster(nats_cluster, tmp_path, monkeypatch):
+    from conftest import topology_cli
+
+    url = nats_cluster[0].url
+    run = topology_cli(",".join(node.url for node in nats_cluster), tmp_path, monkeypatch)
+    replicated = PLAIN.replace("duplicate_window: 1m", "duplicate_window: 1m\n    num_replicas: 3")
+    assert run(replicated, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(url, 100))
+    asyncio.run(_consume(url, "billing", 25))  # acknowledged orders 0..48
+    renamed = replicated.replace("  ORDERS:\n", "  ORDERS_V2:\n    renamed_from: ORDERS\n")
+    if _refused_here(run, renamed, nats_cluster[0]):
+        return
+    (code, out), (acked, _) = _apply_with_a_publisher(run, renamed, url)
+    assert code == 0 and "stream ORDERS_V2: created (renamed from ORDERS; migrated " in out, out
+    info = raw_js_api(url, "STREAM.INFO.ORDERS_V2")
+    assert info["config"]["num_replicas"] == 3 and len(info["cluster"]["replicas"]) == 2
+    assert raw_js_api(url, "STREAM.INFO.ORDERS")["error"]["err_code"] == STREAM_NOT_FOUND  # deleted
+    payloads = [d for _, _, d in asyncio.run(_stored(url, "ORDERS_V2"))]
+    assert payloads[:100] == [b"order %d" % i for i in range(100)]
+    assert acked and [int(p.split()[1]) for p in payloads[100:]] == acked  # every acknowledged publish, once, in order
+    assert asyncio.run(_consume(url, "billing", 1, "ORDERS_V2")) == [b"order 50"]
+    assert run(renamed, "plan", "--detailed-exitcode")[0] == 0
