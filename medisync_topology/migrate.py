@@ -240,8 +240,8 @@ def rename_staging_config(config: dict, old: dict) -> dict:
 
 
 def rename_taking_config(config: dict, staged: dict) -> dict:
-    """NEW taking publishes: its own subjects, no source, still marked as being renamed into."""
-    return {**{k: v for k, v in staged.items() if k != "sources"}, "subjects": config.get("subjects") or []}
+    """NEW taking publishes: its own config (its subjects, no source), still marked as being renamed into."""
+    return {**config, "metadata": staged["metadata"]}
 
 
 def old_subjects(staged: dict) -> list[str]:
