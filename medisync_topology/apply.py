@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import errors, refusals, rules
+from . import drift, errors, refusals, rules
 from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
 from .migrator import migrate_stream, rename_consumer, rename_stream
@@ -338,6 +338,8 @@ def _api(verb: str, ref) -> str:
 
 def _body(ref, config: dict, action: str) -> dict:
     # pedantic: the server refuses what it would otherwise silently rewrite, so what we planned is what we get.
+    # The config carries the record of itself, so the next plan tells drift from what the file asks (drift.py).
+    config = drift.recorded(config)
     if ref.kind == "consumer":
         return {"stream_name": ref.stream, "config": config, "action": action, "pedantic": True}
     return {**config, "pedantic": True}

@@ -26,6 +26,9 @@ SECOND = 10**9
 # -1 is "no limit" to the server in its limit fields (max_msgs, max_bytes, max_msg_size, ...).
 UNLIMITED = -1
 
+# The metadata key in which apply records what it sent (drift.py reads it); the file may not set it.
+APPLIED_KEY = "medisync-topology.applied"
+
 # The units a value can have in topology.yaml, each a shared type of the schema (TYPES).
 UNITS = ("duration", "size", "timestamp")
 
@@ -236,10 +239,13 @@ TYPES: dict[str, dict | ObjectType] = {
     },
     "metadata": {
         "description": "Free-form string key/value pairs stored with the resource (nats-server 2.10+). Keys starting "
-        "with `_nats.` belong to the server, and `medisync-topology.owner` is written by apply from `owner`.",
+        f"with `_nats.` belong to the server, `medisync-topology.owner` is written by apply from `owner`, and "
+        f"`{APPLIED_KEY}` records what apply sent.",
         "type": "object",
         "additionalProperties": {"type": "string"},
-        "propertyNames": {"not": {"anyOf": [{"pattern": "^_nats\\."}, {"const": "medisync-topology.owner"}]}},
+        "propertyNames": {"not": {"anyOf": [
+            {"pattern": "^_nats\\."}, {"const": "medisync-topology.owner"}, {"const": APPLIED_KEY},
+        ]}},
     },
     "placement": ObjectType(
         "Where in a cluster the replicas go. (Placement's `preferred` is refused in stream configs by nats-server, "

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from . import migrate
+from . import drift, migrate
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, TopologyError
 from .ops import CreateResource, ReplaceResource
@@ -88,7 +88,7 @@ async def rename_consumer(client: JetStreamClient, op: CreateResource) -> str:
     pending redeliveries start over), then delete the old one."""
     stream, old = op.ref.stream, op.renamed_from
     floor = (await client.request(f"CONSUMER.INFO.{stream}.{old}"))["ack_floor"]["stream_seq"]
-    body = {"stream_name": stream, "config": op.config, "action": "create", "pedantic": True}
+    body = {"stream_name": stream, "config": drift.recorded(op.config), "action": "create", "pedantic": True}
     await client.request(f"CONSUMER.CREATE.{stream}.{op.ref.name}", body)
     if floor:
         await client.request(f"CONSUMER.RESET.{stream}.{op.ref.name}", {"seq": floor + 1})
@@ -150,7 +150,7 @@ class _Migration:
                 f"{self.name} did not catch up with {self.temp} within {migrate.SWAP_TIMEOUT:g}s; {self.temp} takes "
                 "publishes again and nothing was lost; run apply again"
             )
-        await self.client.request(f"STREAM.UPDATE.{self.name}", {**self.op.after, "pedantic": True})
+        await self.client.request(f"STREAM.UPDATE.{self.name}", {**drift.recorded(self.op.after), "pedantic": True})
         self._publishes_taken()
 
     async def consumers(self, live: dict, temp: dict) -> None:
@@ -164,7 +164,7 @@ class _Migration:
         """Create each consumer on NAME; one with an old acknowledged floor (``floors``: name -> stream sequence)
         is reset to ``position(floor)``, where the first message after it is now."""
         for name, config in sorted(consumers.items()):
-            body = {"stream_name": self.name, "config": config, "action": "create", "pedantic": True}
+            body = {"stream_name": self.name, "config": drift.recorded(config), "action": "create", "pedantic": True}
             await self.client.request(f"CONSUMER.CREATE.{self.name}.{name}", body)
             if floors.get(name):
                 await self.client.request(f"CONSUMER.RESET.{self.name}.{name}", {"seq": await position(floors[name])})
@@ -273,7 +273,7 @@ class _Rename(_Migration):
         await self.client.request(f"STREAM.DELETE.{self.old}")
 
     async def finish(self, old: None, new: dict) -> None:
-        await self.client.request(f"STREAM.UPDATE.{self.name}", {**self.op.config, "pedantic": True})
+        await self.client.request(f"STREAM.UPDATE.{self.name}", {**drift.recorded(self.op.config), "pedantic": True})
         self.report.messages = new["state"]["messages"]
 
 

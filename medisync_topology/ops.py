@@ -71,12 +71,14 @@ class Ref:
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One field that differs. ``path`` is dotted (``placement.tags``); None means absent."""
+    """One field that differs. ``path`` is dotted (``placement.tags``); None means absent. ``drift``: the live
+    value changed outside the topology since the tool applied the file's value (drift.py)."""
 
     path: str
     old: Any
     new: Any
     forces_replacement: bool = False
+    drift: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,8 @@ def operation_to_dict(op: Operation) -> dict:
         "before": prior_config(op),
         "after": resulting_config(op),
         "changes": [
-            {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
+            {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement, "drift": c.drift}
+            for c in changes
         ],
         "forces_replacement": [c.path for c in changes if c.forces_replacement],
         "data_at_risk": None if risk is None else dataclasses.asdict(risk),
@@ -294,7 +297,8 @@ def migration_to_dict(migration: Migration | None) -> dict | None:
 def operation_from_dict(data: dict) -> Operation:
     """The inverse of ``operation_to_dict``; KeyError or ValueError when the data is not one."""
     ref = ref_from_dict(data)
-    changes = tuple(FieldChange(c["path"], c["old"], c["new"], bool(c["forces_replacement"])) for c in data["changes"])
+    changes = tuple(FieldChange(c["path"], c["old"], c["new"], bool(c["forces_replacement"]), bool(c.get("drift")))
+                    for c in data["changes"])
     risk = _risk_from_dict(data.get("data_at_risk"))
     match Action(data["action"]):  # ValueError for an unknown action
         case Action.CREATE:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from . import buckets, migrate, refusals, rules, subjects, target
+from . import buckets, drift, migrate, refusals, rules, subjects, target
 from .errors import STREAM_UPDATE_FAILED, SUBJECTS_OVERLAP
 from .live import LiveState, LiveStream
 from .loader import dotted
@@ -419,7 +419,7 @@ class _Planner:
             live_consumers = {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
             migration = lambda op: self._migration(op, spec, stream.state, live_consumers)  # noqa: E731
         replaced = self._compare(ref, "stream", before, after, spec.protect, adopting, self._data_at_risk(stream),
-                                 "stream", migration)
+                                 "stream", migration, drift.applied(stream.config))
         if replaced and migration:
             return
         if replaced:
@@ -450,12 +450,14 @@ class _Planner:
                 )
         return decision
 
-    def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase, migration=None) -> bool:
+    def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase, migration=None,
+                 applied=None) -> bool:
         """Plan an update or a replace of one resource; True when it is replaced.
 
-        ``migration`` turns a replacement into one that keeps the data (None when it cannot).
+        ``migration`` turns a replacement into one that keeps the data (None when it cannot); ``applied``: the
+        record of what the tool last applied to it (drift.py), which tells drift from what the file asks.
         """
-        changes = field_changes(before, after)
+        changes = drift.marked(field_changes(before, after), None if adopting else applied)
         if not changes:
             return False
         forcing, impossible = rules.blocked_changes(kind, before, after, self.version)
@@ -652,7 +654,8 @@ class _Planner:
             before = rules.strip_live(live[name], "consumer")
             adopting = owner_of(live[name]) is None
             at_risk = _consumer_at_risk(stream, name)
-            self._compare(ref, "consumer", before, after, desired.protect, adopting, at_risk, "consumer")
+            self._compare(ref, "consumer", before, after, desired.protect, adopting, at_risk, "consumer",
+                          applied=drift.applied(live[name]))
 
     # -- findings --------------------------------------------------------
 

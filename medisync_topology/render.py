@@ -76,6 +76,20 @@ def _named_changes(op: Operation) -> list[tuple[str, FieldChange]]:
     return sorted(((names.get(c.path, c.path), c) for c in changes_of(op)), key=lambda named: named[0])
 
 
+def _drifted(plan: Plan) -> list[tuple[Operation, list[tuple[str, FieldChange]]]]:
+    """Each operation with the fields of it that changed outside the topology (drift.py), in plan order."""
+    found = [(op, [(name, c) for name, c in _named_changes(op) if c.drift]) for op in plan.operations]
+    return [(op, named) for op, named in found if named]
+
+
+DRIFT_MARK = "changed outside the topology"
+
+
+def _drift_note(arrow: str) -> str:
+    # The section's "old -> new" is applied -> live: the value applied is the one the file still asks for.
+    return f"since the last apply (applied {arrow} live; the plan sets them back to the file's values)"
+
+
 def _change_value(path: str, value: Any) -> str:
     return ABSENT if value is None else display_value(path.rsplit(".", 1)[-1], value)
 
@@ -228,6 +242,9 @@ def render_text(plan: Plan, *, color: bool) -> str:
         blocks.append(_header(plan, name=lambda text: f'"{text}"', file=str))
     if plan.targets:
         blocks.append(style("Warning:", fg="yellow", bold=True) + f" {_partial_text(plan)}")
+    drifted = _drifted(plan)
+    if drifted:
+        blocks.append("\n".join(_text_drift(drifted, style)))
     for op in plan.operations:
         blocks.append("\n".join(_text_operation(op, style)))
     findings = _text_findings(plan, style)
@@ -257,23 +274,37 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
         head += "   " + style(f"({_renamed_text(op)})", fg="green")
     match op:
         case CreateResource():
-            rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
+            rows = [(key, display_value(key, value), None) for key, value in sorted(op.settings.items())]
         case UpdateResource() | ReplaceResource():
-            rows = [
-                (name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
-                for name, c in _named_changes(op)
-            ]
+            rows = [(name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c)
+                    for name, c in _named_changes(op)]
         case DeleteResource():
             rows = []
-    width = max((len(name) for name, _, _ in rows), default=0) + 3  # name, colon, two spaces
     lines = [head]
-    for name, text, forces in rows:
-        line = f"      {name + ':':<{width}}{text}"
-        if forces:
+    for line, change in _text_rows(rows):
+        if change is not None and change.forces_replacement:
             line += "   " + style("# forces replacement", fg="red")
+        if change is not None and change.drift:
+            line += "   " + style(f"# {DRIFT_MARK}", fg="yellow")
         lines.append(line)
     if migration is not None:
         lines += [f"      # {cost}" for cost in _migration_costs(op)]
+    return lines
+
+
+def _text_rows(rows: list[tuple]) -> list[tuple[str, Any]]:
+    """(name, text, anything) rows as aligned lines under a resource, each with its third item."""
+    width = max((len(name) for name, _, _ in rows), default=0) + 3  # name, colon, two spaces
+    return [(f"      {name + ':':<{width}}{text}", extra) for name, text, extra in rows]
+
+
+def _text_drift(drifted: list, style: Callable[..., str]) -> list[str]:
+    """terraform's "Objects have changed outside of Terraform": what was applied, and what the server has now."""
+    lines = [style("Changed outside the topology", fg="yellow", bold=True) + f" {_drift_note('->')}:"]
+    for op, named in drifted:
+        lines.append(f"  {op.ref}")
+        rows = [(name, f"{_change_value(c.path, c.new)} -> {_change_value(c.path, c.old)}", None) for name, c in named]
+        lines += [line for line, _ in _text_rows(rows)]
     return lines
 
 
@@ -315,7 +346,7 @@ MARKER = "medisync-topology plan"
 PLAN_OPTIONS = ("prune", "adopt", "allow_replace", "allow_data_loss")
 _DESTRUCTIVE = (Action.DELETE, Action.REPLACE)
 # Shares of the limit the lists above the table may take; what does not fit is counted, not shown.
-_LIST_SHARE = {"caution": 8, "errors": 4, "unmanaged": 16, "notes": 16}
+_LIST_SHARE = {"caution": 8, "errors": 4, "drift": 16, "unmanaged": 16, "notes": 16}
 
 
 def comment_marker(plan: Plan) -> str:
@@ -348,6 +379,8 @@ def render_markdown(plan: Plan, *, saved_as: str | None = None, limit: int = COM
     above = [_md_caution(plan, limit // _LIST_SHARE["caution"])]
     above.append(_md_list("**Errors:**", [_md_text(_finding_text(f)) for f in plan.errors],
                           limit // _LIST_SHARE["errors"], "errors"))
+    above.append(_md_list(f"**Changed outside the topology** {_drift_note('→')}:", _md_drift(plan),
+                          limit // _LIST_SHARE["drift"], "fields"))
     unmanaged = [_md_ref(ref) for ref in _unmanaged(plan)]
     below = [
         _md_list("**Unmanaged (left alone):**", unmanaged, limit // _LIST_SHARE["unmanaged"], "resources", inline=True),
@@ -503,7 +536,8 @@ def _md_detail(op: CreateResource | UpdateResource | ReplaceResource) -> tuple[s
         items = []
         for name, c in _named_changes(op):
             item = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
-            items.append(item + (" (**forces replacement**)" if c.forces_replacement else ""))
+            item += " (**forces replacement**)" if c.forces_replacement else ""
+            items.append(item + (f" ({DRIFT_MARK})" if c.drift else ""))
         what = plural(len(items), "change")
     if getattr(op, "migration", None) is not None:
         items += ["", "The migration:", ""] + [f"- {_md_text(cost)}" for cost in _migration_costs(op)]
@@ -511,6 +545,12 @@ def _md_detail(op: CreateResource | UpdateResource | ReplaceResource) -> tuple[s
     html_title = f"{verb} {op.ref.kind} <code>{html.escape(_ref_name(op.ref))}</code>"
     full = f"<details><summary>{html_title}: {what}</summary>\n\n" + "\n".join(items) + "\n\n</details>"
     return full, f"{verb} {_md_ref(op.ref)}: {what} (summarised)"
+
+
+def _md_drift(plan: Plan) -> list[str]:
+    """One item a drifted field: the resource, the field, what was applied → what the server has now."""
+    return [f"{_md_ref(op.ref)}: {_code(name)}: {_md_change_value(c.path, c.new)} → {_md_change_value(c.path, c.old)}"
+            for op, named in _drifted(plan) for name, c in named]
 
 
 def _md_row(op: Operation, details: str) -> str:
