@@ -9,10 +9,10 @@ from typing import Callable
 from . import drift, errors, refusals, rules
 from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
-from .migrator import migrate_stream, rename_consumer
+from .migrator import migrate_stream, rename_consumer, rename_stream
 from .probe import Refused, probe_replacement
 from .ops import (
-    Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
+    Action, CreateResource, DeleteResource, Migration, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
     operation_to_dict, prior_config, resulting_config,
 )
 from .plan import origins
@@ -269,6 +269,8 @@ class ReplaceFailed(Exception):
 async def _execute(client: JetStreamClient, op: Operation, operations: list[Operation]) -> str | None:
     """Carry out one operation; what a migration did, as a line for the person applying, else None."""
     match op:
+        case CreateResource(migration=Migration()):
+            return await rename_stream(client, op)
         case CreateResource(renamed_from=str()):
             return await rename_consumer(client, op)
         case CreateResource():

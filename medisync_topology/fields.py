@@ -890,6 +890,11 @@ TOOL_KEYS: dict[str, dict[str, dict]] = {
         },
         "protect": ref("protect"),
         "replace": ref("replace"),
+        "renamed_from": {
+            **ref("name"),
+            "description": "Tool-only: the live stream this one replaces: it takes that one's messages and consumers "
+            "(at their positions; nats-server 2.14+), then the old one is deleted.",
+        },
     },
     "consumer": {
         "protect": ref("protect"),

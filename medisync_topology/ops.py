@@ -112,7 +112,7 @@ class Migration:
     """How a replaced stream keeps its messages: copied out through a temporary stream and back
     (migrate.py plans it, migrator.py carries it out). Figures are the live stream's when planned."""
 
-    temp: str  # the temporary stream
+    temp: str  # the temporary stream (a rename's: the old stream, deleted at the end)
     messages: int
     bytes: int
     first_seq: int
@@ -120,6 +120,8 @@ class Migration:
     consumers: dict = field(default_factory=dict)  # the new stream's consumers: durable name -> config
     kept: tuple[str, ...] = ()  # consumers that resume where they stand
     resume: str | None = None  # the step an interrupted migration stopped before; None for a new one
+    renamed: dict = field(default_factory=dict)  # kept consumer -> the live one whose position it takes, when another
+    dropped: tuple[str, ...] = ()  # a rename's: the old stream's consumers that go with it (the new one lacks them)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,10 @@ class CreateResource:
     ref: Ref
     config: dict
     settings: dict = field(default_factory=dict)
-    renamed_from: str | None = None  # a consumer that starts where this live one stands, which is then deleted
+    # A consumer that starts where this live one stands, or a stream that takes this live one's messages and
+    # consumers (``migration`` says how); the live one is deleted at the end.
+    renamed_from: str | None = None
+    migration: Migration | None = None
     action: ClassVar[Action] = Action.CREATE
 
 
@@ -286,7 +291,7 @@ def operation_to_dict(op: Operation) -> dict:
 def migration_to_dict(migration: Migration | None) -> dict | None:
     if migration is None:
         return None
-    return {**dataclasses.asdict(migration), "kept": list(migration.kept)}
+    return {**dataclasses.asdict(migration), "kept": list(migration.kept), "dropped": list(migration.dropped)}
 
 
 def operation_from_dict(data: dict) -> Operation:
@@ -297,15 +302,19 @@ def operation_from_dict(data: dict) -> Operation:
     risk = _risk_from_dict(data.get("data_at_risk"))
     match Action(data["action"]):  # ValueError for an unknown action
         case Action.CREATE:
-            return CreateResource(ref, data["after"], data["settings"], data.get("renamed_from"))
+            return CreateResource(ref, data["after"], data["settings"], data.get("renamed_from"),
+                                  _migration_from_dict(data.get("migration")))
         case Action.UPDATE:
             return UpdateResource(ref, data["before"], data["after"], changes, bool(data["adopt"]), risk)
         case Action.REPLACE:
-            migration = data.get("migration")
-            migration = Migration(**{**migration, "kept": tuple(migration["kept"])}) if migration else None
-            return ReplaceResource(ref, data["before"], data["after"], changes, risk, migration)
+            return ReplaceResource(ref, data["before"], data["after"], changes, risk,
+                                   _migration_from_dict(data.get("migration")))
         case Action.DELETE:
             return DeleteResource(ref, data["before"], risk)
+
+
+def _migration_from_dict(data: dict | None) -> Migration | None:
+    return Migration(**{**data, "kept": tuple(data["kept"]), "dropped": tuple(data.get("dropped") or ())}) if data else None
 
 
 def _risk_from_dict(data: dict | None) -> Risk | None:
