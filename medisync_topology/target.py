@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .buckets import LOCK_STREAM, capturing_streams
 from .errors import (
     MAX_ACK_PENDING_EXCEEDED, MAX_BYTES_REQUIRED, MAX_STREAM_BYTES_EXCEEDED, MAXIMUM_CONSUMERS, MAXIMUM_STREAMS,
     MEMORY_RESOURCES_EXCEEDED, NO_LIMITS, NO_SUITABLE_PEERS, REPLICAS_NOT_SUPPORTED, STORAGE_RESOURCES_EXCEEDED,
@@ -114,8 +115,20 @@ def target_findings(operations: list[Operation], live_streams: dict, facts: Targ
             f"{ref}: {' and '.join(needs)} not checked against the cluster: {facts.servers_unknown}",
         ))
     if facts.account:
-        findings += _AccountCheck(_Account(facts.account), live_streams).run(operations)
+        findings += _AccountCheck(_Account(facts.account), live_streams, _lock_to_create(operations, live_streams)
+                                  ).run(operations)
     return findings
+
+
+def _lock_to_create(operations: list[Operation], live_streams: dict) -> bool:
+    """Whether apply first creates the apply lock's bucket (lock.py), one more stream for the account: when it
+    is not there and no stream (to be) applied takes its subject."""
+    if LOCK_STREAM in live_streams:
+        return False
+    subjects = {name: stream.config.get("subjects") for name, stream in live_streams.items()}
+    subjects |= {op.ref.stream_name: (resulting_config(op) or {}).get("subjects") for op in operations
+                 if op.ref.kind != "consumer"}
+    return not capturing_streams(subjects)
 
 
 def _placement_questions(op: Operation) -> list[str]:
@@ -159,7 +172,7 @@ def _placement_findings(ref: Ref, config: dict, facts: TargetFacts) -> list[Find
 class _AccountCheck:
     """The account's JetStream limits over the plan, in execution order (deletes free room first)."""
 
-    def __init__(self, account: _Account, live_streams: dict):
+    def __init__(self, account: _Account, live_streams: dict, lock_to_create: bool):
         self.account = account
         self.findings: list[Finding] = []
         self.streams: dict[str, int] = {}  # per tier
@@ -173,6 +186,9 @@ class _AccountCheck:
                 self.reserved[tier, kind] = 0 if reserved >= 2**63 else reserved
         self.consumers = {name: len(stream.consumers) for name, stream in live_streams.items()}
         self.stream_tiers = {name: account.tier(stream.config) for name, stream in live_streams.items()}
+        self.lock_tier = account.tier({"num_replicas": 1}) if lock_to_create else None
+        if self.lock_tier is not None:
+            self.streams[self.lock_tier] = self.streams.get(self.lock_tier, 0) + 1
 
     def run(self, operations: list[Operation]) -> list[Finding]:
         for op in operations:
@@ -203,8 +219,10 @@ class _AccountCheck:
             self.streams[tier] = self.streams.get(tier, 0) + 1
             self.consumers[name] = 0
             if _limited(limits.get("max_streams")) and self.streams[tier] > limits["max_streams"]:
+                lock = f", with the bucket {LOCK_STREAM} apply makes for its lock" if tier == self.lock_tier else ""
                 self._error(op.ref, f"the account allows {limits['max_streams']} streams{self._in(tier)} and would "
-                                    f"then have {self.streams[tier]} (max_streams); the server would refuse it (err_code {MAXIMUM_STREAMS})")
+                                    f"then have {self.streams[tier]}{lock} (max_streams); the server would refuse it "
+                                    f"(err_code {MAXIMUM_STREAMS})")
         else:
             self._reserve(before, -1)
         self._reserve(after, +1)

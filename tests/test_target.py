@@ -110,20 +110,24 @@ def test_account_limits_are_plan_errors_the_server_agrees_with(limited):
         ("consumer A/two: the account allows 1 consumers per stream and stream A would then have 2 (max_consumers)",
          10026),
         ("stream B: max_bytes reserves memory the account does not have: it would reserve 4096 bytes of 2048", 10028),
-        ("stream C: the account allows 2 streams and would then have 3 (max_streams)", 10027),
+        # Apply makes the lock's bucket first: a stream too.
+        ("stream B: the account allows 2 streams and would then have 3, with the bucket KV_medisync_topology_lock "
+         "apply makes for its lock (max_streams)", 10027),
+        ("stream C: the account allows 2 streams and would then have 4, with the bucket KV_medisync_topology_lock "
+         "apply makes for its lock (max_streams)", 10027),
         ("stream C: max_bytes reserves file storage the account does not have: it would reserve 2097152 bytes "
          "of 1048576", 10047),
         ("consumer C/greedy: max_ack_pending 500 is more than the account allows (100)", 10121),
     ]
     for message, err_code in expected:
         assert f"Error: {message}; the server would refuse it" in out and f"(err_code {err_code})" in out, out
-    assert "Plan cannot be applied (5 errors)" in out
+    assert "Plan cannot be applied (6 errors)" in out
     # The server refuses each of them for the reason given.
     assert create_refusal(server.url, {"name": "B", "subjects": ["b"], "storage": "memory", "max_bytes": 4096},
                           **auth)["err_code"] == 10028
     assert create_refusal(server.url, {"name": "C", "subjects": ["c"], "max_bytes": 2 * 2**20}, **auth)["err_code"] == 10047
-    raw_js_api(server.url, "STREAM.CREATE.A", {"name": "A", "subjects": ["a"]}, **auth)
-    raw_js_api(server.url, "STREAM.CREATE.X", {"name": "X", "subjects": ["x"]}, **auth)
+    # Applied, A comes with the lock's bucket: 2 streams of 2.
+    assert run("version: 1\nowner: medisync\nstreams:\n  A: {subjects: [a]}\n", "apply", "--auto-approve")[0] == 0
     assert create_refusal(server.url, {"name": "C", "subjects": ["c"]}, **auth)["err_code"] == 10027
     consumer = {"stream_name": "A", "config": {"durable_name": "one", "ack_policy": "explicit", "max_ack_pending": 500}}
     assert raw_js_api(server.url, "CONSUMER.CREATE.A.one", consumer, **auth)["error"]["err_code"] == 10121
@@ -318,6 +322,21 @@ def test_tiered_limits_are_read_per_replica_count():
         "the account allows 1 streams in tier R3 and would then have 2 (max_streams); the server would refuse it "
         "(err_code 10027)",
     ]
+
+
+def test_the_lock_bucket_apply_makes_counts_unless_a_stream_takes_its_subject():
+    facts = TargetFacts(False, account={"streams": 0, "limits": {"max_streams": 1}})
+
+    def errors(subjects: str) -> list[str]:
+        model, _ = build_topology(parse_document(f"version: 1\nowner: o\nstreams:\n  S: {{subjects: [{subjects}]}}\n",
+                                                 "t.yaml"))
+        return [f.message for f in make_plan(model, LiveState("2.15.1", {}, facts)).errors]
+
+    assert errors("s") == [
+        "the account allows 1 streams and would then have 2, with the bucket KV_medisync_topology_lock apply makes "
+        "for its lock (max_streams); the server would refuse it (err_code 10027)",
+    ]
+    assert errors("'>'") == []  # apply goes without the lock then: its subject is taken (lock.py)
 
 
 # -- every server line -------------------------------------------------
