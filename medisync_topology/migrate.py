@@ -53,7 +53,7 @@ RESET_VERSION = (2, 14, 0)
 RESETTABLE = ("all", "by_start_sequence", "by_start_time")
 
 STEPS = ("copy", "swap in", "delete", "create", "swap out", "consumers", "done")
-RENAME_STEPS = ("copy", "swap in", "consumers", "finish", "done")
+RENAME_STEPS = ("copy", "swap in", "consumers", "finish", "done")  # rename_step's answers, in order
 
 
 def temp_name(name: str) -> str:
