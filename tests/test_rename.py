@@ -253,3 +253,17 @@ def test_a_rename_interrupted_while_copying_is_finished_by_the_next_apply(run, n
     assert [d for _, _, d in asyncio.run(_stored(nats_url, "ORDERS_V2"))] == [d for _, _, d in before]
     assert asyncio.run(_consume(nats_url, "billing", 1, "ORDERS_V2")) == [b"order 8"]
     assert run(RENAMED, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_rename_is_undone_by_renaming_back(run, nats_url, js_api, nats_server):
+    before = _sample(run, nats_url, 20, 5)
+    if _refused_here(run, RENAMED, nats_server):
+        return
+    assert run(RENAMED, "apply", "--auto-approve")[0] == 0
+    back = PLAIN.replace("  ORDERS:\n", "  ORDERS:\n    renamed_from: ORDERS_V2\n")
+    code, out = run(back, "plan", "--no-color")
+    assert code == 0 and "+ rename stream ORDERS_V2 -> ORDERS   (renamed; migrates 20 messages" in out, out
+    assert run(back, "apply", "--auto-approve")[0] == 0
+    assert [n for n in js_api("STREAM.NAMES")["streams"] if n.startswith("ORDERS")] == ["ORDERS"]
+    assert [d for _, _, d in asyncio.run(_stored(nats_url, "ORDERS"))] == [d for _, _, d in before]
+    assert asyncio.run(_consume(nats_url, "billing", 1)) == [b"order 10"]
