@@ -558,6 +558,12 @@ class _Planner:
         dropped = tuple(sorted(set(live_consumers) - set(kept.values())))
         if new_live is None:
             problems += migrate.refusals(before, after, self.version, kept)
+        readers = sorted(name for name, stream in self.live.streams.items() if old in origins(stream.config)
+                         and not migrate.migrating(stream.config) and not migrate.renaming(stream.config))
+        if readers:  # a mirror or source names its origin: it would lose it, and read NEW again from the start
+            problems.append(f"stream {', '.join(readers)} mirrors or sources {old}, which the rename deletes: make it read "
+                            f"from {spec.name} in a plan of its own after the rename (it then copies {spec.name} again "
+                            "from the start)")
         if dropped and not self.prune:
             problems.append(f"deleting {old} deletes its consumers {', '.join(dropped)}, which {spec.name} does not "
                             "declare: declare them there to keep them, or plan with --prune to let them go")
