@@ -346,7 +346,7 @@ def _export_merge(connect, path: str, output: str | None) -> None:
     from .export import read_live
     from .merge import merge_file
 
-    merged = merge_file(path, asyncio.run(read_live(connect)))
+    merged = merge_file(path, lambda: asyncio.run(read_live(connect)))
     for warning in merged.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if not merged.written and not output:

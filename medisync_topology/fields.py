@@ -26,8 +26,9 @@ SECOND = 10**9
 # -1 is "no limit" to the server in its limit fields (max_msgs, max_bytes, max_msg_size, ...).
 UNLIMITED = -1
 
-# The metadata key in which apply records what it sent (drift.py reads it); the file may not set it.
-APPLIED_KEY = "medisync-topology.applied"
+# The metadata keys the tool writes into every resource it applies; the file may set neither.
+OWNER_KEY = "medisync-topology.owner"  # who owns it: the topology's owner (plan.py decides by it)
+APPLIED_KEY = "medisync-topology.applied"  # what apply sent, field by field (drift.py)
 
 # The units a value can have in topology.yaml, each a shared type of the schema (TYPES).
 UNITS = ("duration", "size", "timestamp")
@@ -239,12 +240,12 @@ TYPES: dict[str, dict | ObjectType] = {
     },
     "metadata": {
         "description": "Free-form string key/value pairs stored with the resource (nats-server 2.10+). Keys starting "
-        f"with `_nats.` belong to the server, `medisync-topology.owner` is written by apply from `owner`, and "
+        f"with `_nats.` belong to the server, `{OWNER_KEY}` is written by apply from `owner`, and "
         f"`{APPLIED_KEY}` records what apply sent.",
         "type": "object",
         "additionalProperties": {"type": "string"},
         "propertyNames": {"not": {"anyOf": [
-            {"pattern": "^_nats\\."}, {"const": "medisync-topology.owner"}, {"const": APPLIED_KEY},
+            {"pattern": "^_nats\\."}, {"const": OWNER_KEY}, {"const": APPLIED_KEY},
         ]}},
     },
     "placement": ObjectType(

@@ -17,7 +17,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from ruamel.yaml import YAML
@@ -26,7 +26,7 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from . import buckets, fields, rules
+from . import buckets, fields, migrate, rules
 from .errors import TopologyError
 from .export import bucket_entry, consumer_entry, human_units, stream_entry
 from .live import LiveState
@@ -52,11 +52,13 @@ class Merged:
         return plural(len(self.written), "change")
 
 
-def merge_file(path: str, live: LiveState) -> Merged:
-    """``path`` with the live values of what it declares, and the owner's resources it does not declare."""
+def merge_file(path: str, read_live: Callable[[], LiveState]) -> Merged:
+    """``path`` with the live values of what it declares, and the owner's resources it does not declare.
+    The file is read and checked first: a missing or invalid file is its error, whatever the server."""
     topology = load_topology(path)  # a clear error, located, for a file that is not a valid topology
     text = Path(path).read_text(encoding="utf-8")
     document = _Document(text)
+    live = read_live()
     merged = Merged(text)
     _Merge(topology, live, document, merged).run()
     if merged.written:
@@ -196,6 +198,8 @@ class _Merge:
         declared = {**self.topology.streams, **self.topology.buckets}
         for name, stream in sorted(self.streams.items()):
             if owner_of(stream.config) != owner or (name in declared and declared[name].kind != "stream"):
+                continue
+            if migrate.migrating(stream.config):  # messages in transit, which the next apply moves on
                 continue
             complete = rules.complete_stream(self.configs[name], self.version, self.configs)
             known = declared[name].consumers if name in declared else {}

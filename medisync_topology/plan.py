@@ -12,6 +12,7 @@ import enum
 
 from . import buckets, drift, migrate, refusals, rules, subjects, target
 from .errors import STREAM_UPDATE_FAILED, SUBJECTS_OVERLAP
+from .fields import OWNER_KEY
 from .live import LiveState, LiveStream
 from .loader import dotted
 from .model import ConsumerSpec, StreamSpec, Topology
@@ -32,7 +33,6 @@ from .ops import (
     resulting_config,
 )
 
-OWNER_KEY = "medisync-topology.owner"
 
 
 def owner_of(config: dict) -> str | None:

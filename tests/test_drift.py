@@ -18,8 +18,9 @@ from conftest import ONE_STREAM_TOPOLOGY
 from medisync_topology import drift
 from medisync_topology.cli import main
 from medisync_topology.fields import APPLIED_KEY
-from medisync_topology.ops import FieldChange
+from medisync_topology.ops import FieldChange, Plan, Ref, UpdateResource
 from medisync_topology.plan import OWNER_KEY
+from medisync_topology.render import COMMENT_LIMIT, render_markdown
 from natsserver import start_server
 from test_rules_server import BINARIES
 
@@ -205,3 +206,12 @@ def test_marked_needs_the_live_value_to_differ_from_the_record_and_the_files_to_
     assert not any(c.drift for c in drift.marked(found, None))  # no record, no drift
     assert drift.applied({"metadata": {APPLIED_KEY: "not json"}}) is None
     assert drift.digest("max_age", 7.0) == drift.digest("max_age", 7)
+
+
+def test_a_markdown_plan_of_much_drift_still_fits_one_comment():
+    ops = [UpdateResource(Ref("stream", f"S{i}"), {}, {}, (FieldChange("max_msgs", 100 + i, -1, drift=True),))
+           for i in range(3000)]
+    text = render_markdown(Plan(operations=ops, owner="medisync"))
+    assert len(text) <= COMMENT_LIMIT
+    drifted = text.split("**Changed outside the topology**")[1].split("\n\n|")[0]
+    assert "- stream `S0`: `max_msgs`: `unlimited` → `100`" in drifted and "more fields (see the full plan)" in drifted

@@ -6,7 +6,7 @@ import difflib
 
 from click.testing import CliRunner
 
-from medisync_topology import buckets
+from medisync_topology import buckets, migrate
 from medisync_topology.cli import main
 from medisync_topology.merge import _indentation
 from medisync_topology.plan import OWNER_KEY
@@ -122,6 +122,15 @@ def test_the_owners_resources_the_file_does_not_declare_are_appended(run, tmp_pa
     assert code == 0 and "No changes. Live JetStream matches" in out, out
 
 
+def test_an_interrupted_migrations_stream_is_not_appended(run, tmp_path, js_api):
+    run = applied(run, tmp_path)
+    temp = migrate.temp_name("ALERTS")  # messages in transit, carrying the owner: the next apply's business
+    js_api(f"STREAM.CREATE.{temp}", {"name": temp, "subjects": ["transit.>"],
+                                     "metadata": {OWNER_KEY: "medisync", migrate.MIGRATING_KEY: "ALERTS"}})
+    code, out = merge(run)
+    assert code == 0 and "nothing written" in out and run.path.read_text() == TOPOLOGY
+
+
 def test_output_writes_elsewhere_and_leaves_the_file(run, tmp_path, nats_url, js_api):
     run = applied(run, tmp_path)
     set_stream(nats_url, "ALERTS", max_msgs=5)
@@ -146,6 +155,9 @@ def test_bad_input_is_a_clear_error(run, tmp_path, nats_url):
     assert broken.read_text() == "version: 1\nstreams: [\n"
     result = CliRunner().invoke(main, ["export", "--merge", str(run.path), "--stream", "EVENTS"])
     assert result.exit_code == 1 and "no --stream or --owner" in result.output
+    # The file's own error comes first, also when no server answers.
+    result = CliRunner().invoke(main, ["export", "--merge", str(broken), "--server", "nats://127.0.0.1:1"])
+    assert result.exit_code == 1 and f"{broken}:3:1: YAML syntax error" in result.output
 
 
 def test_a_merge_the_files_rules_refuse_writes_nothing(run, tmp_path, nats_url):
