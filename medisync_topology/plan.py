@@ -70,8 +70,10 @@ def ownership(live_owner: str | None, owner: str, *, declared: bool, prune: bool
 
 def field_changes(before: dict, after: dict) -> tuple[FieldChange, ...]:
     """The top-level fields that differ, old and new value each, sorted by name."""
+    if before == after:  # the common case, settled without sorting any list
+        return ()
     before_form, after_form = rules.comparable(before), rules.comparable(after)
-    if before_form == after_form:  # the common case, and DeepDiff's cost dominated plans of many streams
+    if before_form == after_form:  # and DeepDiff's cost dominated plans of many streams
         return ()
     from deepdiff import DeepDiff  # imported only when something differs: a tenth of a second for every plan
 
