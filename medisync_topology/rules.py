@@ -210,9 +210,8 @@ def _is_zero(key: str, value: Any) -> bool:
     """The zero value of a field, which the server omits where its struct says ``omitempty``."""
     # A field's own zero ("none" of priority_policy); "none" is a real value of ack_policy and
     # compression, which have defaults and are always reported.
-    return value is None or value is False or value == 0 or value in ("", [], {}) or (
-        key in fields.ZERO_VALUES and value == fields.ZERO_VALUES[key]
-    )
+    # Go's zero values (null, false, 0, "", [], {}) are exactly what is false in plain data.
+    return not value or (key in fields.ZERO_VALUES and value == fields.ZERO_VALUES[key])
 
 
 def _drop_omitted(cfg: dict, kind: str) -> dict:
