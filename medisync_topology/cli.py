@@ -19,12 +19,8 @@ import click
 from . import __version__, dataloss, options
 from .apply import ApplyResult, apply_document
 from .errors import TopologyError
-from .explain import explain as explain_subject
-from .explain import render_explain
-from .graph import render_dot, render_mermaid, topology_graph
 from .loader import InvalidTopology
 from .lock import describe_holder
-from .permissions import render_json, render_nats_conf, topology_permissions
 from .planfile import load_plan, plan_key, save_plan
 from .progress import Progress
 from .render import render
@@ -311,8 +307,9 @@ def permissions(paths, env, fmt):
     json: {"services": {NAME: {"pub": {"allow", "deny"}, "sub": {...}}}}, as in user JWTs.
     nats-conf: one variable per service (ALERT_WORKER = {...}) to include in nats.conf.
     """
-    topology = load_topology(paths, env)
-    rights = topology_permissions(topology)
+    from .permissions import render_json, render_nats_conf, topology_permissions  # only this command needs them
+
+    rights = topology_permissions(load_topology(paths, env))
     click.echo(render_json(rights) if fmt == "json" else render_nats_conf(rights, list(paths)), nl=False)
 
 
@@ -322,6 +319,8 @@ def permissions(paths, env, fmt):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def explain(subject, paths, env, fmt):
     """Where SUBJECT goes, offline: its stream, the consumers receiving it, who publishes and consumes it."""
+    from .explain import explain as explain_subject, render_explain  # only this command needs them
+
     click.echo(render_explain(explain_subject(load_topology(paths, env), subject), fmt), nl=False)
 
 
@@ -330,6 +329,8 @@ def explain(subject, paths, env, fmt):
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 def graph(paths, env, fmt):
     """The topology as a picture, offline: Mermaid (renders in GitHub markdown) or DOT (Graphviz)."""
+    from .graph import render_dot, render_mermaid, topology_graph  # only this command needs them
+
     picture = topology_graph(load_topology(paths, env))
     click.echo(render_mermaid(picture) if fmt == "mermaid" else render_dot(picture), nl=False)
 
