@@ -7,6 +7,7 @@ compose the node tree and build the data ourselves.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -270,7 +271,7 @@ def _plain_events(next_event: Callable[[], yaml.Event]) -> Any:
         if kind is yaml.ScalarEvent:
             nodes += 1
             if wants_key:
-                key = event.value
+                key = sys.intern(event.value)  # one string for each field name, not one per resource
                 if event.anchor is not None or key == "<<" or key in top[0]:
                     return _UNUSUAL
                 top[1] = key
