@@ -6,13 +6,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import errors, refusals, rules
+from . import drift, errors, refusals, rules
 from .client import CONCURRENT_REQUESTS, JetStreamAPIError, JetStreamClient
 from .errors import TopologyError
-from .migrator import migrate_stream, rename_consumer
+from .migrator import migrate_stream, rename_consumer, rename_stream
 from .probe import Refused, probe_replacement
 from .ops import (
-    Action, CreateResource, DeleteResource, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
+    Action, CreateResource, DeleteResource, Migration, Operation, Plan, ReplaceResource, UpdateResource, finding_to_dict,
     operation_to_dict, prior_config, resulting_config,
 )
 from .plan import origins
@@ -269,6 +269,8 @@ class ReplaceFailed(Exception):
 async def _execute(client: JetStreamClient, op: Operation, operations: list[Operation]) -> str | None:
     """Carry out one operation; what a migration did, as a line for the person applying, else None."""
     match op:
+        case CreateResource(migration=Migration()):
+            return await rename_stream(client, op)
         case CreateResource(renamed_from=str()):
             return await rename_consumer(client, op)
         case CreateResource():
@@ -336,6 +338,8 @@ def _api(verb: str, ref) -> str:
 
 def _body(ref, config: dict, action: str) -> dict:
     # pedantic: the server refuses what it would otherwise silently rewrite, so what we planned is what we get.
+    # The config carries the record of itself, so the next plan tells drift from what the file asks (drift.py).
+    config = drift.recorded(config)
     if ref.kind == "consumer":
         return {"stream_name": ref.stream, "config": config, "action": action, "pedantic": True}
     return {**config, "pedantic": True}

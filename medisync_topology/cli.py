@@ -341,10 +341,18 @@ def graph(paths, env, fmt):
 @click.option("--stream", "patterns", multiple=True, metavar="NAME",
               help="Only streams (or buckets) with this name; shell wildcards (*, ?, [..]); repeatable.")
 @click.option("--owner", help="The topology's owner (default: the one owner the resources carry, else medisync).")
-def export_(connect, output, patterns, owner):
+@click.option("--merge", "merge_into", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the live values into this existing topology file (in place, or to --output), keeping its "
+                   "comments and formatting: what it declares, and the resources of its owner it does not.")
+def export_(connect, output, patterns, owner, merge_into):
     """Write a topology.yaml from the live server: minimal, in human units. Exit 0 success, 1 error."""
     from .export import export_from_server, schema_reference, to_yaml  # imported by the commands that need them
 
+    if merge_into:
+        if patterns or owner:
+            raise TopologyError("--merge takes the resources and the owner from the file: no --stream or --owner")
+        _export_merge(connect, merge_into, output)
+        return
     result = _run(export_from_server(connect, patterns, owner))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -352,12 +360,32 @@ def export_(connect, output, patterns, owner):
     if not output:
         click.echo(text, nl=False)
         return
+    _write(output, text)
+    click.echo(f"Wrote {output}: {result.summary()}", err=True)
+
+
+def _export_merge(connect, path: str, output: str | None) -> None:
+    from .export import read_live
+    from .merge import merge_file
+
+    merged = merge_file(path, lambda: _run(read_live(connect)))
+    for warning in merged.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if not merged.written and not output:
+        click.echo(f"{path} matches the server; nothing written", err=True)
+        return
+    _write(output or path, merged.text)
+    click.echo(f"Wrote {output or path}: {merged.summary()}", err=True)
+    for line in merged.written:
+        click.echo(f"  {line}", err=True)
+
+
+def _write(path: str, text: str) -> None:
     try:
-        with open(output, "w", encoding="utf-8") as file:
+        with open(path, "w", encoding="utf-8") as file:
             file.write(text)
     except OSError as exc:
-        raise TopologyError(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"Wrote {output}: {result.summary()}", err=True)
+        raise TopologyError(f"cannot write {path}: {exc.strerror}") from None
 
 
 @main.command()

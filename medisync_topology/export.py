@@ -49,9 +49,13 @@ class Export:
 
 async def export_from_server(connect: ConnectOptions, patterns=(), owner: str | None = None) -> Export:
     """Read the server once (paged LISTs) and export it; arguments as export_topology's."""
+    return export_topology(await read_live(connect), patterns, owner)
+
+
+async def read_live(connect: ConnectOptions) -> LiveState:
+    """Everything the server has, read once (paged LISTs)."""
     async with JetStreamClient(connect) as client:
-        live = await client.read_live()
-    return export_topology(live, patterns, owner)
+        return await client.read_live()
 
 
 def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> Export:
@@ -71,7 +75,7 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
     for name in names:
         stream = live.streams[name]
         _note_owner(owners, f"stream {name}", stream.config)
-        bucket = _bucket_entry(name, configs, version, warnings)
+        bucket = bucket_entry(name, configs, version, warnings)
         if bucket:
             kind, bucket_name, settings = bucket
             document[buckets.SECTIONS[kind]][bucket_name] = settings
@@ -87,19 +91,30 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
 
 
 def _stream_entry(name: str, stream: LiveStream, configs: dict[str, dict], version, owners: dict[str, list[str]]) -> dict:
-    minimal = rules.minimal_stream(_unowned(configs[name]), version, configs)
-    entry = _in_order(human_units(rules.without_identity(minimal)), fields.STREAM)  # the map key is the name
+    entry = stream_entry(name, configs, version)
     complete = rules.complete_stream(configs[name], version, configs)
     consumers = {}
     for cname, config in sorted(stream.consumers.items()):
         if not rules.declarable_consumer(config):
             continue
         _note_owner(owners, f"consumer {name}/{cname}", config)
-        minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), complete, version)
-        consumers[cname] = _in_order(human_units(rules.without_identity(minimal)), fields.CONSUMER)
+        consumers[cname] = consumer_entry(config, complete, version)
     if consumers:
         entry["consumers"] = consumers
     return entry
+
+
+def stream_entry(name: str, configs: dict[str, dict], version) -> dict:
+    """A stream's fields as the file writes them (without its consumers): minimal, human units, the server's order.
+    ``configs``: every live stream's comparable config, by name (a mirror's defaults follow its origin)."""
+    minimal = rules.minimal_stream(_unowned(configs[name]), version, configs)
+    return _in_order(human_units(rules.without_identity(minimal)), fields.STREAM)  # the map key is the name
+
+
+def consumer_entry(config: dict, stream_config: dict, version) -> dict:
+    """A live consumer as the file writes it; ``stream_config`` is its stream's complete config."""
+    minimal = rules.minimal_consumer(_unowned(rules.strip_live(config, "consumer")), stream_config, version)
+    return _in_order(human_units(rules.without_identity(minimal)), fields.CONSUMER)
 
 
 def to_yaml(document: dict, schema: str) -> str:
@@ -151,7 +166,7 @@ def _bucket_name(stream_name: str) -> str:
 # -- buckets ----------------------------------------------------------------
 
 
-def _bucket_entry(name: str, configs: dict[str, dict], version, warnings: list[str]) -> tuple | None:
+def bucket_entry(name: str, configs: dict[str, dict], version, warnings: list[str]) -> tuple | None:
     """(kind, bucket, settings) for a KV / object store stream that its settings rebuild exactly.
 
     A bucket made by a client that builds it differently from nats.go (nats-py turns on

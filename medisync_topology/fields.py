@@ -26,6 +26,10 @@ SECOND = 10**9
 # -1 is "no limit" to the server in its limit fields (max_msgs, max_bytes, max_msg_size, ...).
 UNLIMITED = -1
 
+# The metadata keys the tool writes into every resource it applies; the file may set neither.
+OWNER_KEY = "medisync-topology.owner"  # who owns it: the topology's owner (plan.py decides by it)
+APPLIED_KEY = "medisync-topology.applied"  # what apply sent, field by field (drift.py)
+
 # The units a value can have in topology.yaml, each a shared type of the schema (TYPES).
 UNITS = ("duration", "size", "timestamp")
 
@@ -236,10 +240,13 @@ TYPES: dict[str, dict | ObjectType] = {
     },
     "metadata": {
         "description": "Free-form string key/value pairs stored with the resource (nats-server 2.10+). Keys starting "
-        "with `_nats.` belong to the server, and `medisync-topology.owner` is written by apply from `owner`.",
+        f"with `_nats.` belong to the server, `{OWNER_KEY}` is written by apply from `owner`, and "
+        f"`{APPLIED_KEY}` records what apply sent.",
         "type": "object",
         "additionalProperties": {"type": "string"},
-        "propertyNames": {"not": {"anyOf": [{"pattern": "^_nats\\."}, {"const": "medisync-topology.owner"}]}},
+        "propertyNames": {"not": {"anyOf": [
+            {"pattern": "^_nats\\."}, {"const": OWNER_KEY}, {"const": APPLIED_KEY},
+        ]}},
     },
     "placement": ObjectType(
         "Where in a cluster the replicas go. (Placement's `preferred` is refused in stream configs by nats-server, "
@@ -883,6 +890,11 @@ TOOL_KEYS: dict[str, dict[str, dict]] = {
         },
         "protect": ref("protect"),
         "replace": ref("replace"),
+        "renamed_from": {
+            **ref("name"),
+            "description": "Tool-only: the live stream this one replaces: it takes that one's messages and consumers "
+            "(at their positions; nats-server 2.14+), then the old one is deleted.",
+        },
     },
     "consumer": {
         "protect": ref("protect"),

@@ -15,6 +15,14 @@ from what the server has, not from memory):
               not acknowledged: sourced messages carry Nats-Stream-Source "<origin> <seq> ...", which
               maps an old sequence to a new one; then TEMP is deleted
 
+A rename (``renamed_from: OLD`` on stream NEW) is the first half of that route, with NEW as TEMP:
+
+  copy        create NEW with its own config, no subjects, sourcing OLD; wait until nearly caught up;
+              OLD's subjects -> a holding subject (publishes refused)
+  swap in     wait until NEW has every message; NEW takes its subjects and drops its source
+  consumers   each consumer created on NEW and reset to where OLD's stands; then OLD is deleted
+  finish      NEW's metadata loses the mark that said it was being renamed into
+
 Read in nats-server's server/stream.go: a sourced message gets the header Nats-Stream-Source with
 its origin stream and sequence, replacing one it already had (processInboundSourceMsg,
 genSourceHeader), loses its Nats-Expected-* and Nats-Batch-* headers, is stored with a new
@@ -34,15 +42,18 @@ TEMP_SUFFIX = "_migrating"
 MIGRATING_KEY = "medisync-topology.migrating"
 POSITIONS_KEY = "medisync-topology.positions"
 SUBJECTS_KEY = "medisync-topology.subjects"  # the live stream's subjects, which TEMP takes over
+RENAMING_KEY = "medisync-topology.renaming"  # on NEW until a rename is finished: OLD's name
 # A swap that takes longer is undone (the subjects go back) and the apply fails with nothing lost,
 # so a plan can say how long publishes may be refused.
 SWAP_TIMEOUT = 5.0
-# CONSUMER.RESET (jetstream_api.go JSApiConsumerResetT) came with nats-server 2.14.
+# CONSUMER.RESET (jetstream_api.go JSApiConsumerResetT) came with nats-server 2.14: a migration keeps
+# consumer positions only from that line on, and is refused on older ones.
 RESET_VERSION = (2, 14, 0)
 # Deliver policies CONSUMER.RESET accepts a sequence for (consumer.go resetStartingSeqLocked).
 RESETTABLE = ("all", "by_start_sequence", "by_start_time")
 
 STEPS = ("copy", "swap in", "delete", "create", "swap out", "consumers", "done")
+RENAME_STEPS = ("copy", "swap in", "consumers", "finish", "done")
 
 
 def temp_name(name: str) -> str:
@@ -103,11 +114,11 @@ def staging_config(after: dict) -> dict:
 
 
 def refusals(before: dict, after: dict, version: rules.Version | None, kept_consumers: dict) -> list[str]:
-    """Why this stream cannot be migrated (the server would refuse a step, or a promise would break); [] if it can.
+    """Why this stream cannot be migrated, or renamed into ``after`` (the server would refuse a step, or a promise
+    would break); [] if it can.
 
     ``kept_consumers``: the live consumers that would resume where they stand, name -> desired config.
     """
-    name = before["name"]
     problems = []
     for side, config in (("live", before), ("new", after)):
         if config.get("mirror"):
@@ -118,6 +129,8 @@ def refusals(before: dict, after: dict, version: rules.Version | None, kept_cons
             problems.append(f"the {side} stream republishes or transforms subjects, which a copy would repeat")
     if before.get("sealed"):
         problems.append("the live stream is sealed: its subjects cannot be handed over")
+    if after.get("sealed"):
+        problems.append("the new stream is sealed: it could not store the messages")
     if before.get("retention") != "limits":
         problems.append(
             f"the live stream has {before.get('retention')} retention: sourcing removes its messages before the "
@@ -125,12 +138,13 @@ def refusals(before: dict, after: dict, version: rules.Version | None, kept_cons
         )
     if after.get("retention") == "interest":
         problems.append("the new stream has interest retention: messages copied before its consumers exist are dropped")
-    if kept_consumers and not fields.at_least(version, RESET_VERSION):
+    if not fields.at_least(version, RESET_VERSION):
+        kept = f" (keeping {', '.join(sorted(kept_consumers))}'s position)" if kept_consumers else ""
         problems.append(
-            f"keeping {', '.join(sorted(kept_consumers))}'s position needs nats-server "
-            f"{rules.format_version(RESET_VERSION)} or newer (CONSUMER.RESET)"
+            f"a migration needs nats-server {rules.format_version(RESET_VERSION)} or newer, which keeps consumer "
+            f"positions with CONSUMER.RESET{kept}; this server is {rules.format_version(version)}"
         )
-    return [f"stream {name} cannot be migrated: {p}" for p in problems]
+    return problems
 
 
 def rename_refusals(old: str, config: dict, version: rules.Version | None) -> list[str]:
@@ -144,22 +158,30 @@ def rename_refusals(old: str, config: dict, version: rules.Version | None) -> li
 
 
 def plan_migration(before: dict, after: dict, state: dict, live_consumers: dict, consumers: dict,
-                   resume: str | None = None) -> Migration:
+                   resume: str | None = None, temp: str | None = None, renamed: dict | None = None) -> Migration:
     """The migration of one stream: what it copies and which consumers keep their place.
 
-    ``live_consumers``: name -> live config; ``consumers``: the new stream's consumers, name -> desired config.
+    ``live_consumers``: name -> live config; ``consumers``: the new stream's consumers, name -> desired config;
+    ``temp``: where the messages wait (a rename's: the old stream); ``renamed``: new consumer -> the live one
+    whose position it takes (its ``renamed_from``).
     """
-    kept = tuple(sorted(kept_consumers(live_consumers, consumers)))
+    kept = kept_consumers(live_consumers, consumers, renamed or {})
     return Migration(
-        temp=temp_name(after["name"]), messages=state.get("messages", 0), bytes=state.get("bytes", 0),
-        first_seq=state.get("first_seq", 0), last_seq=state.get("last_seq", 0), consumers=consumers, kept=kept,
-        resume=resume,
+        temp=temp or temp_name(after["name"]), messages=state.get("messages", 0), bytes=state.get("bytes", 0),
+        first_seq=state.get("first_seq", 0), last_seq=state.get("last_seq", 0), consumers=consumers,
+        kept=tuple(sorted(kept)), resume=resume, renamed={n: old for n, old in kept.items() if old != n},
     )
 
 
-def kept_consumers(live_consumers: dict, consumers: dict) -> dict:
-    """The desired consumers that exist live and whose position a reset can restore."""
-    return {n: c for n, c in consumers.items() if n in live_consumers and c.get("deliver_policy", "all") in RESETTABLE}
+def kept_consumers(live_consumers: dict, consumers: dict, renamed: dict | None = None) -> dict[str, str]:
+    """The desired consumers whose position a reset can restore: name -> the live consumer it is taken from
+    (its own name, or the one it says it is ``renamed`` from when it does not exist itself)."""
+    kept = {}
+    for name, config in consumers.items():
+        old = name if name in live_consumers else (renamed or {}).get(name)
+        if old in live_consumers and config.get("deliver_policy", "all") in RESETTABLE:
+            kept[name] = old
+    return kept
 
 
 def source_of(headers: dict | None) -> tuple[str, int] | None:
@@ -199,3 +221,40 @@ def next_step(name_config: dict | None, temp: dict | None) -> str:
     if name_config is None:
         return "create"
     return "swap out" if sourcing_temp else "delete"
+
+
+# -- renames -----------------------------------------------------------
+
+
+def renaming(config: dict) -> str | None:
+    """The stream a stream is being renamed from, from its metadata; None once the rename is finished."""
+    return (config.get("metadata") or {}).get(RENAMING_KEY)
+
+
+def rename_staging_config(config: dict, old: dict) -> dict:
+    """NEW while it copies OLD: its own config, no subjects, sourcing OLD; its metadata names OLD and OLD's
+    subjects (given back to OLD if the swap times out)."""
+    metadata = {**(config.get("metadata") or {}), RENAMING_KEY: old["name"],
+                SUBJECTS_KEY: json.dumps(old.get("subjects") or [])}
+    return {**config, "subjects": [], "sources": [{"name": old["name"]}], "metadata": metadata}
+
+
+def rename_taking_config(config: dict, staged: dict) -> dict:
+    """NEW taking publishes: its own config (its subjects, no source), still marked as being renamed into."""
+    return {**config, "metadata": staged["metadata"]}
+
+
+def old_subjects(staged: dict) -> list[str]:
+    return json.loads(staged["metadata"][SUBJECTS_KEY])
+
+
+def rename_step(old: dict | None, new: dict | None) -> str:
+    """Where a rename of OLD to NEW stands, from the live configs of OLD and NEW (None: absent)."""
+    if new is None:
+        return "copy"
+    name = renaming(new)
+    if name is None:
+        return "done"
+    if new.get("sources"):
+        return "swap in" if old is not None and old.get("subjects") == [holding_subject(name)] else "copy"
+    return "consumers" if old is not None else "finish"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
-from . import migrate
+from . import drift, migrate
 from .client import JetStreamAPIError, JetStreamClient
 from .errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, TopologyError
 from .ops import CreateResource, ReplaceResource
@@ -41,17 +43,42 @@ async def migrate_stream(client: JetStreamClient, op: ReplaceResource) -> Migrat
     """Migrate op.ref's stream to op.after, from wherever a previous run left it."""
     name = op.ref.stream_name
     run = _Migration(client, name, op)
+
+    def step_of(live: dict | None, temp: dict | None, done: list[str]) -> str:
+        return "done" if temp is None and done else migrate.next_step(live, temp)  # TEMP goes last
+
+    return await _steps(run, (name, migrate.temp_name(name)), step_of, f"migration of {name}")
+
+
+async def rename_stream(client: JetStreamClient, op: CreateResource) -> str:
+    """Create op's stream with the messages and consumers of the live stream op.renamed_from (the migration
+    route, migrate.py), then delete that one; from wherever a previous run left it."""
+    run = _Rename(client, op)
+    report = await _steps(run, (op.renamed_from, run.name), lambda old, new, done: migrate.rename_step(old, new),
+                          f"rename of {op.renamed_from} to {run.name}")
+    return f"renamed from {op.renamed_from}; {report.text()}"
+
+
+# A test-only hook (tests/test_migrate.py): the run waits before the named step, for the test to kill it there.
+PAUSE_VARIABLE = "MEDISYNC_TOPOLOGY_PAUSE_BEFORE"
+
+
+async def _steps(run: "_Migration", names: tuple[str, str], step_of, what: str) -> MigrationReport:
+    """Read both streams back, do the next step, until there is none: each step starts from what the server has."""
     started = time.monotonic()
     done: list[str] = []
     while True:
-        live, temp = await run.info(name), await run.info(migrate.temp_name(name))
-        step = migrate.next_step(live and live["config"], temp and temp["config"])
-        if step == "done" or (temp is None and done):  # TEMP goes last
+        first, second = await run.info(names[0]), await run.info(names[1])
+        step = step_of(first and first["config"], second and second["config"], done)
+        if step == "done":
             break
         if done[-1:] == [step]:  # a step that did not move the server on would loop forever
-            raise MigrationError(f"migration of {name} is stuck at step {step!r}")
+            raise MigrationError(f"{what} is stuck at step {step!r}")
+        if os.environ.get(PAUSE_VARIABLE) == step:
+            print(f"paused before step {step!r}", file=sys.stderr, flush=True)
+            await asyncio.sleep(3600)
         done.append(step)
-        await getattr(run, step.replace(" ", "_"))(live, temp)
+        await getattr(run, step.replace(" ", "_"))(first, second)
     run.report.seconds = time.monotonic() - started
     return run.report
 
@@ -61,7 +88,7 @@ async def rename_consumer(client: JetStreamClient, op: CreateResource) -> str:
     pending redeliveries start over), then delete the old one."""
     stream, old = op.ref.stream, op.renamed_from
     floor = (await client.request(f"CONSUMER.INFO.{stream}.{old}"))["ack_floor"]["stream_seq"]
-    body = {"stream_name": stream, "config": op.config, "action": "create", "pedantic": True}
+    body = {"stream_name": stream, "config": drift.recorded(op.config), "action": "create", "pedantic": True}
     await client.request(f"CONSUMER.CREATE.{stream}.{op.ref.name}", body)
     if floor:
         await client.request(f"CONSUMER.RESET.{stream}.{op.ref.name}", {"seq": floor + 1})
@@ -94,21 +121,7 @@ class _Migration:
         await self._set_subjects(self.name, live["config"], [migrate.holding_subject(self.name)])
 
     async def swap_in(self, live: dict, temp: dict) -> None:
-        if not await self._wait_all(self.temp, self.name):
-            await self._set_subjects(self.name, live["config"], migrate.holding_temp_config(temp["config"])["subjects"])
-            raise MigrationError(
-                f"{self.temp} did not catch up with {self.name} within {migrate.SWAP_TIMEOUT:g}s; {self.name} takes "
-                "publishes again and nothing was lost; run apply again"
-            )
-        temp_state, live_state = (await self.info(self.temp))["state"], (await self.info(self.name))["state"]
-        if temp_state["messages"] < live_state["messages"]:
-            # A Nats-Msg-Id that occurs twice in NAME (further apart than its window) is stored once by a source.
-            await self._set_subjects(self.name, live["config"], migrate.holding_temp_config(temp["config"])["subjects"])
-            raise MigrationError(
-                f"{self.temp} holds {temp_state['messages']:,} of {self.name}'s {live_state['messages']:,} messages: "
-                "some share a Nats-Msg-Id, which a copy deduplicates; nothing was lost and "
-                f"{self.name} takes publishes again; delete {self.temp} and replace without migrating"
-            )
+        await self._caught_up(self.temp, live, migrate.holding_temp_config(temp["config"])["subjects"])
         await self._update(migrate.holding_temp_config(temp["config"]))
         self._publishes_taken()
 
@@ -137,21 +150,44 @@ class _Migration:
                 f"{self.name} did not catch up with {self.temp} within {migrate.SWAP_TIMEOUT:g}s; {self.temp} takes "
                 "publishes again and nothing was lost; run apply again"
             )
-        await self.client.request(f"STREAM.UPDATE.{self.name}", {**self.op.after, "pedantic": True})
+        await self.client.request(f"STREAM.UPDATE.{self.name}", {**drift.recorded(self.op.after), "pedantic": True})
         self._publishes_taken()
 
     async def consumers(self, live: dict, temp: dict) -> None:
-        floors = migrate.positions(temp["config"])
-        for name, config in sorted(self.op.migration.consumers.items()):
-            body = {"stream_name": self.name, "config": config, "action": "create", "pedantic": True}
-            await self.client.request(f"CONSUMER.CREATE.{self.name}.{name}", body)
-            if floors.get(name):
-                seq = await self._new_position(floors[name])
-                await self.client.request(f"CONSUMER.RESET.{self.name}.{name}", {"seq": seq})
+        await self._reset_consumers(self.op.migration.consumers, migrate.positions(temp["config"]), self._new_position)
         self.report.messages = live["state"]["messages"]
         await self.client.request(f"STREAM.DELETE.{self.temp}")
 
     # -- helpers ---------------------------------------------------------
+
+    async def _reset_consumers(self, consumers: dict, floors: dict[str, int], position) -> None:
+        """Create each consumer on NAME; one with an old acknowledged floor (``floors``: name -> stream sequence)
+        is reset to ``position(floor)``, where the first message after it is now."""
+        for name, config in sorted(consumers.items()):
+            body = {"stream_name": self.name, "config": drift.recorded(config), "action": "create", "pedantic": True}
+            await self.client.request(f"CONSUMER.CREATE.{self.name}.{name}", body)
+            if floors.get(name):
+                await self.client.request(f"CONSUMER.RESET.{self.name}.{name}", {"seq": await position(floors[name])})
+
+    async def _caught_up(self, stream: str, origin: dict, subjects: list[str]) -> None:
+        """Until ``stream`` has every message of ``origin`` (a live stream's info, on its holding subject now);
+        when it cannot get them all, ``origin`` takes ``subjects`` back and MigrationError says so."""
+        name = origin["config"]["name"]
+        if not await self._wait_all(stream, name):
+            await self._set_subjects(name, origin["config"], subjects)
+            raise MigrationError(
+                f"{stream} did not catch up with {name} within {migrate.SWAP_TIMEOUT:g}s; {name} takes "
+                "publishes again and nothing was lost; run apply again"
+            )
+        copied, held = (await self.info(stream))["state"], (await self.info(name))["state"]
+        if copied["messages"] < held["messages"]:
+            # A Nats-Msg-Id that occurs twice in the origin (further apart than its window) is stored once by a source.
+            await self._set_subjects(name, origin["config"], subjects)
+            raise MigrationError(
+                f"{stream} holds {copied['messages']:,} of {name}'s {held['messages']:,} messages: "
+                "some share a Nats-Msg-Id, which a copy deduplicates; nothing was lost and "
+                f"{name} takes publishes again; delete {stream} and do it without migrating"
+            )
 
     async def _new_position(self, floor: int) -> int:
         """The sequence in the new stream of the first message after the old acknowledged floor."""
@@ -205,6 +241,40 @@ class _Migration:
                 return False
             await asyncio.sleep(POLL)
         return True
+
+
+class _Rename(_Migration):
+    """A rename's steps (migrate.py): NEW plays TEMP's part and OLD the migrated stream's, which is then deleted."""
+
+    def __init__(self, client: JetStreamClient, op: CreateResource):
+        super().__init__(client, op.ref.stream_name, op)
+        self.old = op.renamed_from
+
+    async def copy(self, old: dict, new: dict | None) -> None:
+        if new is None:
+            config = migrate.rename_staging_config(self.op.config, old["config"])
+            await self.client.request(f"STREAM.CREATE.{self.name}", {**config, "pedantic": True})
+        await self._wait_nearly(self.name, self.old)
+        await self._set_subjects(self.old, old["config"], [migrate.holding_subject(self.old)])
+
+    async def swap_in(self, old: dict, new: dict) -> None:
+        await self._caught_up(self.name, old, migrate.old_subjects(new["config"]))
+        await self._update(migrate.rename_taking_config(self.op.config, new["config"]))
+        self._publishes_taken()
+
+    async def consumers(self, old: dict, new: dict) -> None:
+        migration = self.op.migration
+        floors = {c["name"]: c["ack_floor"]["stream_seq"]
+                  for c in await self.client.paged(f"CONSUMER.LIST.{self.old}", "consumers")}
+        kept = {name: floors[migration.renamed.get(name, name)] for name in migration.kept
+                if migration.renamed.get(name, name) in floors}
+        await self._reset_consumers(migration.consumers, kept,
+                                    lambda floor: _first_after(self.client, self.name, self.old, floor))
+        await self.client.request(f"STREAM.DELETE.{self.old}")
+
+    async def finish(self, old: None, new: dict) -> None:
+        await self.client.request(f"STREAM.UPDATE.{self.name}", {**drift.recorded(self.op.config), "pedantic": True})
+        self.report.messages = new["state"]["messages"]
 
 
 async def _last_seq(client: JetStreamClient, stream: str) -> int:

@@ -33,6 +33,7 @@ class StreamSpec:
     consumers: dict[str, ConsumerSpec] = field(default_factory=dict)
     protect: bool = False
     replace: str | None = None  # "migrate": a replacement keeps the messages (migrate.py)
+    renamed_from: str | None = None  # the live stream whose messages and consumers this one takes over
     kind: str = "stream"
     bucket: str = ""
 
@@ -82,7 +83,8 @@ def build_topology(doc: Document) -> tuple[Topology, list[Problem]]:
         here = ("streams", name)
         config = _api_config(raw, STREAM_TOOL_KEYS, stream_defaults, here, ("defaults", "stream"), doc, problems)
         config["name"] = name
-        stream = StreamSpec(name, config, protect=bool(raw.get("protect", False)), replace=raw.get("replace"))
+        stream = StreamSpec(name, config, protect=bool(raw.get("protect", False)), replace=raw.get("replace"),
+                            renamed_from=raw.get("renamed_from"))
         for cname, craw in (raw.get("consumers") or {}).items():
             craw = craw or {}
             chere = here + ("consumers", cname)

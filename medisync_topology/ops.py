@@ -71,12 +71,14 @@ class Ref:
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One field that differs. ``path`` is dotted (``placement.tags``); None means absent."""
+    """One field that differs. ``path`` is dotted (``placement.tags``); None means absent. ``drift``: the live
+    value changed outside the topology since the tool applied the file's value (drift.py)."""
 
     path: str
     old: Any
     new: Any
     forces_replacement: bool = False
+    drift: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class Migration:
     """How a replaced stream keeps its messages: copied out through a temporary stream and back
     (migrate.py plans it, migrator.py carries it out). Figures are the live stream's when planned."""
 
-    temp: str  # the temporary stream
+    temp: str  # the temporary stream (a rename's: the old stream, deleted at the end)
     messages: int
     bytes: int
     first_seq: int
@@ -118,6 +120,8 @@ class Migration:
     consumers: dict = field(default_factory=dict)  # the new stream's consumers: durable name -> config
     kept: tuple[str, ...] = ()  # consumers that resume where they stand
     resume: str | None = None  # the step an interrupted migration stopped before; None for a new one
+    renamed: dict = field(default_factory=dict)  # kept consumer -> the live one whose position it takes, when another
+    dropped: tuple[str, ...] = ()  # a rename's: the old stream's consumers that go with it (the new one lacks them)
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,10 @@ class CreateResource:
     ref: Ref
     config: dict
     settings: dict = field(default_factory=dict)
-    renamed_from: str | None = None  # a consumer that starts where this live one stands, which is then deleted
+    # A consumer that starts where this live one stands, or a stream that takes this live one's messages and
+    # consumers (``migration`` says how); the live one is deleted at the end.
+    renamed_from: str | None = None
+    migration: Migration | None = None
     action: ClassVar[Action] = Action.CREATE
 
 
@@ -267,7 +274,8 @@ def operation_to_dict(op: Operation) -> dict:
         "before": prior_config(op),
         "after": resulting_config(op),
         "changes": [
-            {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement} for c in changes
+            {"path": c.path, "old": c.old, "new": c.new, "forces_replacement": c.forces_replacement, "drift": c.drift}
+            for c in changes
         ],
         "forces_replacement": [c.path for c in changes if c.forces_replacement],
         "data_at_risk": None if risk is None else dataclasses.asdict(risk),
@@ -283,25 +291,30 @@ def operation_to_dict(op: Operation) -> dict:
 def migration_to_dict(migration: Migration | None) -> dict | None:
     if migration is None:
         return None
-    return {**dataclasses.asdict(migration), "kept": list(migration.kept)}
+    return {**dataclasses.asdict(migration), "kept": list(migration.kept), "dropped": list(migration.dropped)}
 
 
 def operation_from_dict(data: dict) -> Operation:
     """The inverse of ``operation_to_dict``; KeyError or ValueError when the data is not one."""
     ref = ref_from_dict(data)
-    changes = tuple(FieldChange(c["path"], c["old"], c["new"], bool(c["forces_replacement"])) for c in data["changes"])
+    changes = tuple(FieldChange(c["path"], c["old"], c["new"], bool(c["forces_replacement"]), bool(c.get("drift")))
+                    for c in data["changes"])
     risk = _risk_from_dict(data.get("data_at_risk"))
     match Action(data["action"]):  # ValueError for an unknown action
         case Action.CREATE:
-            return CreateResource(ref, data["after"], data["settings"], data.get("renamed_from"))
+            return CreateResource(ref, data["after"], data["settings"], data.get("renamed_from"),
+                                  _migration_from_dict(data.get("migration")))
         case Action.UPDATE:
             return UpdateResource(ref, data["before"], data["after"], changes, bool(data["adopt"]), risk)
         case Action.REPLACE:
-            migration = data.get("migration")
-            migration = Migration(**{**migration, "kept": tuple(migration["kept"])}) if migration else None
-            return ReplaceResource(ref, data["before"], data["after"], changes, risk, migration)
+            return ReplaceResource(ref, data["before"], data["after"], changes, risk,
+                                   _migration_from_dict(data.get("migration")))
         case Action.DELETE:
             return DeleteResource(ref, data["before"], risk)
+
+
+def _migration_from_dict(data: dict | None) -> Migration | None:
+    return Migration(**{**data, "kept": tuple(data["kept"]), "dropped": tuple(data.get("dropped") or ())}) if data else None
 
 
 def _risk_from_dict(data: dict | None) -> Risk | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from . import buckets, migrate, refusals, rules, subjects, target
+from . import buckets, drift, migrate, refusals, rules, subjects, target
 from .errors import STREAM_UPDATE_FAILED, SUBJECTS_OVERLAP
+from .fields import OWNER_KEY
 from .live import LiveState, LiveStream
 from .loader import dotted
 from .model import ConsumerSpec, StreamSpec, Topology
@@ -32,7 +33,6 @@ from .ops import (
     resulting_config,
 )
 
-OWNER_KEY = "medisync-topology.owner"
 
 
 def owner_of(config: dict) -> str | None:
@@ -144,7 +144,7 @@ def saved_plan_refusals(plan: Plan, live: LiveState, *, prune: bool, adopt: bool
     # A replaced stream loses its consumers: the plan creates them anew.
     replaced = {op.ref.stream_name for op in plan.operations if isinstance(op, ReplaceResource) and op.ref.kind != "consumer"}
     streams = {name: LiveStream(s.config, s.state) if name in replaced else s for name, s in live.streams.items()}
-    touched = {op.ref.stream_name for op in plan.operations if op.ref.kind != "consumer"}
+    touched = {op.ref.stream_name for op in plan.operations if op.ref.kind != "consumer"} | renamed_away(plan.operations)
     refusals = [f"{op.action} {op.ref}: {why}" for op in plan.operations
                 if (why := _refusal(op, plan.owner, streams, live.version, prune, adopt, protected))]
     left_alone = {name: s for name, s in buckets.without_lock(streams).items() if name not in touched}
@@ -156,6 +156,8 @@ def _refusal(op, owner: str, streams: dict[str, LiveStream], version, prune: boo
     ref = op.ref
     # A name is part of the API subject the request goes to: `A.B` or `*` must not reach another resource.
     names = [(ref.stream_name, "stream name")] + ([(ref.name, "consumer name")] if ref.kind == "consumer" else [])
+    if getattr(op, "renamed_from", None):
+        names.append((op.renamed_from, "consumer name" if ref.kind == "consumer" else "stream name"))
     for name, what in names:
         if problem := subjects.name_problem(name, what):
             return problem
@@ -174,6 +176,8 @@ def _refusal(op, owner: str, streams: dict[str, LiveStream], version, prune: boo
     after = resulting_config(op)
     if after is not None and owner_of(after) != owner:
         return f"it would set the owner metadata to {owner_of(after)!r}, but the plan is {owner!r}'s"
+    if isinstance(op, CreateResource) and op.migration is not None:
+        return _rename_refusal(op, owner, streams, current, prune, adopt)
     if isinstance(op, CreateResource):
         return "it already exists" if current is not None else None
     if current is None:
@@ -192,6 +196,29 @@ def _refusal(op, owner: str, streams: dict[str, LiveStream], version, prune: boo
         return impossible[0]
     if isinstance(op, UpdateResource) and forcing:
         return f"changing {', '.join(forcing)} needs a replacement, not an update in place"
+    return None
+
+
+def renamed_away(ops: list) -> set[str]:
+    """The live streams a plan's renames take over and then delete (renamed_from on a stream)."""
+    return {op.renamed_from for op in ops if isinstance(op, CreateResource) and op.migration is not None}
+
+
+def _rename_refusal(op: CreateResource, owner: str, streams: dict[str, LiveStream], current: dict | None,
+                    prune: bool, adopt: bool) -> str | None:
+    """A saved rename holds while the server is where the plan found it: NEW absent (or marked as being renamed
+    into from OLD, for one that resumes), OLD present (unless only the last step is left) and the plan's."""
+    old = streams.get(op.renamed_from)
+    if current is not None and migrate.renaming(current) != op.renamed_from:
+        return "it already exists"
+    if current is None and op.migration.resume:
+        return "the interrupted rename it resumes is gone"
+    if old is None:
+        return None if op.migration.resume == "finish" else f"{op.renamed_from}, which it is renamed from, does not exist"
+    decision = ownership(owner_of(old.config), owner, declared=True, prune=prune, adopt=adopt)
+    if decision is not Ownership.MANAGE:
+        return f"{op.renamed_from}, which it is renamed from: " + _NOT_OURS[decision].format(
+            live=owner_of(old.config), owner=owner)
     return None
 
 
@@ -248,7 +275,8 @@ class _Planner:
                 self._error(Ref("stream", name), Reason.MISSING_ORIGIN,
                             f"stream {name} is listed under existing_streams, but the server has no stream of that name")
         resumed = {migrate.migrating(t.config) for t in temps.values()}
-        for name in sorted((desired.keys() | live.keys()) - resumed):
+        self.renamed = self._stream_renames(desired, live)
+        for name in sorted((desired.keys() | live.keys()) - resumed - self.renamed):
             if name not in live:
                 self._create_stream(desired[name])
             elif name not in desired:
@@ -265,7 +293,8 @@ class _Planner:
 
     def _check_live_overlaps(self, desired: dict, live: dict) -> None:
         deleted = {op.ref.stream_name for op in self.phases["stream_delete"]}
-        left_alone = {name: stream for name, stream in live.items() if name not in desired and name not in deleted}
+        left_alone = {name: stream for name, stream in live.items()
+                      if name not in desired and name not in deleted and name not in self.renamed}
         for ref, message in overlaps_left_alone(self.phases["stream"], left_alone):
             self._error(ref, Reason.OVERLAP, message)
 
@@ -392,7 +421,7 @@ class _Planner:
             live_consumers = {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
             migration = lambda op: self._migration(op, spec, stream.state, live_consumers)  # noqa: E731
         replaced = self._compare(ref, "stream", before, after, spec.protect, adopting, self._data_at_risk(stream),
-                                 "stream", migration)
+                                 "stream", migration, drift.applied(stream.config))
         if replaced and migration:
             return
         if replaced:
@@ -423,12 +452,14 @@ class _Planner:
                 )
         return decision
 
-    def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase, migration=None) -> bool:
+    def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase, migration=None,
+                 applied=None) -> bool:
         """Plan an update or a replace of one resource; True when it is replaced.
 
-        ``migration`` turns a replacement into one that keeps the data (None when it cannot).
+        ``migration`` turns a replacement into one that keeps the data (None when it cannot); ``applied``: the
+        record of what the tool last applied to it (drift.py), which tells drift from what the file asks.
         """
-        changes = field_changes(before, after)
+        changes = drift.marked(field_changes(before, after), None if adopting else applied)
         if not changes:
             return False
         forcing, impossible = rules.blocked_changes(kind, before, after, self.version)
@@ -457,19 +488,91 @@ class _Planner:
     def _migration(self, op: ReplaceResource, spec: StreamSpec, state: dict, live_consumers: dict,
                    resume: str | None = None) -> ReplaceResource | None:
         """The replacement as a migration (no data at risk); None, with the errors, when it cannot be migrated."""
-        consumers = {}
-        for consumer in spec.consumers.values():
-            config = self._desired_consumer(consumer, op.after)
-            if self._supported(Ref("consumer", consumer.name, spec.name), "consumer", config, creating=True):
-                consumers[consumer.name] = config
+        consumers = self._desired_consumers(spec, op.after)
         if resume is None:
             problems = migrate.refusals(op.before, op.after, self.version, migrate.kept_consumers(live_consumers, consumers))
             for message in problems:
-                self._error(op.ref, Reason.IMPOSSIBLE, message)
+                self._error(op.ref, Reason.IMPOSSIBLE, f"stream {op.ref.stream_name} cannot be migrated: {message}")
             if problems:
                 return None
         plan = migrate.plan_migration(op.before, op.after, state or {}, live_consumers, consumers, resume)
         return dataclasses.replace(op, data_at_risk=None, migration=plan)
+
+    def _desired_consumers(self, spec: StreamSpec, stream_config: dict) -> dict:
+        """The stream's consumers as a migration creates them (name -> complete config); errors for those refused."""
+        consumers = {}
+        for consumer in spec.consumers.values():
+            config = self._desired_consumer(consumer, stream_config)
+            if self._supported(Ref("consumer", consumer.name, spec.name), "consumer", config, creating=True):
+                consumers[consumer.name] = config
+        return consumers
+
+    # -- stream renames --------------------------------------------------
+
+    def _stream_renames(self, desired: dict, live: dict) -> set[str]:
+        """Streams ``renamed_from`` another: the server has no rename, so NEW is created and takes OLD's
+        messages and consumers by the migration route (migrate.py), then OLD is deleted. Plans each rename
+        to do or to finish, or the errors that stop it; returns the names kept out of the ordinary
+        comparison (NEW and OLD). A rename done already (NEW exists, unmarked) is compared as any stream."""
+        handled = set()
+        for name, spec in sorted(desired.items()):
+            old, new = spec.renamed_from, live.get(name)
+            if not old or (new is not None and migrate.renaming(new.config) is None):
+                if old and new is not None and old in live:
+                    self._error(spec.ref, Reason.IMPOSSIBLE,
+                                f"{spec.ref} cannot be renamed from {old}: both exist; remove renamed_from (and "
+                                f"delete {old} with --prune) or delete {name} first")
+                    handled.add(old)
+                continue
+            handled |= {name, old}
+            self._rename_stream(spec, old, live.get(old), new)
+        # A stream still marked as being renamed into, which the topology no longer renames: left as it is.
+        for name, stream in sorted(live.items()):
+            old = migrate.renaming(stream.config)
+            if old and name not in handled:
+                ref = Ref("stream", name)
+                self._error(ref, Reason.INTERRUPTED,
+                            f"{ref}: an interrupted rename from {old} is not finished; declare {name} with "
+                            f"renamed_from: {old} to finish it")
+                handled |= {name, old}
+        return handled
+
+    def _rename_stream(self, spec: StreamSpec, old: str, old_live: LiveStream | None,
+                       new_live: LiveStream | None) -> None:
+        ref = spec.ref
+        step = migrate.rename_step(old_live and old_live.config, new_live and new_live.config)
+        problems = []  # validate refuses an OLD the topology declares
+        if old_live is None and step in ("copy", "swap in"):
+            problems.append(f"the server has no stream {old}" if new_live is None else
+                            f"{old} was deleted before {spec.name} had all its messages")
+        elif old_live is not None and self._ownership(Ref("stream", old), old_live.config, declared=True) \
+                is not Ownership.MANAGE:
+            return
+        after = self._desired_stream(spec)
+        if not self._supported(ref, "stream", after, creating=True):
+            return
+        consumers = self._desired_consumers(spec, after)
+        # OLD's consumers hold the positions until OLD is deleted, which is the rename's last step but one.
+        live_consumers = {n: c for n, c in old_live.consumers.items() if rules.declarable_consumer(c)} if old_live else {}
+        renamed = {n: c.renamed_from for n, c in spec.consumers.items() if c.renamed_from}
+        before = rules.strip_live(old_live.config, "stream") if old_live else {}
+        kept = migrate.kept_consumers(live_consumers, consumers, renamed)
+        dropped = tuple(sorted(set(live_consumers) - set(kept.values())))
+        if new_live is None:
+            problems += migrate.refusals(before, after, self.version, kept)
+        if dropped and not self.prune:
+            problems.append(f"deleting {old} deletes its consumers {', '.join(dropped)}, which {spec.name} does not "
+                            "declare: declare them there to keep them, or plan with --prune to let them go")
+        for problem in problems:
+            self._error(ref, Reason.IMPOSSIBLE, f"{ref} cannot be renamed from {old}: {problem}")
+        if problems:
+            return
+        state = (old_live or new_live).state
+        migration = dataclasses.replace(
+            migrate.plan_migration(before, after, state or {}, live_consumers, consumers,
+                                   None if new_live is None else step, temp=old, renamed=renamed), dropped=dropped)
+        settings = rules.without_identity(rules.minimal_stream(after, self.version, self.origin_configs))
+        self.phases["stream"].append(CreateResource(ref, after, settings, renamed_from=old, migration=migration))
 
     def _resume_migration(self, desired: dict, live: dict, temp: LiveStream) -> None:
         """A migration a previous apply did not finish: finished towards what the topology says now."""
@@ -553,7 +656,8 @@ class _Planner:
             before = rules.strip_live(live[name], "consumer")
             adopting = owner_of(live[name]) is None
             at_risk = _consumer_at_risk(stream, name)
-            self._compare(ref, "consumer", before, after, desired.protect, adopting, at_risk, "consumer")
+            self._compare(ref, "consumer", before, after, desired.protect, adopting, at_risk, "consumer",
+                          applied=drift.applied(live[name]))
 
     # -- findings --------------------------------------------------------
 

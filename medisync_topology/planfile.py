@@ -26,7 +26,7 @@ from .model import Topology
 from .ops import (
     Action, Plan, Ref, finding_from_dict, finding_to_dict, operation_from_dict, operation_to_dict, resulting_config,
 )
-from .plan import field_changes, origins, owner_of
+from .plan import field_changes, origins, owner_of, renamed_away
 from .subjects import subjects_overlap
 
 FORMAT = "medisync-topology plan"
@@ -324,6 +324,8 @@ def depends_on(saved: SavedPlan) -> Callable[[str, dict | None, dict | None], bo
     touched = {str(op.ref) for op in plan.operations}
     streams = [op for op in plan.operations if op.ref.kind != "consumer"]
     emptied = {op.ref.stream_name for op in streams if op.action in (Action.REPLACE, Action.DELETE)}
+    emptied |= renamed_away(plan.operations)  # a renamed stream's consumers move to its new name
+    touched |= {_stream_key(name) for name in renamed_away(plan.operations)}
     needed = {_stream_key(op.ref.stream) for op in plan.operations if op.ref.kind == "consumer"}
     needed |= {_stream_key(origin) for op in streams for origin in origins(resulting_config(op) or {})}
     claimed = [subject for op in streams for subject in (resulting_config(op) or {}).get("subjects") or []]

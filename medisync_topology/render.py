@@ -76,6 +76,20 @@ def _named_changes(op: Operation) -> list[tuple[str, FieldChange]]:
     return sorted(((names.get(c.path, c.path), c) for c in changes_of(op)), key=lambda named: named[0])
 
 
+def _drifted(plan: Plan) -> list[tuple[Operation, list[tuple[str, FieldChange]]]]:
+    """Each operation with the fields of it that changed outside the topology (drift.py), in plan order."""
+    found = [(op, [(name, c) for name, c in _named_changes(op) if c.drift]) for op in plan.operations]
+    return [(op, named) for op, named in found if named]
+
+
+DRIFT_MARK = "changed outside the topology"
+
+
+def _drift_note(arrow: str) -> str:
+    # The section's "old -> new" is applied -> live: the value applied is the one the file still asks for.
+    return f"since the last apply (applied {arrow} live; the plan sets them back to the file's values)"
+
+
 def _change_value(path: str, value: Any) -> str:
     return ABSENT if value is None else display_value(path.rsplit(".", 1)[-1], value)
 
@@ -84,8 +98,18 @@ def _adopts(op: Operation) -> bool:
     return isinstance(op, UpdateResource) and op.adopt
 
 
+def _renames_stream(op: Operation) -> bool:
+    """A stream's create that takes a live stream's messages and consumers (renamed_from)."""
+    return isinstance(op, CreateResource) and op.migration is not None
+
+
 def _verb(op: Operation) -> str:
-    return "adopt" if _adopts(op) else op.action
+    return "adopt" if _adopts(op) else "rename" if _renames_stream(op) else op.action
+
+
+def _named(op: Operation) -> str:
+    """The resource an operation is about; a rename's with the name it had: "stream OLD -> NEW"."""
+    return f"{op.ref.kind} {op.renamed_from} -> {op.ref.name}" if _renames_stream(op) else str(op.ref)
 
 
 def _counts_text(plan: Plan) -> str:
@@ -118,11 +142,14 @@ def data_at_risk_text(risk: Risk) -> str:
     return "destroys " + ", ".join(parts)
 
 
-def _migration_summary(migration: Migration) -> str:
-    """"migrates 100 messages; 1 consumer keeps its position": what a migrating replacement keeps."""
+def _migration_summary(migration: Migration, renaming: bool = False) -> str:
+    """"migrates 100 messages; 1 consumer keeps its position": what a migrating replacement (or a rename) keeps."""
     text = f"migrates {plural(migration.messages, 'message')}"
     if migration.resume:
-        text = f"resumes an interrupted migration at step {migration.resume!r}; {text} held in {migration.temp}"
+        what = "rename" if renaming else "migration"
+        text = f"resumes an interrupted {what} at step {migration.resume!r}; {text} held in {migration.temp}"
+    if renaming:
+        text = "renamed; " + text
     if migration.kept:
         verb = "keeps its" if len(migration.kept) == 1 else "keep their"
         text += f"; {plural(len(migration.kept), 'consumer')} {verb} position"
@@ -137,17 +164,28 @@ def _migration_costs(op: Operation) -> list[str]:
     """What a migration costs, for the person deciding: storage, sequences, refused publishes, consumers."""
     m = op.migration
     name = op.ref.stream_name
-    costs = [f"needs {_approximate_size(m.bytes)} more storage while {m.temp} holds a copy of the messages"]
+    if _renames_stream(op):
+        costs = [f"needs {_approximate_size(m.bytes)} more storage while {m.temp} and {name} both hold the messages"]
+    else:
+        costs = [f"needs {_approximate_size(m.bytes)} more storage while {m.temp} holds a copy of the messages"]
     if m.messages:
         costs.append(f"sequence numbers change: {m.first_seq:,}..{m.last_seq:,} become 1..{m.messages:,}; "
                      "message timestamps become the migration's time (max_age counts from then)")
-    costs.append(f"publishes to {name}'s subjects are refused twice, each time for at most "
-                 f"{migrate.SWAP_TIMEOUT:g}s (usually milliseconds); publishers must retry")
+    if _renames_stream(op):
+        costs.append(f"publishes to {m.temp}'s subjects are refused once, for at most {migrate.SWAP_TIMEOUT:g}s "
+                     f"(usually milliseconds), then {name} takes its own; publishers must retry")
+    else:
+        costs.append(f"publishes to {name}'s subjects are refused twice, each time for at most "
+                     f"{migrate.SWAP_TIMEOUT:g}s (usually milliseconds); publishers must retry")
     fresh = sorted(set(m.consumers) - set(m.kept))
     if fresh:
         costs.append(f"consumers starting over as their deliver_policy says: {', '.join(fresh)}")
     if m.kept:
-        costs.append(f"consumers resuming after their acknowledged floor: {', '.join(m.kept)}")
+        costs.append(f"consumers resuming after their acknowledged floor: "
+                     f"{', '.join(f'{n} (from {m.renamed[n]})' if n in m.renamed else n for n in m.kept)}")
+    if _renames_stream(op):
+        gone = f", with its consumers {', '.join(m.dropped)} ({name} does not declare them)" if m.dropped else ""
+        costs.append(f"then {m.temp} is deleted{gone}")
     return costs
 
 
@@ -204,6 +242,9 @@ def render_text(plan: Plan, *, color: bool) -> str:
         blocks.append(_header(plan, name=lambda text: f'"{text}"', file=str))
     if plan.targets:
         blocks.append(style("Warning:", fg="yellow", bold=True) + f" {_partial_text(plan)}")
+    drifted = _drifted(plan)
+    if drifted:
+        blocks.append("\n".join(_text_drift(drifted, style)))
     for op in plan.operations:
         blocks.append("\n".join(_text_operation(op, style)))
     findings = _text_findings(plan, style)
@@ -220,7 +261,7 @@ def render_text(plan: Plan, *, color: bool) -> str:
 
 
 def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
-    head = "  " + style(f"{SYMBOLS[op.action]} {_verb(op)}", fg=COLORS[op.action], bold=True) + f" {op.ref}"
+    head = "  " + style(f"{SYMBOLS[op.action]} {_verb(op)}", fg=COLORS[op.action], bold=True) + f" {_named(op)}"
     if _adopts(op):
         head += " (take ownership)"
     risk = data_at_risk(op)
@@ -228,28 +269,42 @@ def _text_operation(op: Operation, style: Callable[..., str]) -> list[str]:
         head += "   " + style(f"({data_at_risk_text(risk)})", fg="red")
     migration = getattr(op, "migration", None)
     if migration is not None:
-        head += "   " + style(f"({_migration_summary(migration)})", fg="green")
-    if getattr(op, "renamed_from", None):
+        head += "   " + style(f"({_migration_summary(migration, _renames_stream(op))})", fg="green")
+    elif getattr(op, "renamed_from", None):
         head += "   " + style(f"({_renamed_text(op)})", fg="green")
     match op:
         case CreateResource():
-            rows = [(key, display_value(key, value), False) for key, value in sorted(op.settings.items())]
+            rows = [(key, display_value(key, value), None) for key, value in sorted(op.settings.items())]
         case UpdateResource() | ReplaceResource():
-            rows = [
-                (name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c.forces_replacement)
-                for name, c in _named_changes(op)
-            ]
+            rows = [(name, f"{_change_value(c.path, c.old)} -> {_change_value(c.path, c.new)}", c)
+                    for name, c in _named_changes(op)]
         case DeleteResource():
             rows = []
-    width = max((len(name) for name, _, _ in rows), default=0) + 3  # name, colon, two spaces
     lines = [head]
-    for name, text, forces in rows:
-        line = f"      {name + ':':<{width}}{text}"
-        if forces:
+    for line, change in _text_rows(rows):
+        if change is not None and change.forces_replacement:
             line += "   " + style("# forces replacement", fg="red")
+        if change is not None and change.drift:
+            line += "   " + style(f"# {DRIFT_MARK}", fg="yellow")
         lines.append(line)
     if migration is not None:
         lines += [f"      # {cost}" for cost in _migration_costs(op)]
+    return lines
+
+
+def _text_rows(rows: list[tuple]) -> list[tuple[str, Any]]:
+    """(name, text, anything) rows as aligned lines under a resource, each with its third item."""
+    width = max((len(name) for name, _, _ in rows), default=0) + 3  # name, colon, two spaces
+    return [(f"      {name + ':':<{width}}{text}", extra) for name, text, extra in rows]
+
+
+def _text_drift(drifted: list, style: Callable[..., str]) -> list[str]:
+    """terraform's "Objects have changed outside of Terraform": what was applied, and what the server has now."""
+    lines = [style("Changed outside the topology", fg="yellow", bold=True) + f" {_drift_note('->')}:"]
+    for op, named in drifted:
+        lines.append(f"  {op.ref}")
+        rows = [(name, f"{_change_value(c.path, c.new)} -> {_change_value(c.path, c.old)}", None) for name, c in named]
+        lines += [line for line, _ in _text_rows(rows)]
     return lines
 
 
@@ -291,7 +346,7 @@ MARKER = "medisync-topology plan"
 PLAN_OPTIONS = ("prune", "adopt", "allow_replace", "allow_data_loss")
 _DESTRUCTIVE = (Action.DELETE, Action.REPLACE)
 # Shares of the limit the lists above the table may take; what does not fit is counted, not shown.
-_LIST_SHARE = {"caution": 8, "errors": 4, "unmanaged": 16, "notes": 16}
+_LIST_SHARE = {"caution": 8, "errors": 4, "drift": 16, "unmanaged": 16, "notes": 16}
 
 
 def comment_marker(plan: Plan) -> str:
@@ -324,6 +379,8 @@ def render_markdown(plan: Plan, *, saved_as: str | None = None, limit: int = COM
     above = [_md_caution(plan, limit // _LIST_SHARE["caution"])]
     above.append(_md_list("**Errors:**", [_md_text(_finding_text(f)) for f in plan.errors],
                           limit // _LIST_SHARE["errors"], "errors"))
+    above.append(_md_list(f"**Changed outside the topology** {_drift_note('→')}:", _md_drift(plan),
+                          limit // _LIST_SHARE["drift"], "fields"))
     unmanaged = [_md_ref(ref) for ref in _unmanaged(plan)]
     below = [
         _md_list("**Unmanaged (left alone):**", unmanaged, limit // _LIST_SHARE["unmanaged"], "resources", inline=True),
@@ -472,25 +529,33 @@ def _md_detail(op: CreateResource | UpdateResource | ReplaceResource) -> tuple[s
     if isinstance(op, CreateResource):
         items = [f"- {_code(key)}: {_code(display_value(key, value))}" for key, value in sorted(op.settings.items())]
         what = plural(len(items), "setting")
-        if not items:
+        if not items and op.migration is None:
             line = f"Create {_md_ref(op.ref)} with the server's defaults."
             return line, line
     else:
         items = []
         for name, c in _named_changes(op):
             item = f"- {_code(name)}: {_md_change_value(c.path, c.old)} → {_md_change_value(c.path, c.new)}"
-            items.append(item + (" (**forces replacement**)" if c.forces_replacement else ""))
+            item += " (**forces replacement**)" if c.forces_replacement else ""
+            items.append(item + (f" ({DRIFT_MARK})" if c.drift else ""))
         what = plural(len(items), "change")
-        if getattr(op, "migration", None) is not None:
-            items += ["", "The migration:", ""] + [f"- {_md_text(cost)}" for cost in _migration_costs(op)]
+    if getattr(op, "migration", None) is not None:
+        items += ["", "The migration:", ""] + [f"- {_md_text(cost)}" for cost in _migration_costs(op)]
     verb = _verb(op).capitalize()
     html_title = f"{verb} {op.ref.kind} <code>{html.escape(_ref_name(op.ref))}</code>"
     full = f"<details><summary>{html_title}: {what}</summary>\n\n" + "\n".join(items) + "\n\n</details>"
     return full, f"{verb} {_md_ref(op.ref)}: {what} (summarised)"
 
 
+def _md_drift(plan: Plan) -> list[str]:
+    """One item a drifted field: the resource, the field, what was applied → what the server has now."""
+    return [f"{_md_ref(op.ref)}: {_code(name)}: {_md_change_value(c.path, c.new)} → {_md_change_value(c.path, c.old)}"
+            for op, named in _drifted(plan) for name, c in named]
+
+
 def _md_row(op: Operation, details: str) -> str:
-    return f"| {_md_action(op)} | {_cell(_md_ref(op.ref))} | {_cell(details)} |"
+    resource = f"{_md_ref(op.ref)} (was {_code(op.renamed_from)})" if _renames_stream(op) else _md_ref(op.ref)
+    return f"| {_md_action(op)} | {_cell(resource)} | {_cell(details)} |"
 
 
 def _md_details(op: Operation, *, compact: bool = False) -> str:
@@ -509,8 +574,8 @@ def _md_details(op: Operation, *, compact: bool = False) -> str:
     if risk is not None:
         details.append(f"**{data_at_risk_text(risk)}**")
     if getattr(op, "migration", None) is not None:
-        details.append(_md_text(_migration_summary(op.migration)))
-    if getattr(op, "renamed_from", None):
+        details.append(_md_text(_migration_summary(op.migration, _renames_stream(op))))
+    elif getattr(op, "renamed_from", None):
         details.append(_md_text(_renamed_text(op)))
     return "; ".join(details)
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from . import fields
 from .errors import TopologyError
-from .fields import SECOND, UNIT_BY_NAME, UNLIMITED, UNORDERED_FIELDS, Field, Version, at_least
+from .fields import APPLIED_KEY, SECOND, UNIT_BY_NAME, UNLIMITED, UNORDERED_FIELDS, Field, Version, at_least
 
 MINUTE = 60 * SECOND
 # StreamDefaultDuplicatesWindow (stream.go): a stream's duplicate window unless max_age is shorter.
@@ -269,11 +269,12 @@ def strip_live(config: dict, kind: str) -> dict:
     """A config as the server reports it -> the comparable form.
 
     Drops what the server manages (``created``, ``_nats.*`` metadata, the retired
-    ``template_owner``), an empty metadata map, and zero values the server omits; keeps
-    everything a person controls. Times are normalised to UTC.
+    ``template_owner``), the record of what apply sent (drift.py), an empty metadata map, and zero
+    values the server omits; keeps everything a person controls. Times are normalised to UTC.
     """
     cfg = {k: v for k, v in config.items() if k not in ("created", "template_owner")}
-    metadata = {k: v for k, v in (cfg.get("metadata") or {}).items() if not k.startswith(SERVER_METADATA_PREFIX)}
+    metadata = {k: v for k, v in (cfg.get("metadata") or {}).items()
+                if not k.startswith(SERVER_METADATA_PREFIX) and k != APPLIED_KEY}
     cfg["metadata"] = metadata
     _rules(kind)  # an unknown kind is refused
     return _drop_omitted(cfg, kind)

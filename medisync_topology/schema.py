@@ -110,7 +110,7 @@ DEFINITIONS: dict[str, dict] = {
         },
     },
     "owner": {
-        "description": "Who owns the resources: apply writes it into each one's metadata (medisync-topology.owner), "
+        "description": f"Who owns the resources: apply writes it into each one's metadata ({fields.OWNER_KEY}), "
         "and plan leaves resources of other owners alone.",
         "type": "string",
         "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",

@@ -77,7 +77,8 @@ def test_an_apply_that_changed_something_is_stored_in_the_audit_stream(run, stor
     # An update records the fields it changed, old and new.
     run(BASE.replace("ack_policy: explicit", "ack_policy: explicit, max_deliver: 3"), "apply", "--auto-approve")
     update = stored_events()[-1]["payload"]["operations"][0]
-    assert update["changes"] == [{"path": "max_deliver", "old": -1, "new": 3, "forces_replacement": False}]
+    assert update["changes"] == [{"path": "max_deliver", "old": -1, "new": 3, "forces_replacement": False,
+                                  "drift": False}]
 
 
 def test_a_failed_apply_records_what_was_done_before_the_failure(run, js_api, stored_events):

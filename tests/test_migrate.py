@@ -3,14 +3,24 @@ resume where they stood, publishers refused (never acknowledged and then lost) d
 
 import asyncio
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import nats
 import pytest
 from click.testing import CliRunner
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
-from medisync_topology import migrate
+from medisync_topology import migrate, migrator
+from medisync_topology.buckets import LOCK_STREAM
 from medisync_topology.cli import main
+from natsserver import raw_js_api
 
 ORDERS = """
 version: 1
@@ -38,12 +48,12 @@ async def _publish_all(url: str, count: int, start: int = 0) -> None:
         await nc.close()
 
 
-async def _consume(url: str, durable: str, count: int) -> list[bytes]:
+async def _consume(url: str, durable: str, count: int, stream: str = "ORDERS") -> list[bytes]:
     """Fetch and acknowledge ``count`` messages of the consumer, in order."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe_bind(durable, "ORDERS")
+        sub = await js.pull_subscribe_bind(durable, stream)
         got = []
         while len(got) < count:
             for msg in await sub.fetch(count - len(got), timeout=5):
@@ -97,10 +107,103 @@ async def _publish_through(url: str, stop: asyncio.Event, subject: str = "orders
         await nc.close()
 
 
-def test_plan_shows_the_migration_and_its_costs(run, nats_url):
+def _migrates(server) -> bool:
+    """Migrations (and stream renames) need nats-server 2.14 or newer; the plan refuses them on older lines."""
+    return tuple(int(part) for part in server.version.split(".")[:2]) >= migrate.RESET_VERSION[:2]
+
+
+def _refused_here(run, text: str, server) -> bool:
+    """On a line before 2.14: the plan and the apply of ``text`` refuse its migration up front, saying why, and
+    the server is left as it was (True). On 2.14 and newer: False, and the test goes on to migrate."""
+    if _migrates(server):
+        return False
+    before = raw_js_api(server.url, "STREAM.LIST")["streams"]
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        code, out = run(text, *command)
+        assert code == 1, out
+        assert (f"a migration needs nats-server 2.14 or newer, which keeps consumer positions with CONSUMER.RESET"
+                in out and f"this server is {server.version}" in out), out
+    after = raw_js_api(server.url, "STREAM.LIST")["streams"]
+    assert [(s["config"], s["state"]["messages"]) for s in after] == [(s["config"], s["state"]["messages"]) for s in before]
+    return True
+
+
+def _apply_with_a_publisher(run, text: str, url: str, subject: str = "orders.created"):
+    """Apply ``text`` while a publisher keeps publishing, retrying refusals: ((code, output), (acked, refused))."""
+
+    async def scenario():
+        stop = asyncio.Event()
+        publisher = asyncio.create_task(_publish_through(url, stop, subject))
+        await asyncio.sleep(0.05)
+        result = await asyncio.to_thread(run, text, "apply", "--auto-approve")
+        await asyncio.sleep(0.05)
+        stop.set()
+        return result, await publisher
+
+    return asyncio.run(scenario())
+
+
+def _apply_stopped_before(step: str, text: str, workdir: Path, url: str, how: signal.Signals) -> tuple[int, str]:
+    """Run `topology apply` as a process of its own, paused before the migration's ``step`` (migrator's test
+    hook), and send it ``how`` there (SIGKILL: the tool killed; SIGINT: Ctrl-C): (exit code, output)."""
+    path = workdir / "topology.yaml"
+    path.write_text(textwrap.dedent(text))
+    env = {**os.environ, "NATS_URL": url, migrator.PAUSE_VARIABLE: step, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen([sys.executable, "-c", "from medisync_topology.cli import main; main()", "apply",
+                                "--auto-approve", "-f", str(path)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, err = time.monotonic() + 30, ""
+        while "paused before step" not in err:
+            assert time.monotonic() < deadline and process.poll() is None, err
+            if select.select([process.stderr], [], [], 0.1)[0]:
+                err += process.stderr.readline()
+        process.send_signal(how)
+        out, rest = process.communicate(timeout=30)
+        return process.returncode, out + err + rest
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _lock_expired(js_api) -> None:
+    """A killed apply's lock expires a minute after its last refresh (lock.py); the tests do not wait for it."""
+    js_api(f"STREAM.PURGE.{LOCK_STREAM}")
+
+
+def _killed_and_restarted(step: str, text: str, workdir: Path, server, js_api, monkeypatch) -> None:
+    """Apply ``text``, the tool killed (SIGKILL) before ``step``; then the server restarted."""
+    code, out = _apply_stopped_before(step, text, workdir, server.url, signal.SIGKILL)
+    assert code == -signal.SIGKILL, out
+    if step == "swap in":  # ORDERS' subjects are on the holding subject: publishes refused, never lost
+        assert _refused_publish(server.url)
+    _lock_expired(js_api)
+    server.restart()
+    monkeypatch.setenv("NATS_URL", server.url)
+
+
+def _refused_publish(url: str, subject: str = "orders.created") -> bool:
+    """Whether a publish is refused outright (no stream takes the subject), rather than acknowledged."""
+
+    async def publish():
+        nc = await nats.connect(url)
+        try:
+            await nc.request(subject, b"while interrupted", timeout=1)
+            return False
+        except (NoRespondersError, NatsTimeout):
+            return True
+        finally:
+            await nc.close()
+
+    return asyncio.run(publish())
+
+
+def test_plan_shows_the_migration_and_its_costs(run, nats_url, nats_server):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 100))
     asyncio.run(_consume(nats_url, "billing", 10))
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
     code, out = run(TO_MEMORY, "plan", "--no-color")
     assert code == 0, out
     assert "-/+ replace stream ORDERS   (migrates 100 messages; 2 consumers keep their position)" in out
@@ -110,11 +213,13 @@ def test_plan_shows_the_migration_and_its_costs(run, nats_url):
     assert "destroys" not in out and "to create" in out and "consumer ORDERS/billing" not in out.split("#")[0]
 
 
-def test_migration_keeps_every_message_and_consumer_positions(run, nats_url, js_api):
+def test_migration_keeps_every_message_and_consumer_positions(run, nats_url, js_api, nats_server):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 100))
     before = asyncio.run(_stored(nats_url, "ORDERS"))
     assert asyncio.run(_consume(nats_url, "billing", 20)) == [b"order %d" % i for i in range(0, 40, 2)]
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
 
     code, out = run(TO_MEMORY, "apply", "--auto-approve")
     assert code == 0, out
@@ -136,17 +241,10 @@ def test_migration_keeps_every_message_and_consumer_positions(run, nats_url, js_
 def test_publisher_through_the_migration_loses_nothing_acknowledged(run, nats_url, nats_server):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 500))
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
 
-    async def scenario():
-        stop = asyncio.Event()
-        publisher = asyncio.create_task(_publish_through(nats_url, stop))
-        await asyncio.sleep(0.05)
-        result = await asyncio.to_thread(run, TO_MEMORY, "apply", "--auto-approve")
-        await asyncio.sleep(0.05)
-        stop.set()
-        return result, await publisher
-
-    (code, out), (acked, refused) = asyncio.run(scenario())
+    (code, out), (acked, refused) = _apply_with_a_publisher(run, TO_MEMORY, nats_url)
     assert code == 0, out
     stored = asyncio.run(_stored(nats_url, "ORDERS"))
     payloads = [d for _, _, d in stored]
@@ -158,13 +256,13 @@ def test_publisher_through_the_migration_loses_nothing_acknowledged(run, nats_ur
 
 @pytest.mark.parametrize("step", ["swap_in", "delete", "create", "swap_out", "consumers"])
 def test_a_migration_interrupted_before_any_step_is_finished_by_the_next_apply(step, run, nats_url, js_api,
-                                                                                monkeypatch):
-    from medisync_topology import migrator
-
+                                                                                monkeypatch, nats_server):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 60))
     before = asyncio.run(_stored(nats_url, "ORDERS"))
     asyncio.run(_consume(nats_url, "billing", 10))  # acknowledged orders 0..18
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
 
     async def killed(self, *args):
         raise KeyboardInterrupt  # as Ctrl-C, or the tool killed, between two steps
@@ -189,13 +287,54 @@ def test_a_migration_interrupted_before_any_step_is_finished_by_the_next_apply(s
     assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
 
 
-def test_a_saved_plan_made_with_migrate_applies_the_migration(run, nats_url, js_api, tmp_path):
+# Where the next plan finds the migration: once the new ORDERS exists it is a memory stream, which a standalone
+# server does not keep over a restart, so the copy back from ORDERS_migrating (file storage) starts again.
+@pytest.mark.parametrize("step, resumed", [("swap in", "swap in"), ("delete", "delete"), ("create", "create"),
+                                           ("swap out", "create"), ("consumers", "create")])
+def test_a_migration_killed_and_the_server_restarted_is_finished_by_the_next_apply(step, resumed, run, nats_server,
+                                                                                    js_api, tmp_path, monkeypatch):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_server.url, 60))
+    before = asyncio.run(_stored(nats_server.url, "ORDERS"))
+    asyncio.run(_consume(nats_server.url, "billing", 10))  # acknowledged orders 0..18
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
+    _killed_and_restarted(step, TO_MEMORY, tmp_path, nats_server, js_api, monkeypatch)
+    code, out = run(TO_MEMORY, "plan", "--no-color", "--prune")
+    assert code == 0, out
+    assert f"resumes an interrupted migration at step {resumed!r}" in out
+    assert "Unmanaged" not in out and "- delete" not in out
+    code, out = run(TO_MEMORY, "apply", "--auto-approve", "--prune")
+    assert code == 0, out
+    assert migrate.temp_name("ORDERS") not in js_api("STREAM.NAMES")["streams"]
+    after = asyncio.run(_stored(nats_server.url, "ORDERS"))
+    assert [d for _, _, d in after] == [d for _, _, d in before]  # all 60, in order, once
+    assert asyncio.run(_consume(nats_server.url, "billing", 1)) == [b"order 20"]
+    assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_migration_stopped_by_ctrl_c_is_finished_by_the_next_apply(run, nats_url, js_api, tmp_path, nats_server):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 30))
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
+    code, out = _apply_stopped_before("create", TO_MEMORY, tmp_path, nats_url, signal.SIGINT)
+    assert code == 1 and "Apply interrupted (Ctrl-C)." in out and "stream ORDERS" in out.split("Interrupted")[-1], out
+    assert "ORDERS" not in js_api("STREAM.NAMES")["streams"]  # deleted, its messages held in ORDERS_migrating
+    assert js_api(f"STREAM.INFO.{migrate.temp_name('ORDERS')}")["state"]["messages"] == 30
+    code, out = run(TO_MEMORY, "apply", "--auto-approve")
+    assert code == 0 and js_api("STREAM.INFO.ORDERS")["state"]["messages"] == 30, out
+
+
+def test_a_saved_plan_made_with_migrate_applies_the_migration(run, nats_url, js_api, tmp_path, nats_server):
     plain = ORDERS.replace("    replace: migrate\n", "")
     assert run(plain, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 30))
     changed = plain.replace("duplicate_window: 1m", "duplicate_window: 1m\n    storage: memory")
     code, out = run(changed, "plan", "--out", str(tmp_path / "destroys.json"))
     assert code == 1 and "--allow-replace" in out  # without --migrate the replacement destroys: refused
+    if _refused_here(run, TO_MEMORY, nats_server):  # the same change, as a migration
+        return
     code, out = run(changed, "plan", "--migrate", "--out", str(tmp_path / "plan.json"), "--no-color")
     assert code == 0 and "(migrates 30 messages; 2 consumers keep their position)" in out, out
     result = CliRunner().invoke(main, ["apply", str(tmp_path / "plan.json")])
@@ -204,12 +343,16 @@ def test_a_saved_plan_made_with_migrate_applies_the_migration(run, nats_url, js_
     assert run(changed, "plan", "--detailed-exitcode")[0] == 0
 
 
-def test_a_renamed_consumer_starts_where_the_old_one_stands(run, nats_url, js_api):
+def test_a_renamed_consumer_starts_where_the_old_one_stands(run, nats_url, js_api, nats_server):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 20))
     asyncio.run(_consume(nats_url, "audit", 7))  # acknowledged orders 0..6
     renamed = ORDERS.replace("      audit: {ack_policy: explicit}", "      auditor: {ack_policy: explicit, renamed_from: audit}")
     code, out = run(renamed, "plan", "--no-color", "--prune")
+    if not _migrates(nats_server):  # CONSUMER.RESET came with 2.14
+        assert code == 1 and ("consumer ORDERS/auditor cannot take over the position of audit: that needs nats-server "
+                              "2.14 or newer (CONSUMER.RESET)") in out, out
+        return
     assert code == 0, out
     assert ("+ create consumer ORDERS/auditor   (renamed from audit: starts after its acknowledged floor, "
             "then audit is deleted)") in out
@@ -241,6 +384,9 @@ def test_a_replicated_stream_migrates_on_a_3_node_cluster(nats_cluster, tmp_path
         "duplicate_window: 1m", "duplicate_window: 1m\n    num_replicas: 3")
     code, out = run(replicated, "apply", "--auto-approve")
     assert code == 0, out
+    memory = replicated.replace("num_replicas: 3", "num_replicas: 3\n    storage: memory")
+    if _refused_here(run, memory, nats_cluster[0]):
+        return
 
     async def publish():
         nc = await nats.connect(url)
@@ -254,16 +400,7 @@ def test_a_replicated_stream_migrates_on_a_3_node_cluster(nats_cluster, tmp_path
 
     asyncio.run(publish())
 
-    async def scenario():  # a publisher keeps publishing, retrying refusals, through the migration
-        stop = asyncio.Event()
-        publisher = asyncio.create_task(_publish_through(url, stop, "clustered.created"))
-        await asyncio.sleep(0.05)
-        result = await asyncio.to_thread(
-            run, replicated.replace("num_replicas: 3", "num_replicas: 3\n    storage: memory"), "apply", "--auto-approve")
-        stop.set()
-        return result, await publisher
-
-    (code, out), (acked, _) = asyncio.run(scenario())
+    (code, out), (acked, _) = _apply_with_a_publisher(run, memory, url, "clustered.created")
     assert code == 0 and "stream CLUSTERED: replaced (migrated " in out, out
     payloads = [d for _, _, d in asyncio.run(_stored(url, "CLUSTERED"))]
     assert payloads[:200] == [b"order %d" % i for i in range(200)]
@@ -288,9 +425,11 @@ def test_a_migration_a_step_would_refuse_is_a_plan_error(run):
     assert "stream ALL cannot be migrated: the live stream has sources: they would be read again from the start" in out
 
 
-def test_the_duplicate_window_holds_the_ids_published_before_the_migration(run, nats_url, js_api):
+def test_the_duplicate_window_holds_the_ids_published_before_the_migration(run, nats_url, js_api, nats_server):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 10))
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
     assert run(TO_MEMORY, "apply", "--auto-approve")[0] == 0
 
     async def retry(msg_id: str) -> dict:

@@ -446,7 +446,8 @@ def test_json_is_versioned_sorted_and_keeps_api_units():
     ]
     create, update, _, replace_consumer, replace_stream, delete = operations
     assert create["before"] is None and create["after"]["max_age"] == 7 * DAY and create["changes"] == []
-    assert update["changes"][0] == {"path": "max_age", "old": 7 * DAY, "new": 14 * DAY, "forces_replacement": False}
+    assert update["changes"][0] == {"path": "max_age", "old": 7 * DAY, "new": 14 * DAY, "forces_replacement": False,
+                                 "drift": False}
     assert update["before"] == {"max_age": 7 * DAY, "max_bytes": GiB} and update["data_at_risk"] is None
     assert replace_consumer["forces_replacement"] == ["deliver_policy"]
     assert replace_stream["data_at_risk"] == {"messages": 1234, "bytes": 5452595, "consumers": 2, "estimate": []}

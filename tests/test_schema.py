@@ -53,7 +53,7 @@ CONSUMER_EXCLUDED = {
     "sourcing",  # set by the server on the consumers it creates for sourcing (2.14+)
 }
 PLACEMENT_EXCLUDED = {"preferred"}  # checkStreamCfg refuses it: "preferred server not permitted in placement"
-TOOL_KEYS = {"stream": {"consumers", "protect", "replace"}, "consumer": {"protect", "renamed_from"}, "key_value": {"protect", "replace"},
+TOOL_KEYS = {"stream": {"consumers", "protect", "replace", "renamed_from"}, "consumer": {"protect", "renamed_from"}, "key_value": {"protect", "replace"},
              "object_store": {"protect", "replace"}}
 
 # nats.go jetstream/kv.go KeyValueConfig and jetstream/object.go ObjectStoreConfig, minus `bucket` (the map
@@ -227,6 +227,7 @@ streams:
         filter_subject: medisync.etl.>
       - {name: OTHER, external: {api: $JS.other.API}}
   EMPTY:
+    renamed_from: EMPTY_OLD
 key_value:
   config:
     description: settings
