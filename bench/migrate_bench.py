@@ -6,9 +6,10 @@ messages, acknowledges a tenth of them, then applies the same stream with storag
 publisher keeps publishing (retrying each refused publish). It prints the apply's own report, the
 wall time, how many publishes were acknowledged during the migration, how many attempts were refused
 and the longest stretch in which the publisher could not get a publish acknowledged; then checks that
-every message is in the new stream and the consumer resumes where it stood.
+every message is in the new stream and the consumer resumes where it stood. With --rename the second
+apply renames the stream instead (ORDERS_V2, renamed_from: ORDERS).
 
-    .venv/bin/python bench/migrate_bench.py [--messages 100000]
+    .venv/bin/python bench/migrate_bench.py [--messages 100000] [--rename]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ TOPOLOGY = """\
 version: 1
 owner: bench
 streams:
-  ORDERS:
+  {name}:
     subjects: [orders.>]
     max_bytes: 4GiB
     replace: migrate{storage}
@@ -98,12 +99,15 @@ def cli(url: str, path: Path, text: str, *args: str) -> str:
     return result.output
 
 
-async def run(messages: int) -> None:
+async def run(messages: int, rename: bool) -> None:
+    # The change the second apply makes: to memory storage (a migration), or to a new name (a rename).
+    name, change = ("ORDERS_V2", "\n    renamed_from: ORDERS") if rename else ("ORDERS", "\n    storage: memory")
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp) / "nats")
         try:
             path = Path(tmp) / "topology.yaml"
-            await asyncio.to_thread(cli, server.url, path, TOPOLOGY.format(storage=""), "apply", "--auto-approve")
+            await asyncio.to_thread(cli, server.url, path, TOPOLOGY.format(name="ORDERS", storage=""), "apply",
+                                    "--auto-approve")
             started = time.monotonic()
             await fill(server.url, messages)
             print(f"published {messages:,} messages in {time.monotonic() - started:.1f}s")
@@ -112,25 +116,26 @@ async def run(messages: int) -> None:
             publisher = asyncio.create_task(publish_through(server.url, stop, messages))
             await asyncio.sleep(0.2)
             started = time.monotonic()
-            out = await asyncio.to_thread(cli, server.url, path, TOPOLOGY.format(storage="\n    storage: memory"),
+            out = await asyncio.to_thread(cli, server.url, path, TOPOLOGY.format(name=name, storage=change),
                                           "apply", "--auto-approve")
             wall = time.monotonic() - started
             await asyncio.sleep(0.2)
             stop.set()
             published = await publisher
-            print(next(line for line in out.splitlines() if line.startswith("stream ORDERS: replaced")))
+            print(next(line for line in out.splitlines() if line.startswith(f"stream {name}: ")))
             print(f"apply took {wall:.1f}s; during it {published['acked']:,} publishes were acknowledged, "
                   f"{published['refused']:,} attempts refused, the longest refused stretch "
                   f"{published['longest'] * 1000:.0f}ms")
             nc = await nats.connect(server.url)
             js = nc.jetstream()
-            info = await js.stream_info("ORDERS")
+            info = await js.stream_info(name)
             expected = messages + published["acked"]
-            assert str(getattr(info.config.storage, "value", info.config.storage)) == "memory" and info.state.messages == expected, (info.state, expected)
-            consumer = await js.consumer_info("ORDERS", "billing")
+            storage = str(getattr(info.config.storage, "value", info.config.storage))
+            assert storage == ("file" if rename else "memory") and info.state.messages == expected, (info.state, expected)
+            consumer = await js.consumer_info(name, "billing")
             assert consumer.num_pending == expected - messages // 10, consumer
             await nc.close()
-            print(f"checked: {expected:,} messages in the memory stream, billing resumes at message {messages // 10:,}")
+            print(f"checked: {expected:,} messages in {name} ({storage}), billing resumes at message {messages // 10:,}")
         finally:
             server.stop()
 
@@ -138,5 +143,7 @@ async def run(messages: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--rename", action="store_true", help="rename the stream instead of migrating it to memory")
     os.environ.pop("NATS_URL", None)
-    asyncio.run(run(parser.parse_args().messages))
+    args = parser.parse_args()
+    asyncio.run(run(args.messages, args.rename))

@@ -53,7 +53,7 @@ RESET_VERSION = (2, 14, 0)
 RESETTABLE = ("all", "by_start_sequence", "by_start_time")
 
 STEPS = ("copy", "swap in", "delete", "create", "swap out", "consumers", "done")
-RENAME_STEPS = ("copy", "swap in", "consumers", "finish", "done")
+RENAME_STEPS = ("copy", "swap in", "consumers", "finish", "done")  # rename_step's answers, in order
 
 
 def temp_name(name: str) -> str:
@@ -113,13 +113,20 @@ def staging_config(after: dict) -> dict:
     return {**after, "subjects": [], "sources": [{"name": temp_name(after["name"])}]}
 
 
-def refusals(before: dict, after: dict, version: rules.Version | None, kept_consumers: dict) -> list[str]:
+def refusals(before: dict, after: dict, version: rules.Version | None, kept_consumers: dict,
+             readers: list[str] = ()) -> list[str]:
     """Why this stream cannot be migrated, or renamed into ``after`` (the server would refuse a step, or a promise
     would break); [] if it can.
 
-    ``kept_consumers``: the live consumers that would resume where they stand, name -> desired config.
+    ``kept_consumers``: the live consumers that would resume where they stand; ``readers``: the live streams
+    that mirror or source it.
     """
     problems = []
+    if readers:
+        # Measured on 2.15 (a source; a mirror not tried): a source whose origin is deleted and created again copies
+        # it all again from its first message, duplicates; one whose origin is deleted for good copies nothing more.
+        problems.append(f"stream {', '.join(readers)} mirrors or sources it, and would copy the new stream again "
+                        "from the start")
     for side, config in (("live", before), ("new", after)):
         if config.get("mirror"):
             problems.append(f"the {side} stream is a mirror: a mirror cannot source its messages back")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,8 @@ async def rename_stream(client: JetStreamClient, op: CreateResource) -> str:
     return f"renamed from {op.renamed_from}; {report.text()}"
 
 
-# A test-only hook (tests/test_migrate.py): the run waits before the named step, for the test to kill it there.
+# A test-only hook (tests/test_migrate.py): the run stops itself (SIGSTOP) before the named step, for the test to
+# kill it there, or restart the server and let it go on (SIGCONT).
 PAUSE_VARIABLE = "MEDISYNC_TOPOLOGY_PAUSE_BEFORE"
 
 
@@ -76,7 +78,7 @@ async def _steps(run: "_Migration", names: tuple[str, str], step_of, what: str) 
             raise MigrationError(f"{what} is stuck at step {step!r}")
         if os.environ.get(PAUSE_VARIABLE) == step:
             print(f"paused before step {step!r}", file=sys.stderr, flush=True)
-            await asyncio.sleep(3600)
+            os.kill(os.getpid(), signal.SIGSTOP)
         done.append(step)
         await getattr(run, step.replace(" ", "_"))(first, second)
     run.report.seconds = time.monotonic() - started
@@ -102,6 +104,7 @@ class _Migration:
         self.temp = migrate.temp_name(name)
         self.report = MigrationReport()
         self.refusing_since: float | None = None
+        self.what = "migration"
 
     async def info(self, stream: str) -> dict | None:
         try:
@@ -110,6 +113,14 @@ class _Migration:
             if exc.err_code == STREAM_NOT_FOUND:
                 return None
             raise
+
+    async def _present(self, stream: str) -> dict:
+        """The stream's info; MigrationError when it is gone under a running step (a memory stream loses itself in a
+        server restart): nothing is lost, and the next apply goes on from what the server has."""
+        info = await self.info(stream)
+        if info is None:
+            raise MigrationError(f"{stream} disappeared during the {self.what} (the server restarted?); run apply again")
+        return info
 
     # -- the steps, in order ---------------------------------------------
 
@@ -179,7 +190,7 @@ class _Migration:
                 f"{stream} did not catch up with {name} within {migrate.SWAP_TIMEOUT:g}s; {name} takes "
                 "publishes again and nothing was lost; run apply again"
             )
-        copied, held = (await self.info(stream))["state"], (await self.info(name))["state"]
+        copied, held = (await self._present(stream))["state"], (await self._present(name))["state"]
         if copied["messages"] < held["messages"]:
             # A Nats-Msg-Id that occurs twice in the origin (further apart than its window) is stored once by a source.
             await self._set_subjects(name, origin["config"], subjects)
@@ -217,10 +228,10 @@ class _Migration:
         """Until ``stream``'s source from ``origin`` reports no lag, so the swap after it is short."""
         last, since = None, time.monotonic()
         while True:
-            info = await self.info(stream)
+            info = await self._present(stream)
             lag = next((s.get("lag", 0) for s in info.get("sources") or [] if s["name"] == origin), 0)
             copied = info["state"]["last_seq"]
-            if lag == 0 and (copied or not (await self.info(origin))["state"]["messages"]):
+            if lag == 0 and (copied or not (await self._present(origin))["state"]["messages"]):
                 return
             if copied != last:
                 last, since = copied, time.monotonic()
@@ -248,7 +259,7 @@ class _Rename(_Migration):
 
     def __init__(self, client: JetStreamClient, op: CreateResource):
         super().__init__(client, op.ref.stream_name, op)
-        self.old = op.renamed_from
+        self.old, self.what = op.renamed_from, "rename"
 
     async def copy(self, old: dict, new: dict | None) -> None:
         if new is None:

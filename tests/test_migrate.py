@@ -2,6 +2,7 @@
 resume where they stood, publishers refused (never acknowledged and then lost) during the swaps."""
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -128,6 +129,16 @@ def _refused_here(run, text: str, server) -> bool:
     return True
 
 
+def _sixty_orders(run, server) -> list | None:
+    """ORDERS applied with 60 messages, billing having acknowledged orders 0..18: the messages stored; None on a line
+    that refuses migrations (``_refused_here`` asserted it)."""
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(server.url, 60))
+    before = asyncio.run(_stored(server.url, "ORDERS"))
+    asyncio.run(_consume(server.url, "billing", 10))
+    return None if _refused_here(run, TO_MEMORY, server) else before
+
+
 def _apply_with_a_publisher(run, text: str, url: str, subject: str = "orders.created"):
     """Apply ``text`` while a publisher keeps publishing, retrying refusals: ((code, output), (acked, refused))."""
 
@@ -143,27 +154,45 @@ def _apply_with_a_publisher(run, text: str, url: str, subject: str = "orders.cre
     return asyncio.run(scenario())
 
 
-def _apply_stopped_before(step: str, text: str, workdir: Path, url: str, how: signal.Signals) -> tuple[int, str]:
-    """Run `topology apply` as a process of its own, paused before the migration's ``step`` (migrator's test
-    hook), and send it ``how`` there (SIGKILL: the tool killed; SIGINT: Ctrl-C): (exit code, output)."""
+@contextlib.contextmanager
+def _apply_paused_before(step: str, text: str, workdir: Path, url: str, **env: str):
+    """`topology apply` of ``text`` as a process of its own (``env`` added to its environment), stopped (SIGSTOP,
+    migrator's test hook) before the migration's ``step``: yields the process, which SIGCONT lets go on; its
+    stderr so far is ``process.seen``."""
     path = workdir / "topology.yaml"
     path.write_text(textwrap.dedent(text))
-    env = {**os.environ, "NATS_URL": url, migrator.PAUSE_VARIABLE: step, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "NATS_URL": url, migrator.PAUSE_VARIABLE: step, "PYTHONPATH": str(Path(__file__).parents[1]),
+           **env}
     process = subprocess.Popen([sys.executable, "-c", "from medisync_topology.cli import main; main()", "apply",
                                 "--auto-approve", "-f", str(path)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        deadline, err = time.monotonic() + 30, ""
-        while "paused before step" not in err:
-            assert time.monotonic() < deadline and process.poll() is None, err
+        deadline, process.seen = time.monotonic() + 30, ""
+        while "paused before step" not in process.seen:
+            assert time.monotonic() < deadline and process.poll() is None, process.seen
             if select.select([process.stderr], [], [], 0.1)[0]:
-                err += process.stderr.readline()
-        process.send_signal(how)
-        out, rest = process.communicate(timeout=30)
-        return process.returncode, out + err + rest
+                process.seen += process.stderr.readline()
+        while Path(f"/proc/{process.pid}/stat").read_text().split(") ")[1][0] != "T":  # until it has stopped
+            assert time.monotonic() < deadline, process.seen
+            time.sleep(0.01)
+        yield process
     finally:
         process.kill()
         process.wait()
+
+
+def _finish(process) -> tuple[int, str]:
+    out, rest = process.communicate(timeout=60)
+    return process.returncode, out + process.seen + rest
+
+
+def _apply_stopped_before(step: str, text: str, workdir: Path, url: str, how: signal.Signals) -> tuple[int, str]:
+    """Apply ``text`` in a process of its own and send it ``how`` before the migration's ``step`` (SIGKILL: the
+    tool killed; SIGINT: Ctrl-C): (exit code, output)."""
+    with _apply_paused_before(step, text, workdir, url) as process:
+        process.send_signal(how)
+        process.send_signal(signal.SIGCONT)
+        return _finish(process)
 
 
 def _lock_expired(js_api) -> None:
@@ -257,11 +286,8 @@ def test_publisher_through_the_migration_loses_nothing_acknowledged(run, nats_ur
 @pytest.mark.parametrize("step", ["swap_in", "delete", "create", "swap_out", "consumers"])
 def test_a_migration_interrupted_before_any_step_is_finished_by_the_next_apply(step, run, nats_url, js_api,
                                                                                 monkeypatch, nats_server):
-    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
-    asyncio.run(_publish_all(nats_url, 60))
-    before = asyncio.run(_stored(nats_url, "ORDERS"))
-    asyncio.run(_consume(nats_url, "billing", 10))  # acknowledged orders 0..18
-    if _refused_here(run, TO_MEMORY, nats_server):
+    before = _sixty_orders(run, nats_server)
+    if before is None:
         return
 
     async def killed(self, *args):
@@ -293,11 +319,8 @@ def test_a_migration_interrupted_before_any_step_is_finished_by_the_next_apply(s
                                            ("swap out", "create"), ("consumers", "create")])
 def test_a_migration_killed_and_the_server_restarted_is_finished_by_the_next_apply(step, resumed, run, nats_server,
                                                                                     js_api, tmp_path, monkeypatch):
-    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
-    asyncio.run(_publish_all(nats_server.url, 60))
-    before = asyncio.run(_stored(nats_server.url, "ORDERS"))
-    asyncio.run(_consume(nats_server.url, "billing", 10))  # acknowledged orders 0..18
-    if _refused_here(run, TO_MEMORY, nats_server):
+    before = _sixty_orders(run, nats_server)
+    if before is None:
         return
     _killed_and_restarted(step, TO_MEMORY, tmp_path, nats_server, js_api, monkeypatch)
     code, out = run(TO_MEMORY, "plan", "--no-color", "--prune")
@@ -313,6 +336,49 @@ def test_a_migration_killed_and_the_server_restarted_is_finished_by_the_next_app
     assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
 
 
+def _restarted_under_it(step: str, text: str, workdir: Path, server, monkeypatch) -> tuple[int, str]:
+    """Apply ``text``, the server restarted while the tool waits before ``step``, then the tool going on (its
+    request on the lost connection times out: after 1s, not the usual 5s)."""
+    with _apply_paused_before(step, text, workdir, server.url, NATS_TIMEOUT="1s") as process:
+        server.restart()
+        monkeypatch.setenv("NATS_URL", server.url)
+        process.send_signal(signal.SIGCONT)
+        return _finish(process)
+
+
+def test_a_migration_whose_server_restarts_under_it_is_finished_by_the_next_apply(run, nats_server, js_api, tmp_path,
+                                                                                  monkeypatch):
+    before = _sixty_orders(run, nats_server)
+    if before is None:
+        return
+    # The run stops at its next request, saying so; the lock it could not release expires by itself. The new
+    # ORDERS, a memory stream copying ORDERS_migrating back, did not survive the restart: the next apply copies the
+    # messages back again.
+    code, out = _restarted_under_it("swap out", TO_MEMORY, tmp_path, nats_server, monkeypatch)
+    assert code == 1 and "stream ORDERS: replace FAILED: lost the connection to" in out and "Traceback" not in out, out
+    _lock_expired(js_api)
+    code, out = run(TO_MEMORY, "apply", "--auto-approve")
+    assert code == 0 and "stream ORDERS: replaced" in out, out
+    assert [d for _, _, d in asyncio.run(_stored(nats_server.url, "ORDERS"))] == [d for _, _, d in before]
+    assert asyncio.run(_consume(nats_server.url, "billing", 1)) == [b"order 20"]
+
+
+def test_a_stream_gone_under_a_running_migration_stops_it_and_the_next_apply_finishes(run, nats_url, js_api, tmp_path,
+                                                                                      nats_server):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 20))
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
+    with _apply_paused_before("swap out", TO_MEMORY, tmp_path, nats_url) as process:
+        js_api("STREAM.DELETE.ORDERS")  # the new ORDERS, as a memory stream is lost in a restart
+        process.send_signal(signal.SIGCONT)
+        code, out = _finish(process)
+    assert code == 1 and "ORDERS disappeared during the migration (the server restarted?); run apply again" in out, out
+    code, out = run(TO_MEMORY, "apply", "--auto-approve")
+    assert code == 0 and "resumes an interrupted migration at step 'create'" in out, out
+    assert js_api("STREAM.INFO.ORDERS")["state"]["messages"] == 20
+
+
 def test_a_migration_stopped_by_ctrl_c_is_finished_by_the_next_apply(run, nats_url, js_api, tmp_path, nats_server):
     assert run(ORDERS, "apply", "--auto-approve")[0] == 0
     asyncio.run(_publish_all(nats_url, 30))
@@ -320,7 +386,8 @@ def test_a_migration_stopped_by_ctrl_c_is_finished_by_the_next_apply(run, nats_u
         return
     code, out = _apply_stopped_before("create", TO_MEMORY, tmp_path, nats_url, signal.SIGINT)
     assert code == 1 and "Apply interrupted (Ctrl-C)." in out and "stream ORDERS" in out.split("Interrupted")[-1], out
-    assert "ORDERS" not in js_api("STREAM.NAMES")["streams"]  # deleted, its messages held in ORDERS_migrating
+    # The old ORDERS is deleted (the new one may be created: Ctrl-C cancels at the next request); the messages
+    # are held in ORDERS_migrating.
     assert js_api(f"STREAM.INFO.{migrate.temp_name('ORDERS')}")["state"]["messages"] == 30
     code, out = run(TO_MEMORY, "apply", "--auto-approve")
     assert code == 0 and js_api("STREAM.INFO.ORDERS")["state"]["messages"] == 30, out
@@ -423,6 +490,9 @@ def test_a_migration_a_step_would_refuse_is_a_plan_error(run):
                     "plan", "--no-color")
     assert code == 1, out
     assert "stream ALL cannot be migrated: the live stream has sources: they would be read again from the start" in out
+    code, out = run(TO_MEMORY + "  ALL:\n    sources: [{name: ORDERS}]\n    replace: migrate\n", "plan", "--no-color")
+    assert code == 1, out
+    assert "stream ORDERS cannot be migrated: stream ALL mirrors or sources it, and would copy the new stream again" in out
 
 
 def test_the_duplicate_window_holds_the_ids_published_before_the_migration(run, nats_url, js_api, nats_server):

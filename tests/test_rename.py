@@ -89,6 +89,9 @@ def test_what_the_plan_refuses_before_anything_is_done(run, js_api, nats_server)
                           "deletes it, so its declaration goes") in out, out
     code, out = run(PLAIN + "  COPY:\n    renamed_from: ALL\n    subjects: [copy.>]\n", "plan", "--no-color")
     assert code == 1 and "stream COPY cannot be renamed from ALL: the live stream has sources" in out, out
+    code, out = run(RENAMED + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
+    assert code == 1 and ("stream ORDERS_V2 cannot be renamed from ORDERS: stream ALL mirrors or sources it, and would "
+                          "copy the new stream again from the start") in out, out
     sealed = RENAMED.replace("    duplicate_window: 1m\n", "    duplicate_window: 1m\n    sealed: true\n")
     code, out = run(sealed + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
     assert code == 1 and "cannot be renamed from ORDERS: the new stream is sealed" in out, out
@@ -151,7 +154,7 @@ def test_without_renamed_from_a_rename_is_a_create_and_a_delete_that_says_what_i
     assert "- delete consumer ORDERS/billing   (loses 7 pending messages" in out
 
 
-@pytest.mark.parametrize("step", ["swap in", "consumers", "finish"])
+@pytest.mark.parametrize("step", migrate.RENAME_STEPS[1:-1])  # each after the first, which a test below stops
 def test_a_rename_killed_and_the_server_restarted_is_finished_by_the_next_apply(step, run, nats_server, js_api,
                                                                                 tmp_path, monkeypatch):
     before = _sample(run, nats_server.url, 40, 10)
@@ -225,3 +228,45 @@ def test_a_replicated_stream_is_renamed_on_a_3_node_cluster(nats_cluster, tmp_pa
     assert acked and [int(p.split()[1]) for p in payloads[100:]] == acked  # every acknowledged publish, once, in order
     assert asyncio.run(_consume(url, "billing", 1, "ORDERS_V2")) == [b"order 50"]
     assert run(renamed, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_where_a_rename_stands_is_read_from_the_two_streams():
+    old, new = {"name": "ORDERS", "subjects": ["orders.>"]}, {"name": "ORDERS_V2", "subjects": ["orders.>"]}
+    staged = migrate.rename_staging_config(new, old)
+    assert staged["subjects"] == [] and staged["sources"] == [{"name": "ORDERS"}]
+    holding = {**old, "subjects": [migrate.holding_subject("ORDERS")]}
+    taking = migrate.rename_taking_config(new, staged)
+    assert taking["subjects"] == ["orders.>"] and "sources" not in taking and migrate.renaming(taking) == "ORDERS"
+    states = [(old, None), (old, staged), (holding, staged), (holding, taking), (None, taking), (None, new)]
+    assert [migrate.rename_step(*state) for state in states] == ["copy", *migrate.RENAME_STEPS]
+    assert migrate.old_subjects(staged) == ["orders.>"]
+
+
+def test_a_rename_interrupted_while_copying_is_finished_by_the_next_apply(run, nats_url, js_api, nats_server):
+    before = _sample(run, nats_url, 30, 4)
+    if _refused_here(run, RENAMED, nats_server):
+        return
+    # What a run stopped inside the copy leaves: ORDERS_V2 sourcing ORDERS, ORDERS still taking publishes.
+    old = js_api("STREAM.INFO.ORDERS")["config"]
+    new = {"name": "ORDERS_V2", "subjects": ["orders.>"], "metadata": {"medisync-topology.owner": "medisync"}}
+    js_api("STREAM.CREATE.ORDERS_V2", migrate.rename_staging_config(new, old))
+    code, out = run(RENAMED, "plan", "--no-color", "--prune")
+    assert code == 0 and "(renamed; resumes an interrupted rename at step 'copy'; migrates 30 messages" in out, out
+    assert run(RENAMED, "apply", "--auto-approve")[0] == 0
+    assert [d for _, _, d in asyncio.run(_stored(nats_url, "ORDERS_V2"))] == [d for _, _, d in before]
+    assert asyncio.run(_consume(nats_url, "billing", 1, "ORDERS_V2")) == [b"order 8"]
+    assert run(RENAMED, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_rename_is_undone_by_renaming_back(run, nats_url, js_api, nats_server):
+    before = _sample(run, nats_url, 20, 5)
+    if _refused_here(run, RENAMED, nats_server):
+        return
+    assert run(RENAMED, "apply", "--auto-approve")[0] == 0
+    back = PLAIN.replace("  ORDERS:\n", "  ORDERS:\n    renamed_from: ORDERS_V2\n")
+    code, out = run(back, "plan", "--no-color")
+    assert code == 0 and "+ rename stream ORDERS_V2 -> ORDERS   (renamed; migrates 20 messages" in out, out
+    assert run(back, "apply", "--auto-approve")[0] == 0
+    assert [n for n in js_api("STREAM.NAMES")["streams"] if n.startswith("ORDERS")] == ["ORDERS"]
+    assert [d for _, _, d in asyncio.run(_stored(nats_url, "ORDERS"))] == [d for _, _, d in before]
+    assert asyncio.run(_consume(nats_url, "billing", 1)) == [b"order 10"]
