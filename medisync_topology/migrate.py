@@ -123,10 +123,11 @@ def refusals(before: dict, after: dict, version: rules.Version | None, kept_cons
     """
     problems = []
     if readers:
-        # Measured on 2.15 (a source; a mirror not tried): a source whose origin is deleted and created again copies
-        # it all again from its first message, duplicates; one whose origin is deleted for good copies nothing more.
-        problems.append(f"stream {', '.join(readers)} mirrors or sources it, and would copy the new stream again "
-                        "from the start")
+        # Measured on 2.15: a source whose origin is deleted and created again copies it all again from its first
+        # message (duplicates); a mirror waits for a sequence above the last it had (what is numbered below is
+        # lost); either copies nothing more from an origin deleted for good.
+        problems.append(f"stream {', '.join(readers)} mirrors or sources it, and would repeat or miss messages (a "
+                        "source copies the new stream again from the start, a mirror skips the sequences it had)")
     for side, config in (("live", before), ("new", after)):
         if config.get("mirror"):
             problems.append(f"the {side} stream is a mirror: a mirror cannot source its messages back")

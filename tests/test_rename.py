@@ -91,7 +91,7 @@ def test_what_the_plan_refuses_before_anything_is_done(run, js_api, nats_server)
     assert code == 1 and "stream COPY cannot be renamed from ALL: the live stream has sources" in out, out
     code, out = run(RENAMED + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
     assert code == 1 and ("stream ORDERS_V2 cannot be renamed from ORDERS: stream ALL mirrors or sources it, and would "
-                          "copy the new stream again from the start") in out, out
+                          "repeat or miss messages") in out, out
     sealed = RENAMED.replace("    duplicate_window: 1m\n", "    duplicate_window: 1m\n    sealed: true\n")
     code, out = run(sealed + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
     assert code == 1 and "cannot be renamed from ORDERS: the new stream is sealed" in out, out
