@@ -239,6 +239,12 @@ def renaming(config: dict) -> str | None:
     return (config.get("metadata") or {}).get(RENAMING_KEY)
 
 
+def in_transit(config: dict) -> bool:
+    """A stream a migration or rename under way holds: its temporary stream, a stream being renamed into, or one
+    whose subjects wait on the holding subject; messages on their way, which apply moves on."""
+    return bool(migrating(config) or renaming(config)) or config.get("subjects") == [holding_subject(config["name"])]
+
+
 def rename_staging_config(config: dict, old: dict) -> dict:
     """NEW while it copies OLD: its own config, no subjects, sourcing OLD; its metadata names OLD and OLD's
     subjects (given back to OLD if the swap times out)."""

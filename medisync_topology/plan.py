@@ -499,8 +499,8 @@ class _Planner:
 
     def _readers(self, name: str) -> list[str]:
         """The live streams that mirror or source ``name``, beside a migration's or rename's own copy."""
-        return sorted(other for other, stream in self.live.streams.items() if name in origins(stream.config)
-                      and not migrate.migrating(stream.config) and not migrate.renaming(stream.config))
+        return sorted(other for other, stream in self.live.streams.items()
+                      if name in origins(stream.config) and not migrate.in_transit(stream.config))
 
     def _desired_consumers(self, spec: StreamSpec, stream_config: dict) -> dict:
         """The stream's consumers as a migration creates them (name -> complete config); errors for those refused."""
