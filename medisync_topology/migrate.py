@@ -114,14 +114,19 @@ def staging_config(after: dict) -> dict:
 
 
 def refusals(before: dict, after: dict, version: rules.Version | None, kept_consumers: dict,
-             readers: list[str] = ()) -> list[str]:
+             readers: list[str] = (), state: dict | None = None) -> list[str]:
     """Why this stream cannot be migrated, or renamed into ``after`` (the server would refuse a step, or a promise
     would break); [] if it can.
 
     ``kept_consumers``: the live consumers that would resume where they stand; ``readers``: the live streams
-    that mirror or source it.
+    that mirror or source it; ``state``: the live stream's (messages, bytes).
     """
     problems = []
+    for limit, held in (("max_msgs", "messages"), ("max_bytes", "bytes")):
+        if 0 < (after.get(limit) or -1) < (state or {}).get(held, 0):
+            # The copy stores every message as a publish would: over the limit, the oldest are dropped (or refused).
+            problems.append(f"the new stream's {limit} ({after[limit]:,}) is below the {state[held]:,} {held} it "
+                            "would copy: some would be lost")
     if readers:
         # Measured on 2.15: a source whose origin is deleted and created again copies it all again from its first
         # message (duplicates); a mirror waits for a sequence above the last it had (what is numbered below is

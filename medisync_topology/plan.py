@@ -489,7 +489,7 @@ class _Planner:
         consumers = self._desired_consumers(spec, op.after)
         if resume is None:
             problems = migrate.refusals(op.before, op.after, self.version, migrate.kept_consumers(live_consumers, consumers),
-                                        self._readers(op.ref.stream_name))
+                                        self._readers(op.ref.stream_name), state)
             for message in problems:
                 self._error(op.ref, Reason.IMPOSSIBLE, f"stream {op.ref.stream_name} cannot be migrated: {message}")
             if problems:
@@ -563,7 +563,7 @@ class _Planner:
         kept = migrate.kept_consumers(live_consumers, consumers, renamed)
         dropped = tuple(sorted(set(live_consumers) - set(kept.values())))
         if new_live is None:
-            problems += migrate.refusals(before, after, self.version, kept, self._readers(old))
+            problems += migrate.refusals(before, after, self.version, kept, self._readers(old), old_live and old_live.state)
         if dropped and not self.prune:
             problems.append(f"deleting {old} deletes its consumers {', '.join(dropped)}, which {spec.name} does not "
                             "declare: declare them there to keep them, or plan with --prune to let them go")

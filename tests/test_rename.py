@@ -94,6 +94,11 @@ def test_what_the_plan_refuses_before_anything_is_done(run, js_api, nats_server)
     code, out = run(RENAMED + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
     assert code == 1 and ("stream ORDERS_V2 cannot be renamed from ORDERS: stream ALL mirrors or sources it, and would "
                           "repeat or miss messages") in out, out
+    small = RENAMED.replace("    duplicate_window: 1m\n", "    duplicate_window: 1m\n    max_msgs: 5\n")
+    asyncio.run(_publish_all(nats_server.url, 8))
+    code, out = run(small, "plan", "--no-color")
+    assert code == 1 and ("cannot be renamed from ORDERS: the new stream's max_msgs (5) is below the 8 messages it "
+                          "would copy: some would be lost") in out, out
     sealed = RENAMED.replace("    duplicate_window: 1m\n", "    duplicate_window: 1m\n    sealed: true\n")
     code, out = run(sealed + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
     assert code == 1 and "cannot be renamed from ORDERS: the new stream is sealed" in out, out
