@@ -30,7 +30,7 @@ from pathlib import Path
 import nats
 from nats.js.api import ConsumerConfig, StreamConfig
 from plan_bench import (
-    IN_FLIGHT, TIMEOUT, api, consumer_config, consumer_name, run_cli, stream_config, stream_name, topology_yaml,
+    IN_FLIGHT, TIMEOUT, api, byte_compile, consumer_config, consumer_name, run_cli, stream_config, stream_name, topology_yaml,
 )
 from natsserver import start_cluster, start_server
 
@@ -184,6 +184,7 @@ def main() -> None:
 
     # SIGTERM unwinds like Ctrl-C does, through the finally blocks that stop the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    byte_compile()
     k = args.consumers
     print(f"apply benchmark: streams x {k} durable consumers; requests {IN_FLIGHT} in flight where pipelined")
     with tempfile.TemporaryDirectory(prefix="apply-bench-") as tmp:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any, Callable
 
 from .connection import ConnectOptions, Connection, JetStreamUnavailable, PermissionDenied, open_connection
 from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, NO_MESSAGE_FOUND, TopologyError
@@ -33,6 +34,11 @@ class JetStreamAPIError(TopologyError):
     def __init__(self, subject: str, code: int, err_code: int, description: str):
         self.subject, self.code, self.err_code, self.description = subject, code, err_code, description
         super().__init__(f"{description} (err_code {err_code})")
+
+
+def _consumer_parts(info: dict) -> tuple[str, dict, dict]:
+    """(name, config, progress) of one CONSUMER.LIST item."""
+    return info["name"], info["config"], {k: v for k, v in info.items() if k in CONSUMER_PROGRESS}
 
 
 class JetStreamClient:
@@ -86,38 +92,35 @@ class JetStreamClient:
             raise JetStreamAPIError(full, error.get("code", 0), error.get("err_code", 0), error.get("description", ""))
         return reply
 
-    async def paged(self, subject: str, key: str) -> list[dict]:
-        """Every item of a paged LIST request (``STREAM.LIST`` -> key "streams")."""
-        items: list[dict] = []
+    async def paged(self, subject: str, key: str, keep: Callable[[dict], Any] | None = None) -> list:
+        """Every item of a paged LIST request (``STREAM.LIST`` -> key "streams"); with ``keep``, what it keeps
+        of each item, taken as each page arrives so the page's other parts are not held until the last."""
+        items: list = []
         while True:
             reply = await self.request(subject, {"offset": len(items)})
             page = reply.get(key) or []
-            items += page
+            items += page if keep is None else map(keep, page)
             if not page or len(items) >= reply.get("total", 0):
                 return items
 
     async def read_live(self) -> LiveState:
-        """Every stream and consumer in the account: paged LISTs, consumer lists fetched concurrently."""
-        infos = await self.paged("STREAM.LIST", "streams")
-        limit = asyncio.Semaphore(CONCURRENT_REQUESTS)
+        """Every stream and consumer in the account: paged LISTs, consumer lists fetched concurrently.
 
-        async def consumers_of(name: str) -> list[dict]:
-            async with limit:
-                return await self.paged(f"CONSUMER.LIST.{name}", "consumers")
+        Only what a plan reads is kept of each answer (configs, the stream's state, each consumer's progress),
+        page by page: with 10,000 streams the answers' other parts (cluster, timestamps) were a fifth of the peak."""
+        streams = await self.paged("STREAM.LIST", "streams", lambda info: LiveStream(info["config"], info.get("state", {})))
+        waiting = iter(streams)
 
-        target, *consumer_lists = await asyncio.gather(
-            self.read_target_facts(), *(consumers_of(i["config"]["name"]) for i in infos)
-        )
-        streams = {}
-        for info, consumers in zip(infos, consumer_lists):
-            name = info["config"]["name"]
-            streams[name] = LiveStream(
-                config=info["config"],
-                state=info.get("state", {}),
-                consumers={c["name"]: c["config"] for c in consumers},
-                consumer_states={c["name"]: {k: v for k, v in c.items() if k in CONSUMER_PROGRESS} for c in consumers},
-            )
-        return LiveState(server_version=self.server_version, streams=streams, target=target)
+        async def read_consumers() -> None:
+            # A worker per request in flight, each taking the next stream: not a task per stream, which
+            # at 10,000 streams held a quarter of the peak memory while they waited their turn.
+            for stream in waiting:
+                consumers = await self.paged(f"CONSUMER.LIST.{stream.config['name']}", "consumers", _consumer_parts)
+                stream.consumers = {name: config for name, config, _ in consumers}
+                stream.consumer_states = {name: progress for name, _, progress in consumers}
+
+        target, *_ = await asyncio.gather(self.read_target_facts(), *(read_consumers() for _ in range(CONCURRENT_REQUESTS)))
+        return LiveState(server_version=self.server_version, streams={s.config["name"]: s for s in streams}, target=target)
 
     async def read_losses(self, questions: list[LossQuestion]) -> dict[str, LossFacts]:
         """For each stream asked about: its state now, per-subject counts and the first sequence a new

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,29 @@ REFERENCE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})
 _resolver = yaml.resolver.Resolver()
 
 
-@dataclass
 class ComposedDocument(Document):
     """A Document built from several files: each path also remembers its file."""
 
-    files: dict[KeyPath, str] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)
+    def __init__(self, file: str, data: Any, positions: dict[KeyPath, tuple[int, int]] | None = None,
+                 files: dict[KeyPath, str] | None = None, sources: list[str] | None = None,
+                 locate: Callable[[], dict[KeyPath, tuple[int, int]]] | None = None):
+        super().__init__(file, data, positions, locate)
+        self._files = files  # None until asked for: then every path is in `file`
+        self.sources = sources if sources is not None else [file]
+
+    @property
+    def files(self) -> dict[KeyPath, str]:
+        if self._files is None:
+            self._files = dict.fromkeys(self.positions, self.file)
+        return self._files
 
     @classmethod
     def of(cls, doc: Document) -> ComposedDocument:
-        return cls(doc.file, doc.data, dict(doc.positions), dict.fromkeys(doc.positions, doc.file), [doc.file])
+        return cls(doc.file, doc.data, _copied(doc._positions), None, [doc.file], doc._locate)
 
     def copy(self, data: Any) -> ComposedDocument:
-        return ComposedDocument(self.file, data, dict(self.positions), dict(self.files), list(self.sources))
+        """This document with other data; positions not yet worked out are not worked out for the copy either."""
+        return ComposedDocument(self.file, data, _copied(self._positions), _copied(self._files), list(self.sources), self._locate)
 
     def locate(self, path: KeyPath) -> tuple[str, int, int]:
         """(file, line, column) of ``path``, or of its nearest ancestor that is in a file."""
@@ -68,6 +77,10 @@ class ComposedDocument(Document):
         for path, old in moved:
             self.positions[path] = source.positions[old]
             self.files[path] = source.files[old]
+
+
+def _copied(table: dict | None) -> dict | None:
+    return None if table is None else dict(table)
 
 
 def load_sources(paths: str | Path | Iterable[str | Path]) -> ComposedDocument:

@@ -14,8 +14,6 @@ import re
 import ssl
 from typing import TYPE_CHECKING
 
-import nkeys  # nats-py itself needs it for nkey and creds authentication
-
 from .errors import TopologyError
 
 if TYPE_CHECKING:
@@ -60,6 +58,8 @@ def nkey_public_key(path: str) -> str | None:
     if seed is None:
         return None
     try:
+        import nkeys  # only for --nkey and --creds, as nats-py imports it
+
         return nkeys.from_seed(bytearray(seed.encode())).public_key.decode()
     except Exception:  # not a valid seed: the server will say so, and we only lose a nicer name
         return None

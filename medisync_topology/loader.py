@@ -6,7 +6,11 @@ compose the node tree and build the data ourselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +44,30 @@ class InvalidTopology(TopologyError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-@dataclass
 class Document:
-    """A loaded YAML file: its data and the (line, column) of every key and value, 1-based."""
+    """A loaded YAML file: its data and the (line, column) of every key and value, 1-based.
 
-    file: str
-    data: Any
-    positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    The positions are worked out when first asked for (``locate`` re-reads the file with marks): a valid
+    file is located only if a note is to be printed, and the common case pays nothing for them."""
+
+    def __init__(self, file: str, data: Any, positions: dict[KeyPath, tuple[int, int]] | None = None,
+                 locate: Callable[[], dict[KeyPath, tuple[int, int]]] | None = None):
+        self.file, self.data = file, data
+        self._positions, self._locate = positions, locate
+
+    @property
+    def positions(self) -> dict[KeyPath, tuple[int, int]]:
+        if self._positions is None:
+            self._positions = dict(self._locate()) if self._locate else {}
+        return self._positions
 
     def position(self, path: KeyPath) -> tuple[int, int]:
         """The position of ``path``, or of its nearest ancestor that is in the file."""
         path = tuple(path)
-        while path not in self.positions and path:
+        positions = self.positions
+        while path not in positions and path:
             path = path[:-1]
-        return self.positions.get(path, (0, 0))
+        return positions.get(path, (0, 0))
 
     def problem(self, path: KeyPath, message: str) -> Problem:
         line, col = self.position(path)
@@ -108,7 +122,17 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
 
 
 def parse_document(text: str, name: str = "<string>") -> Document:
-    doc = Document(name, None)
+    """The document in ``text``; raises InvalidTopology with every problem, each located."""
+    data = _plain_data(text)
+    if data is not _UNUSUAL:
+        return Document(name, data, locate=cache(lambda: _located(text, name).positions))
+    return _located(text, name)
+
+
+def _located(text: str, name: str) -> Document:
+    """The document with every key's and value's position, built from libyaml's node tree, which has
+    the marks; every problem the file has is found here, located."""
+    doc = Document(name, None, {})
     try:
         node = _compose(text, name)
     except yaml.reader.ReaderError as exc:  # located by PyYAML only as a character offset
@@ -198,11 +222,117 @@ _CORE = "tag:yaml.org,2002:"
 # JetStream API takes; YAML 1.1's `=` (value), `<<` (merge) and `*`, `!`, `&` (yaml, which only a ${VAR}
 # can bring) have no constructor in SafeConstructor, which raised, and no meaning in YAML 1.2.
 _AS_WRITTEN = {_CORE + t for t in ("timestamp", "value", "merge", "yaml")}
+_STR = _CORE + "str"
 _TAGS = {
     yaml.ScalarNode: {_CORE + t for t in ("null", "bool", "int", "float", "str")} | _AS_WRITTEN,
     yaml.SequenceNode: {_CORE + "seq"},
     yaml.MappingNode: {_CORE + "map"},
 }
+
+
+_resolver = yaml.resolver.Resolver()
+_UNUSUAL = object()  # what _plain_data answers for a document it leaves to the located builder
+_NO_KEY = object()  # an open mapping's next event is a key
+
+
+def _plain_data(text: str) -> Any:
+    """The data of a plain document, built in one pass over libyaml's events, without a node tree or
+    any positions: the common case, a valid file, costs a third of what locating it does.
+
+    _UNUSUAL for anything else (a syntax error, a tag beyond the core ones, a duplicate or merge key, a
+    key that is not a scalar or has an anchor, an alias to an open or unknown anchor, several documents
+    or none, a limit reached): the located builder then does the work and words every problem, so what
+    is reported, and where, does not depend on this path. Limits are counted as _check_limits counts
+    them, before an alias is expanded."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is None:
+        return _UNUSUAL
+    events = fast(text)
+    try:
+        return _plain_events(events.get_event)
+    except yaml.YAMLError:
+        return _UNUSUAL
+    finally:
+        events.dispose()
+
+
+def _plain_events(next_event: Callable[[], yaml.Event]) -> Any:
+    resolve, tags = _resolver.resolve, _TAGS[yaml.ScalarNode]
+    if type(next_event()) is not yaml.StreamStartEvent or type(next_event()) is not yaml.DocumentStartEvent:
+        return _UNUSUAL
+    anchors: dict[str, tuple | None] = {}  # anchor -> (value, nodes, levels) once its node has ended, None while open
+    open_: list[list] = []  # per open collection: [container, key or _NO_KEY, anchor, nodes before it, deepest level]
+    nodes = 0
+    while True:
+        event = next_event()
+        kind = type(event)
+        top = open_[-1] if open_ else None
+        wants_key = top is not None and top[1] is _NO_KEY and type(top[0]) is dict
+        if kind is yaml.ScalarEvent:
+            nodes += 1
+            if wants_key:
+                key = sys.intern(event.value)  # one string for each field name, not one per resource
+                if event.anchor is not None or key == "<<" or key in top[0]:
+                    return _UNUSUAL
+                top[1] = key
+                continue
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = resolve(yaml.ScalarNode, event.value, event.implicit)
+            if tag == _STR or tag in _AS_WRITTEN:
+                value = event.value
+            elif tag in tags:
+                try:
+                    value = scalar_value(yaml.ScalarNode(tag, event.value))
+                except ValueError:
+                    return _UNUSUAL
+            else:
+                return _UNUSUAL
+            if event.anchor is not None:
+                if event.anchor in anchors:
+                    return _UNUSUAL  # libyaml's composer refuses a second anchor of the same name
+                anchors[event.anchor] = (value, 1, 0)
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            nodes += 1
+            mapping = kind is yaml.MappingStartEvent
+            if wants_key or event.tag not in (None, "!", _CORE + ("map" if mapping else "seq")) or event.anchor in anchors:
+                return _UNUSUAL
+            if event.anchor is not None:
+                anchors[event.anchor] = None
+            open_.append([{} if mapping else [], _NO_KEY, event.anchor, nodes - 1, len(open_) + 1])
+            if len(open_) > MAX_DEPTH or nodes > MAX_NODES:
+                return _UNUSUAL
+            continue
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            value, _, anchor, before, deepest = open_.pop()
+            if anchor is not None:
+                anchors[anchor] = (value, nodes - before, deepest - len(open_))
+            if open_:
+                open_[-1][4] = max(open_[-1][4], deepest)
+        elif kind is yaml.AliasEvent:
+            expanded = anchors.get(event.anchor)
+            if wants_key or expanded is None:
+                return _UNUSUAL
+            value, size, levels = expanded
+            nodes += size
+            if top is not None:
+                top[4] = max(top[4], len(open_) + levels)
+            if len(open_) + levels > MAX_DEPTH:
+                return _UNUSUAL
+            value = copy.deepcopy(value) if size > 1 else value  # each use is a value of its own, as written out
+        else:
+            return _UNUSUAL
+        if nodes > MAX_NODES:
+            return _UNUSUAL
+        if not open_:
+            end, stream_end = next_event(), next_event()
+            return value if type(end) is yaml.DocumentEndEvent and type(stream_end) is yaml.StreamEndEvent else _UNUSUAL
+        top = open_[-1]
+        if type(top[0]) is dict:
+            top[0][top[1]] = value
+            top[1] = _NO_KEY
+        else:
+            top[0].append(value)
 
 
 def _build(
@@ -263,8 +393,8 @@ def scalar_value(node: yaml.ScalarNode) -> Any:
     """
     if node.tag in _AS_WRITTEN:
         return node.value
-    try:
-        return _constructor.construct_object(node)
+    try:  # the tag's constructor itself: construct_object would keep every node in its cache
+        return _constructor.yaml_constructors[node.tag](_constructor, node)
     except (ValueError, KeyError):  # KeyError: `!!bool 1` is looked up in SafeConstructor's table of booleans
         text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
         raise ValueError(f"{text!r} is not a valid {node.tag.replace(_CORE, '!!', 1)}") from None

@@ -132,7 +132,9 @@ def _api_config(raw, tool_keys, defaults, here, defaults_here, doc, problems) ->
         for key, value in source.items():
             if key in tool_keys:
                 continue
-            config[key] = to_api_value(key, value, where + (key,), doc, problems)
+            if type(value) is dict or type(value) is list or fields.UNIT_BY_NAME.get(key) in PARSERS:
+                value = to_api_value(key, value, where + (key,), doc, problems)
+            config[key] = value  # else a plain value in no unit: as written (most of a file's values)
     return config
 
 

@@ -16,6 +16,7 @@ stream the file does not declare, consumers the topology does not manage). Pure:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
 
 from . import errors, subjects
@@ -402,10 +403,18 @@ def refusals_of(kind: str, config: dict, context: Any = None, version: Version |
     ``context``: a stream's: other streams' configs by name (origins it can see); a consumer's:
     its stream's complete config."""
     found = []
-    for refusal in REFUSALS[kind]:
-        if refusal.applies_to(version):
-            found += [Found(refusal, path) for path in refusal.find(config, context if context is not None else {})]
+    context = context if context is not None else {}
+    for refusal in _applying(kind, None if version is None else tuple(version)):
+        paths = refusal.find(config, context)
+        if paths:
+            found += [Found(refusal, path) for path in paths]
     return found
+
+
+@lru_cache(maxsize=None)
+def _applying(kind: str, version: Version | None) -> tuple[Refusal, ...]:
+    """The refusals of ``kind`` that the server line ``version`` gives (once per line: validate and plan ask per resource)."""
+    return tuple(refusal for refusal in REFUSALS[kind] if refusal.applies_to(version))
 
 
 def workqueue_conflicts(stream: dict, consumers: Iterable[tuple[str, dict]]) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from . import fields
@@ -45,6 +46,12 @@ def format_version(version: Version) -> str:
 # The fields whose rules a config follows, by kind (a bucket's config is its stream's).
 RULES: dict[str, dict[str, Field]] = {"stream": fields.STREAM, "consumer": fields.CONSUMER}
 
+# What plans ask of the registry for every resource, worked out once from it: the fields whose zero value the
+# server omits (no default), those in timestamps, those where 0 is reported as unlimited (-1).
+OMITTED_WHEN_ZERO = {kind: frozenset(k for k, f in table.items() if f.default is None) for kind, table in RULES.items()}
+TIMESTAMP_FIELDS = frozenset(name for name, unit in UNIT_BY_NAME.items() if unit == "timestamp")
+_ZERO_IS_UNLIMITED = tuple(k for k, f in fields.STREAM.items() if f.zero_is_unlimited)
+
 # Server-managed metadata keys (_nats.req.level, _nats.ver, _nats.level: jetstream_versioning.go).
 SERVER_METADATA_PREFIX = "_nats."
 
@@ -66,10 +73,10 @@ def complete_stream(
     """
     # No deep copy: _known_to makes a new dict, nested values are only replaced, never changed in place,
     # and _drop_omitted builds every dict and list of the result anew.
-    cfg = _known_to(config, fields.STREAM, version)
-    _fill_defaults(cfg, fields.STREAM, version)
-    for key, rule in fields.STREAM.items():
-        if rule.zero_is_unlimited and cfg.get(key) == 0:  # reported as -1
+    cfg = _known_to(config, "stream", version)
+    _fill_defaults(cfg, "stream", version)
+    for key in _ZERO_IS_UNLIMITED:
+        if cfg.get(key) == 0:  # reported as -1
             cfg[key] = UNLIMITED
     if cfg.get("num_replicas") == 0:
         cfg["num_replicas"] = 1
@@ -92,7 +99,7 @@ def complete_stream(
     _complete_republish(cfg)
     if mirror and streams and mirror.get("name") in streams and not mirror.get("external"):
         cfg["mirror_direct"] = bool(streams[mirror["name"]].get("allow_direct"))
-    return _drop_omitted(cfg, fields.STREAM)
+    return _drop_omitted(cfg, "stream")
 
 
 def duplicate_window_for(max_age: int) -> int:
@@ -127,8 +134,8 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
     the flow-control ack policy's flow_control + 1s heartbeat. ``stream_config``: the stream's
     complete config.
     """
-    cfg = _known_to(config, fields.CONSUMER, version)  # a new dict, as in complete_stream
-    _fill_defaults(cfg, fields.CONSUMER, version)
+    cfg = _known_to(config, "consumer", version)  # a new dict, as in complete_stream
+    _fill_defaults(cfg, "consumer", version)
     limits = stream_config.get("consumer_limits") or {}
     if cfg.get("durable_name") and not cfg.get("name") and at_least(version, (2, 9, 0)):
         cfg["name"] = cfg["durable_name"]  # a durable's name is its durable name
@@ -150,23 +157,49 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
         cfg["priority_timeout"] = 2 * MINUTE
     if ack_policy == "flow_control":
         cfg["flow_control"], cfg["idle_heartbeat"] = True, SECOND
-    return _drop_omitted(cfg, fields.CONSUMER)
+    return _drop_omitted(cfg, "consumer")
 
 
-def _known_to(cfg: dict, rules: dict[str, Field], version: Version | None) -> dict:
+def _known_to(cfg: dict, kind: str, version: Version | None) -> dict:
     """Drop default-valued fields the server does not know: strict servers refuse unknown fields.
 
     A field set to something else stays, for unsupported_fields to report."""
-    return {
-        k: v for k, v in cfg.items()
-        if k not in rules or at_least(version, rules[k].since) or not _is_default(rules[k], k, v)
-    }
+    unknown = _unknown_fields(kind, _hashable(version))
+    if not unknown:
+        return dict(cfg)
+    rules = RULES[kind]
+    return {k: v for k, v in cfg.items() if k not in unknown or not _is_default(rules[k], k, v)}
 
 
-def _fill_defaults(cfg: dict, rules: dict[str, Field], version: Version | None) -> None:
-    for key, rule in rules.items():
-        if rule.default is not None and key not in cfg and at_least(version, rule.since):
-            cfg[key] = rule.default  # shared until _drop_omitted copies every dict and list
+def _fill_defaults(cfg: dict, kind: str, version: Version | None) -> None:
+    for key, default in _defaults(kind, _hashable(version)):
+        if key not in cfg:
+            cfg[key] = default  # shared until _drop_omitted copies every dict and list
+
+
+def _hashable(version: Version | None) -> Version | None:
+    return version if version is None or type(version) is tuple else tuple(version)  # a saved plan's is a list
+
+
+@lru_cache(maxsize=None)
+def _unknown_fields(kind: str, version: Version | None) -> frozenset[str]:
+    """The fields of ``kind`` that the server line ``version`` does not know (once per line: a plan asks for every resource)."""
+    table = RULES[kind] if kind in RULES else fields.TYPES[kind].fields  # "source": a mirror's or source's own
+    return frozenset(k for k, rule in table.items() if not at_least(version, rule.since))
+
+
+@lru_cache(maxsize=None)
+def _version_sensitive(kind: str, version: Version | None) -> frozenset[str]:
+    """The fields unsupported_fields looks at for the server line ``version``: those it does not know,
+    and those with a value it may not know yet."""
+    return _unknown_fields(kind, version) | {
+        k for k, rule in RULES[kind].items() if any(not at_least(version, since) for since in rule.value_since.values())}
+
+
+@lru_cache(maxsize=None)
+def _defaults(kind: str, version: Version | None) -> tuple[tuple[str, Any], ...]:
+    """(field, default) of every field with a default that the server line ``version`` knows."""
+    return tuple((k, rule.default) for k, rule in RULES[kind].items() if rule.default is not None and at_least(version, rule.since))
 
 
 def _is_default(rule: Field, key: str, value: Any) -> bool:
@@ -177,18 +210,19 @@ def _is_zero(key: str, value: Any) -> bool:
     """The zero value of a field, which the server omits where its struct says ``omitempty``."""
     # A field's own zero ("none" of priority_policy); "none" is a real value of ack_policy and
     # compression, which have defaults and are always reported.
-    return value is None or value is False or value == 0 or value in ("", [], {}) or (
-        key in fields.ZERO_VALUES and value == fields.ZERO_VALUES[key]
-    )
+    # Go's zero values (null, false, 0, "", [], {}) are exactly what is false in plain data.
+    return not value or (key in fields.ZERO_VALUES and value == fields.ZERO_VALUES[key])
 
 
-def _drop_omitted(cfg: dict, rules: dict[str, Field]) -> dict:
+def _drop_omitted(cfg: dict, kind: str) -> dict:
     """Remove what the server omits (omitempty zero values), at any depth, and normalise times."""
+    omitted = OMITTED_WHEN_ZERO[kind]
     out = {}
     for key, value in cfg.items():
-        value = _normalise(key, value)
-        rule = rules.get(key)
-        if rule is not None and rule.default is None and _is_zero(key, value):
+        kind_of_value = type(value)
+        if kind_of_value is dict or kind_of_value is list or key in TIMESTAMP_FIELDS:  # the rest stay as they are
+            value = _normalise(key, value)
+        if key in omitted and _is_zero(key, value):
             continue
         out[key] = value
     return out
@@ -242,7 +276,8 @@ def strip_live(config: dict, kind: str) -> dict:
     metadata = {k: v for k, v in (cfg.get("metadata") or {}).items()
                 if not k.startswith(SERVER_METADATA_PREFIX) and k != APPLIED_KEY}
     cfg["metadata"] = metadata
-    return _drop_omitted(cfg, _rules(kind))
+    _rules(kind)  # an unknown kind is refused
+    return _drop_omitted(cfg, kind)
 
 
 def declarable_consumer(config: dict) -> bool:
@@ -319,10 +354,8 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
     def needs(what: str, since: Version) -> None:
         messages.append(f"{what} needs nats-server {format_version(since)} or newer; the server is {running}")
 
-    for key, value in sorted(config.items()):
-        rule = rules.get(key)
-        if rule is None:
-            continue
+    for key in config.keys() & _version_sensitive(kind, _hashable(version)):
+        rule, value = rules[key], config[key]
         if not at_least(version, rule.since):
             if not _is_default(rule, key, value):
                 needs(key, rule.since)
@@ -330,12 +363,13 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
         since = rule.value_since.get(value) if isinstance(value, str) else None
         if since and not at_least(version, since):
             needs(f"{key} {value!r}", since)
-    if kind == "stream":
+    source_fields = _unknown_fields("source", _hashable(version))
+    if kind == "stream" and source_fields:
         entries = [("mirror", config.get("mirror"))] + [("sources", s) for s in config.get("sources") or []]
         for where, entry in entries:
-            for inner, rule in fields.TYPES["source"].fields.items():
-                if entry and entry.get(inner) and not at_least(version, rule.since):
-                    needs(f"{where}.{inner}", rule.since)
+            for inner in sorted(source_fields):
+                if entry and entry.get(inner):
+                    needs(f"{where}.{inner}", fields.TYPES["source"].fields[inner].since)
     return sorted(set(messages))
 
 

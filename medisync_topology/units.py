@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, Callable
 
 from medisync_topology.errors import TopologyError
@@ -67,6 +68,8 @@ def parse_duration(value: int | float | str) -> int:
     Decimals are allowed while the result is whole nanoseconds (``"1.5h"``, not ``"0.5ns"``).
     Units: ns, us (or µs), ms, s, m, h, d. -1 (integer or ``"-1"``) passes through as unlimited.
     """
+    if type(value) is int and (0 <= value <= INT64_MAX or value == UNLIMITED):
+        return value  # already nanoseconds: the common case, and what every live config holds
     return _parse(value, "duration", "nanoseconds", _DURATION_HELP, _duration_from_text)
 
 
@@ -78,6 +81,8 @@ def parse_size(value: int | float | str) -> int:
     The result must be whole bytes (``"1.5GiB"`` is, ``"1.5B"`` is not).
     -1 (integer or ``"-1"``) passes through as unlimited.
     """
+    if type(value) is int and (0 <= value <= INT64_MAX or value == UNLIMITED):
+        return value
     return _parse(value, "size", "bytes", _SIZE_HELP, _size_from_text)
 
 
@@ -119,7 +124,18 @@ def _exact_in_largest_unit(n: int, bytes_per_unit: dict[str, int]) -> str | None
     return None
 
 
-def _parse(
+def _parse(value: object, what: str, base_unit: str, help: str, from_text: Callable[[str], Fraction | str]) -> int:
+    if type(value) is str:  # a file says `30s` and `7d` for thousands of resources: each text is read once
+        return _parse_text(value, what, base_unit, help, from_text)
+    return _parse_value(value, what, base_unit, help, from_text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str, what: str, base_unit: str, help: str, from_text: Callable[[str], Fraction | str]) -> int:
+    return _parse_value(text, what, base_unit, help, from_text)
+
+
+def _parse_value(
     value: object, what: str, base_unit: str, help: str, from_text: Callable[[str], Fraction | str]
 ) -> int:
     # bool is an int in Python, but `max_age: yes` in YAML is a mistake, not 1 nanosecond.

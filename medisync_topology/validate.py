@@ -103,7 +103,7 @@ def _checked(doc: compose.ComposedDocument, env: str | None) -> Topology:
     checkable = _without(doc.data, [path for error in errors for path in _faulty_paths(error, doc)])
     notes: list[Problem] = []
     if checkable is not None:
-        topology, more = build_topology(replace(doc, data=checkable))
+        topology, more = build_topology(doc if checkable is doc.data else doc.copy(checkable))
         service_errors, notes = services.service_problems(topology, doc)
         problems += more + semantic_problems(topology, doc) + service_errors
     if problems:

@@ -4,6 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from medisync_topology.cli import main
+from medisync_topology import loader
 from medisync_topology.loader import InvalidTopology, load_document, parse_document
 
 
@@ -162,3 +163,47 @@ def test_non_utf8_is_located_by_line_and_column(tmp_path):
     with pytest.raises(InvalidTopology) as exc:
         load_document(path)
     assert str(exc.value) == f"{path}:2:9: not a text file (not UTF-8 at byte 20)"
+
+
+# -- the fast path (issue 11): a plain document is built from libyaml's events without positions ----------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 1\nstreams:\n  EVENTS: {subjects: [a.>, 'b'], max_age: 7d, num_replicas: 3}\n",
+        "a: &x {b: [1, 2]}\nc: *x\nd: [*x, *x]\n",
+        "a: &s 5\nb: *s\n",
+        "t: 2026-01-02T03:04:05Z\nn: ~\nf: 1.5\nb: yes\nq: 'yes'\ni: !!int '7'\ns: !!str 5\nx: ! 5\ne: =\nm: <<\n",
+        "streams:\n  yes: {}\n  1: {}\n  !!int 2: x\n",
+        "[1, [2, {a: []}], {}]\n",
+        "just text\n",
+        _laughs(5) + "deep: " + "[" * 63 + "]" * 63 + "\n",
+    ],
+)
+def test_the_fast_path_builds_what_the_located_builder_does(text):
+    data = loader._plain_data(text)
+    assert data is not loader._UNUSUAL
+    assert data == loader._located(text, "t.yaml").data
+
+
+def test_each_use_of_an_alias_is_a_value_of_its_own():
+    data = parse_document("a: &x {b: [1, 2]}\nc: *x\nd: [*x, *x]\n").data
+    assert data["c"] is not data["a"] and data["d"][0] is not data["d"][1] and data["c"]["b"] is not data["a"]["b"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "# nothing\n", "--- 1\n--- 2\n", "a: 1\na: 2\n", "<<: {a: 1}\n", "a: !custom 1\n", "a: !custom {b: 1}\n",
+     "a: !!set {b: null}\n", "a: &x [*x]\n", "a: *y\n", "[a]: 1\n", "? *a\n: 1\n", "a: [1, 2\n", "a: !!int abc\n",
+     "&k a: 1\n", "a: &x 1\nb: &x 2\n", "a: 9" + "9" * 5000 + "\n", _laughs(6), "a: " + "[" * 65 + "]" * 65 + "\n",
+     "a: &a " + "[" * 40 + "]" * 40 + "\nb: [[[[[[[[[[[[[[[[[[[[[[[[[[*a]]]]]]]]]]]]]]]]]]]]]]]]]]\n", "owner: o\x00\n"],
+)
+def test_the_fast_path_leaves_every_unusual_document_to_the_located_builder(text):
+    assert loader._plain_data(text) is loader._UNUSUAL
+
+
+def test_a_plain_document_is_located_only_when_a_position_is_asked_for():
+    doc = parse_document("version: 1\nstreams:\n  EVENTS:\n    max_age: 7d\n", "t.yaml")
+    assert doc._positions is None
+    assert doc.problem(("streams", "EVENTS", "max_age"), "x") == loader.Problem("t.yaml", 4, 5, "streams.EVENTS.max_age", "x")
