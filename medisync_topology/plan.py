@@ -371,6 +371,9 @@ class _Planner:
 
     def _supported(self, ref: Ref, kind: str, config: dict, creating: bool = False) -> bool:
         messages = rules.unsupported_fields(kind, config, self.version) if self.version else []
+        if messages and ref.kind in buckets.SETTINGS:
+            settings = buckets.bucket_settings(ref.kind, config)
+            messages = rules.unsupported_settings(ref.kind, settings, self.version) or messages
         if creating:
             messages += rules.create_refusals(kind, config)
         for message in messages:
