@@ -21,6 +21,11 @@ from .subjects import SubjectIndex
 # Operations under way at once; each is one request, or two or three in a row (a replace, a sealed create).
 CONCURRENT_OPERATIONS = CONCURRENT_REQUESTS
 
+# Before this version a cluster counted streams being created in every tier; the waits (seconds) before
+# each new try of a create so refused, while those finish (milliseconds on a healthy cluster).
+IN_FLIGHT_PER_TIER = (2, 12, 0)
+IN_FLIGHT_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
+
 PAST_TENSE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced", Action.DELETE: "deleted"}
 APPLY_JSON_VERSION = 1
 
@@ -314,9 +319,26 @@ async def _create(client: JetStreamClient, ref, config: dict) -> None:
     kind = _kind(ref)
     later = rules.set_via(kind, config, "update_after_create")
     first = {**config, **{k: rules.RULES[kind][k].default for k in later}}
-    await client.request(_api("CREATE", ref), _body(ref, first, "create"))
+    for wait in (*IN_FLIGHT_WAITS, None):
+        try:
+            await client.request(_api("CREATE", ref), _body(ref, first, "create"))
+            break
+        except JetStreamAPIError as exc:
+            if wait is None or not _counted_in_flight(client, ref, exc):
+                raise
+            await asyncio.sleep(wait)
     if later:
         await client.request(_api("UPDATE", ref), _body(ref, config, "update"))
+
+
+def _counted_in_flight(client: JetStreamClient, ref, exc: JetStreamAPIError) -> bool:
+    """Whether a stream create refused for max_streams may only have met another one still being created:
+    a cluster before 2.12 counts every stream create in flight, of any replica tier, against the tier's
+    max_streams (jsClusteredStreamLimitsCheck), so creates applied together are refused where the plan,
+    counting per tier, found room."""
+    return (exc.err_code == errors.MAXIMUM_STREAMS and ref.kind != "consumer"
+            and bool(client.connection.server_info.get("cluster"))
+            and rules.parse_version(client.server_version) < IN_FLIGHT_PER_TIER)
 
 
 async def _update(client: JetStreamClient, op: UpdateResource) -> None:

@@ -15,7 +15,7 @@ from . import fields
 from .errors import TopologyError
 from .fields import UNLIMITED
 from .rules import SERVER_METADATA_PREFIX, duplicate_window_for
-from .subjects import bucket_name_problem
+from .subjects import bucket_name_problem, subjects_overlap
 
 KV_PREFIX = "KV_"
 OBJ_PREFIX = "OBJ_"
@@ -42,6 +42,15 @@ SETTING_NAMES = {
 def without_lock(streams: dict[str, object]) -> dict:
     """The streams (by name) a topology may hold: all but the tool's apply-lock bucket."""
     return {name: stream for name, stream in streams.items() if name != LOCK_STREAM}
+
+
+def capturing_streams(subjects_by_stream: dict[str, list[str]]) -> list[str]:
+    """The streams whose subjects take in the lock's (a stream on ">", on "$KV.>", ...): the server keeps
+    a subject in one stream only, so the lock bucket cannot exist beside them."""
+    return sorted(
+        name for name, subjects in without_lock(subjects_by_stream).items()
+        if any(subjects_overlap(s, LOCK_SUBJECT) for s in subjects or [])
+    )
 
 
 def bucket_subjects(kind: str, bucket: str) -> list[str]:
@@ -123,6 +132,10 @@ def bucket_settings(kind: str, stream_config: dict) -> dict:
 def kv_subject(bucket: str, key: str = ">") -> str:
     """Where a KV bucket keeps a key (">": all its keys), as nats.go publishes it."""
     return f"$KV.{bucket}.{key}"
+
+
+LOCK_KEY = "apply"
+LOCK_SUBJECT = kv_subject(LOCK_BUCKET, LOCK_KEY)
 
 
 def _kv_stream_config(bucket: str, settings: dict) -> dict:

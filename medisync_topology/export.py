@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from . import buckets, fields, rules
+from . import buckets, fields, migrate, rules
 from .client import JetStreamClient
 from .connection import ConnectOptions
 from .errors import TopologyError
@@ -70,6 +70,10 @@ def export_topology(live: LiveState, patterns=(), owner: str | None = None) -> E
     configs = {name: rules.strip_live(s.config, "stream") for name, s in buckets.without_lock(live.streams).items()}
     warnings: list[str] = []
     names = _selected(sorted(configs), patterns, configs, warnings)
+    for name in [n for n in names if migrate.in_transit(live.streams[n].config)]:  # a migration's or rename's, under way
+        warnings.append(f"stream {name} holds messages of a migration or rename under way (apply finishes it); "
+                        "not exported")
+        names.remove(name)
     owners: dict[str, list[str]] = {}
     document: dict = {"version": 1, "owner": None, "streams": {}, "key_value": {}, "object_stores": {}}
     for name in names:

@@ -852,7 +852,7 @@ KEY_VALUE: dict[str, Field] = {
     "limit_marker_ttl": Field(
         DURATION,
         "Keep a marker this long when a key expires; enables per-key TTLs; at least 1s (nats-server 2.11+).",
-        stream_field="subject_delete_marker_ttl",
+        stream_field="subject_delete_marker_ttl", since=(2, 11, 0),
         example=10 * SECOND, example_in="markers",
     ),
     "metadata": Field(ref("metadata"), example={"team": "platform"}),

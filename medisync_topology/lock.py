@@ -18,27 +18,15 @@ import json
 import time
 
 from . import buckets
-from .buckets import LOCK_BUCKET, LOCK_STREAM
+from .buckets import LOCK_BUCKET, LOCK_STREAM, LOCK_SUBJECT
 from .client import JetStreamAPIError, JetStreamClient
 from .connection import DEFAULT_API_PREFIX, ConnectOptions
 from .errors import NO_MESSAGE_FOUND, STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, WRONG_LAST_SEQUENCE, TopologyError
 from .identity import actor, now_rfc3339
-from .subjects import subjects_overlap
 
-LOCK_KEY = "apply"
-LOCK_SUBJECT = buckets.kv_subject(LOCK_BUCKET, LOCK_KEY)
 DEFAULT_TTL = 60 * 10**9  # nanoseconds: how long a crashed run can block the next one
 POLL_SECONDS = 0.25
 KV_OPERATION = "KV-Operation"  # nats.go kvop header: DEL or PURGE marks a deleted key
-
-
-def capturing_streams(subjects_by_stream: dict[str, list[str]]) -> list[str]:
-    """The streams whose subjects take in the lock's (a stream on ">", on "$KV.>", ...): the server keeps
-    a subject in one stream only, so the lock bucket cannot exist beside them."""
-    return sorted(
-        name for name, subjects in buckets.without_lock(subjects_by_stream).items()
-        if any(subjects_overlap(s, LOCK_SUBJECT) for s in subjects or [])
-    )
 
 
 class LockHeld(TopologyError):

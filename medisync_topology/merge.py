@@ -199,7 +199,7 @@ class _Merge:
         for name, stream in sorted(self.streams.items()):
             if owner_of(stream.config) != owner or (name in declared and declared[name].kind != "stream"):
                 continue
-            if migrate.migrating(stream.config):  # messages in transit, which the next apply moves on
+            if migrate.in_transit(stream.config):  # messages on their way (a migration, a rename): apply moves them on
                 continue
             complete = rules.complete_stream(self.configs[name], self.version, self.configs)
             known = declared[name].consumers if name in declared else {}

@@ -114,19 +114,25 @@ def staging_config(after: dict) -> dict:
 
 
 def refusals(before: dict, after: dict, version: rules.Version | None, kept_consumers: dict,
-             readers: list[str] = ()) -> list[str]:
+             readers: list[str] = (), state: dict | None = None) -> list[str]:
     """Why this stream cannot be migrated, or renamed into ``after`` (the server would refuse a step, or a promise
     would break); [] if it can.
 
     ``kept_consumers``: the live consumers that would resume where they stand; ``readers``: the live streams
-    that mirror or source it.
+    that mirror or source it; ``state``: the live stream's (messages, bytes).
     """
     problems = []
+    for limit, held in (("max_msgs", "messages"), ("max_bytes", "bytes")):
+        if 0 < (after.get(limit) or -1) < (state or {}).get(held, 0):
+            # The copy stores every message as a publish would: over the limit, the oldest are dropped (or refused).
+            problems.append(f"the new stream's {limit} ({after[limit]:,}) is below the {state[held]:,} {held} it "
+                            "would copy: some would be lost")
     if readers:
-        # Measured on 2.15 (a source; a mirror not tried): a source whose origin is deleted and created again copies
-        # it all again from its first message, duplicates; one whose origin is deleted for good copies nothing more.
-        problems.append(f"stream {', '.join(readers)} mirrors or sources it, and would copy the new stream again "
-                        "from the start")
+        # Measured on 2.15: a source whose origin is deleted and created again copies it all again from its first
+        # message (duplicates); a mirror waits for a sequence above the last it had (what is numbered below is
+        # lost); either copies nothing more from an origin deleted for good.
+        problems.append(f"stream {', '.join(readers)} mirrors or sources it, and would repeat or miss messages (a "
+                        "source copies the new stream again from the start, a mirror skips the sequences it had)")
     for side, config in (("live", before), ("new", after)):
         if config.get("mirror"):
             problems.append(f"the {side} stream is a mirror: a mirror cannot source its messages back")
@@ -236,6 +242,12 @@ def next_step(name_config: dict | None, temp: dict | None) -> str:
 def renaming(config: dict) -> str | None:
     """The stream a stream is being renamed from, from its metadata; None once the rename is finished."""
     return (config.get("metadata") or {}).get(RENAMING_KEY)
+
+
+def in_transit(config: dict) -> bool:
+    """A stream a migration or rename under way holds: its temporary stream, a stream being renamed into, or one
+    whose subjects wait on the holding subject; messages on their way, which apply moves on."""
+    return bool(migrating(config) or renaming(config)) or config.get("subjects") == [holding_subject(config["name"])]
 
 
 def rename_staging_config(config: dict, old: dict) -> dict:

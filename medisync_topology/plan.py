@@ -373,6 +373,9 @@ class _Planner:
 
     def _supported(self, ref: Ref, kind: str, config: dict, creating: bool = False) -> bool:
         messages = rules.unsupported_fields(kind, config, self.version) if self.version else []
+        if messages and ref.kind in buckets.SETTINGS:
+            settings = buckets.bucket_settings(ref.kind, config)
+            messages = rules.unsupported_settings(ref.kind, settings, self.version) or messages
         if creating:
             messages += rules.create_refusals(kind, config)
         for message in messages:
@@ -493,7 +496,7 @@ class _Planner:
         consumers = self._desired_consumers(spec, op.after)
         if resume is None:
             problems = migrate.refusals(op.before, op.after, self.version, migrate.kept_consumers(live_consumers, consumers),
-                                        self._readers(op.ref.stream_name))
+                                        self._readers(op.ref.stream_name), state)
             for message in problems:
                 self._error(op.ref, Reason.IMPOSSIBLE, f"stream {op.ref.stream_name} cannot be migrated: {message}")
             if problems:
@@ -503,8 +506,8 @@ class _Planner:
 
     def _readers(self, name: str) -> list[str]:
         """The live streams that mirror or source ``name``, beside a migration's or rename's own copy."""
-        return sorted(other for other, stream in self.live.streams.items() if name in origins(stream.config)
-                      and not migrate.migrating(stream.config) and not migrate.renaming(stream.config))
+        return sorted(other for other, stream in self.live.streams.items()
+                      if name in origins(stream.config) and not migrate.in_transit(stream.config))
 
     def _desired_consumers(self, spec: StreamSpec, stream_config: dict) -> dict:
         """The stream's consumers as a migration creates them (name -> complete config); errors for those refused."""
@@ -567,7 +570,7 @@ class _Planner:
         kept = migrate.kept_consumers(live_consumers, consumers, renamed)
         dropped = tuple(sorted(set(live_consumers) - set(kept.values())))
         if new_live is None:
-            problems += migrate.refusals(before, after, self.version, kept, self._readers(old))
+            problems += migrate.refusals(before, after, self.version, kept, self._readers(old), old_live and old_live.state)
         if dropped and not self.prune:
             problems.append(f"deleting {old} deletes its consumers {', '.join(dropped)}, which {spec.name} does not "
                             "declare: declare them there to keep them, or plan with --prune to let them go")

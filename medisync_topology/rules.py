@@ -348,11 +348,10 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
     drop them without a word (jetstream_api.go unmarshalRequest), which would leave a perpetual diff.
     """
     rules = _rules(kind)
-    running = ".".join(map(str, version))
     messages = []
 
     def needs(what: str, since: Version) -> None:
-        messages.append(f"{what} needs nats-server {format_version(since)} or newer; the server is {running}")
+        messages.append(needs_newer(what, since, version))
 
     for key in config.keys() & _version_sensitive(kind, _hashable(version)):
         rule, value = rules[key], config[key]
@@ -371,6 +370,19 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
                 if entry and entry.get(inner):
                     needs(f"{where}.{inner}", fields.TYPES["source"].fields[inner].since)
     return sorted(set(messages))
+
+
+def unsupported_settings(kind: str, settings: dict, version: Version) -> list[str]:
+    """unsupported_fields for a KV bucket's or object store's settings, named as the file names them
+    (limit_marker_ttl, not the stream fields it sets)."""
+    table = fields.RESOURCES[kind]
+    return sorted(needs_newer(key, table[key].since, version) for key in settings
+                  if key in table and not at_least(version, table[key].since))
+
+
+def needs_newer(what: str, since: Version, version: Version) -> str:
+    """The plan error for a field (or value) younger than the server: "pause_until needs nats-server 2.11 ..."."""
+    return f"{what} needs nats-server {format_version(since)} or newer; the server is {'.'.join(map(str, version))}"
 
 
 def set_via(kind: str, config: dict, via: str) -> dict:

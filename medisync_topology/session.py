@@ -10,13 +10,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import Callable
 
-from . import dataloss
+from . import buckets, dataloss
 from .apply import ApplyResult, Outcome, apply_plan, interrupted_result
 from .audit import audit_event, git_commit, publish_audit
 from .client import JetStreamClient
 from .connection import ConnectOptions
 from .errors import TopologyError
-from .lock import ApplyLock, capturing_streams
+from .lock import ApplyLock
 from .model import Topology
 from .live import LiveState
 from .ops import Plan, Ref, ReplaceResource, resulting_config
@@ -160,7 +160,7 @@ class TopologyRun(ApplyRun):
 
     def capturing_lock(self) -> list[str]:
         """Streams this apply would create or keep on the lock's subject: then it cannot be locked."""
-        return capturing_streams({name: spec.config.get("subjects") for name, spec in self.topology.streams.items()})
+        return buckets.capturing_streams({name: spec.config.get("subjects") for name, spec in self.topology.streams.items()})
 
     def audit_source(self) -> tuple[str | None, str, str | None]:
         return _provenance(self.topology)
@@ -207,7 +207,7 @@ class SavedPlanRun(ApplyRun):
     def capturing_lock(self) -> list[str]:
         configs = {op.ref.stream_name: resulting_config(op) or {}
                    for op in self.saved.plan.operations if op.ref.kind != "consumer"}
-        return capturing_streams({name: config.get("subjects") for name, config in configs.items()})
+        return buckets.capturing_streams({name: config.get("subjects") for name, config in configs.items()})
 
     def audit_source(self) -> tuple[str | None, str, str | None]:
         """As recorded in the saved plan."""

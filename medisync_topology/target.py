@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .buckets import LOCK_STREAM, capturing_streams
 from .errors import (
     MAX_ACK_PENDING_EXCEEDED, MAX_BYTES_REQUIRED, MAX_STREAM_BYTES_EXCEEDED, MAXIMUM_CONSUMERS, MAXIMUM_STREAMS,
     MEMORY_RESOURCES_EXCEEDED, NO_LIMITS, NO_SUITABLE_PEERS, REPLICAS_NOT_SUPPORTED, STORAGE_RESOURCES_EXCEEDED,
@@ -114,8 +115,20 @@ def target_findings(operations: list[Operation], live_streams: dict, facts: Targ
             f"{ref}: {' and '.join(needs)} not checked against the cluster: {facts.servers_unknown}",
         ))
     if facts.account:
-        findings += _AccountCheck(_Account(facts.account), live_streams).run(operations)
+        findings += _AccountCheck(_Account(facts.account), live_streams, _lock_to_create(operations, live_streams)
+                                  ).run(operations)
     return findings
+
+
+def _lock_to_create(operations: list[Operation], live_streams: dict) -> bool:
+    """Whether apply first creates the apply lock's bucket (lock.py), one more stream for the account: when it
+    is not there and no stream (to be) applied takes its subject."""
+    if LOCK_STREAM in live_streams:
+        return False
+    subjects = {name: stream.config.get("subjects") for name, stream in live_streams.items()}
+    subjects |= {op.ref.stream_name: (resulting_config(op) or {}).get("subjects") for op in operations
+                 if op.ref.kind != "consumer"}
+    return not capturing_streams(subjects)
 
 
 def _placement_questions(op: Operation) -> list[str]:
@@ -159,7 +172,7 @@ def _placement_findings(ref: Ref, config: dict, facts: TargetFacts) -> list[Find
 class _AccountCheck:
     """The account's JetStream limits over the plan, in execution order (deletes free room first)."""
 
-    def __init__(self, account: _Account, live_streams: dict):
+    def __init__(self, account: _Account, live_streams: dict, lock_to_create: bool):
         self.account = account
         self.findings: list[Finding] = []
         self.streams: dict[str, int] = {}  # per tier
@@ -173,6 +186,9 @@ class _AccountCheck:
                 self.reserved[tier, kind] = 0 if reserved >= 2**63 else reserved
         self.consumers = {name: len(stream.consumers) for name, stream in live_streams.items()}
         self.stream_tiers = {name: account.tier(stream.config) for name, stream in live_streams.items()}
+        self.lock_tier = account.tier({"num_replicas": 1}) if lock_to_create else None
+        if self.lock_tier is not None:
+            self.streams[self.lock_tier] = self.streams.get(self.lock_tier, 0) + 1
 
     def run(self, operations: list[Operation]) -> list[Finding]:
         for op in operations:
@@ -203,14 +219,16 @@ class _AccountCheck:
             self.streams[tier] = self.streams.get(tier, 0) + 1
             self.consumers[name] = 0
             if _limited(limits.get("max_streams")) and self.streams[tier] > limits["max_streams"]:
+                lock = f", with the bucket {LOCK_STREAM} apply makes for its lock" if tier == self.lock_tier else ""
                 self._error(op.ref, f"the account allows {limits['max_streams']} streams{self._in(tier)} and would "
-                                    f"then have {self.streams[tier]} (max_streams); the server would refuse it (err_code {MAXIMUM_STREAMS})")
+                                    f"then have {self.streams[tier]}{lock} (max_streams); the server would refuse it "
+                                    f"(err_code {MAXIMUM_STREAMS})")
         else:
             self._reserve(before, -1)
         self._reserve(after, +1)
-        self._stream_limits(op.ref, after, limits, tier)
+        self._stream_limits(op.ref, after, limits, tier, isinstance(op, (CreateResource, ReplaceResource)))
 
-    def _stream_limits(self, ref: Ref, config: dict, limits: dict, tier: str) -> None:
+    def _stream_limits(self, ref: Ref, config: dict, limits: dict, tier: str, created: bool) -> None:
         """checkStreamCfg's and checkLimits' account limits (stream.go, jetstream.go)."""
         max_bytes = config.get("max_bytes") or 0
         memory = config.get("storage") == "memory"
@@ -227,11 +245,17 @@ class _AccountCheck:
                              f"({max_consumers}); the server would refuse it (err_code {MAXIMUM_CONSUMERS})")
         kind = "memory" if memory else "storage"
         limit = limits.get("max_memory" if memory else "max_storage")
-        if isinstance(limit, int) and limit >= 0 and max_bytes > 0 and self.reserved.get((tier, kind), 0) > limit:
-            code, words = (MEMORY_RESOURCES_EXCEEDED, "memory") if memory else (STORAGE_RESOURCES_EXCEEDED, "file storage")
+        reserved = self.reserved.get((tier, kind), 0)
+        code, words = (MEMORY_RESOURCES_EXCEEDED, "memory") if memory else (STORAGE_RESOURCES_EXCEEDED, "file storage")
+        if not isinstance(limit, int) or limit < 0:
+            return
+        if max_bytes > 0 and reserved > limit:
             self._error(ref, f"max_bytes reserves {words} the account does not have: it would reserve "
-                             f"{self.reserved[tier, kind]} bytes of {limit}{self._in(tier)}; the server would "
-                             f"refuse it (err_code {code})")
+                             f"{reserved} bytes of {limit}{self._in(tier)}; the server would refuse it (err_code {code})")
+        elif max_bytes <= 0 and created and reserved >= limit:
+            # checkBytesLimits counts a new stream without max_bytes as one byte; an update adds none.
+            self._error(ref, f"the account has no {words} left{self._in(tier)} for a stream without max_bytes: "
+                             f"{reserved} of its {limit} bytes are reserved; the server would refuse it (err_code {code})")
 
     def _consumer(self, op: Operation) -> None:
         stream = op.ref.stream

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests import natsserver / nats
 
 from natsserver import NatsServer, raw_js_api, start_cluster, start_server  # noqa: E402
 
+from medisync_topology import fields, rules
 from medisync_topology.cli import main
 
 # The smallest useful topology, for tests about connecting rather than planning: one stream, one consumer.
@@ -41,6 +42,19 @@ def nats_server(tmp_path):
 @pytest.fixture
 def nats_url(nats_server) -> str:
     return nats_server.url
+
+
+@pytest.fixture
+def server_version(nats_server) -> fields.Version:
+    """This test's server version, (2, 15, 1): what a test written for every line asks fields.py about."""
+    return rules.parse_version(nats_server.version)
+
+
+def too_new(kind: str, name: str, version: fields.Version) -> str | None:
+    """None when a server of ``version`` knows the field (fields.py's ``since``), else the plan error refusing
+    it: "pause_until needs nats-server 2.11 or newer; the server is 2.10.26"."""
+    since = fields.RESOURCES[kind][name].since
+    return None if fields.at_least(version, since) else rules.needs_newer(name, since, version)
 
 
 @pytest.fixture(scope="module")

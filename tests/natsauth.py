@@ -69,14 +69,20 @@ def sign_jwt(issuer: nkeys.KeyPair, subject: nkeys.KeyPair, name: str, nats: dic
     return f"{signed}.{_b64(issuer.sign(signed.encode()))}"
 
 
-def operator_config(directory: Path, store_dir: Path) -> tuple[str, nkeys.KeyPair]:
-    """A server config trusting a fresh operator with one JetStream-enabled account; returns it and the account key."""
+def operator_config(directory: Path, store_dir: Path | None, jetstream: dict = JETSTREAM_UNLIMITED,
+                    ) -> tuple[str, nkeys.KeyPair]:
+    """A server config trusting a fresh operator with one JetStream-enabled account; returns it and the account key.
+
+    ``jetstream`` is the account's JetStream limits as its JWT carries them: flat (``mem_storage``,
+    ``disk_storage``, ``streams``, ``consumer``, ...) or per replica tier (``{"tiered_limits": {"R1": {...}}}``,
+    which only an account JWT can give: a config file's account block has flat limits only, opts.go).
+    Without ``store_dir`` the config has no jetstream block (start_cluster writes each node's own).
+    """
     operator = new_keypair(nkeys.PREFIX_BYTE_OPERATOR)
     account = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
     system = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
     (directory / "operator.jwt").write_text(sign_jwt(operator, operator, "OP", {"type": "operator"}))
-    limits = {**UNLIMITED, **JETSTREAM_UNLIMITED}
-    account_jwt = sign_jwt(operator, account, "APP", {"type": "account", "limits": limits})
+    account_jwt = sign_jwt(operator, account, "APP", {"type": "account", "limits": {**UNLIMITED, **jetstream}})
     system_jwt = sign_jwt(operator, system, "SYS", {"type": "account", "limits": UNLIMITED})
     config = f"""
 operator: "{directory / 'operator.jwt'}"
@@ -86,8 +92,9 @@ resolver_preload: {{
   {account.public_key.decode()}: "{account_jwt}"
   {system.public_key.decode()}: "{system_jwt}"
 }}
-jetstream {{ store_dir: "{store_dir}" }}
 """
+    if store_dir is not None:
+        config += f'jetstream {{ store_dir: "{store_dir}" }}\n'
     return config, account
 
 

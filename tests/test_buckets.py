@@ -8,6 +8,7 @@ import json
 
 import nats
 import pytest
+from conftest import too_new
 from nats.js.errors import KeyNotFoundError
 
 from medisync_topology import rules
@@ -18,6 +19,10 @@ from medisync_topology.buckets import (
     bucket_subjects,
 )
 from medisync_topology.errors import TopologyError
+from medisync_topology.live import LiveState
+from medisync_topology.loader import parse_document
+from medisync_topology.model import build_topology
+from medisync_topology.plan import make_plan
 
 SECOND = 10**9
 MINUTE = 60 * SECOND
@@ -85,6 +90,18 @@ def test_kv_settings_map_onto_stream_fields():
 def test_kv_duplicate_window_is_capped_at_the_ttl():
     # The server refuses a duplicate window longer than max_age.
     assert bucket_stream_config("key_value", "s", {"ttl": 30 * SECOND})["duplicate_window"] == 30 * SECOND
+
+
+def test_a_kv_setting_too_new_for_the_server_is_refused_by_the_name_it_is_written_with():
+    text = "version: 1\nowner: o\nkey_value:\n  sessions: {history: 2, limit_marker_ttl: 10s}\n"
+    model, problems = build_topology(parse_document(text, "t.yaml"))
+    assert not problems
+    errors = make_plan(model, LiveState("2.10.26", {})).errors
+    # Not the stream fields it sets (allow_msg_ttl, subject_delete_marker_ttl), which the file never names.
+    assert [(str(f.ref), f.message) for f in errors] == [
+        ("key_value sessions", "limit_marker_ttl needs nats-server 2.11 or newer; the server is 2.10.26"),
+    ]
+    assert not make_plan(model, LiveState("2.11.11", {})).errors
 
 
 def test_kv_limit_marker_ttl_turns_on_message_ttls():
@@ -215,6 +232,14 @@ def _run(nats_server, scenario):
     asyncio.run(main())
 
 
+def _known(kind: str, settings: dict, version) -> dict:
+    """The settings a server of ``version`` knows; plan refuses the others, so they are never sent to it."""
+    known = {k: v for k, v in settings.items() if not too_new(kind, k, version)}
+    unknown = {k: v for k, v in settings.items() if k not in known}
+    assert rules.unsupported_settings(kind, unknown, version) == sorted(too_new(kind, k, version) for k in unknown)
+    return known
+
+
 def _without_server_metadata(config: dict) -> dict:
     """The server (2.11+) adds _nats.* keys to every stream's metadata: not ours to compare."""
     config = dict(config)
@@ -231,8 +256,8 @@ KV_ON_SERVER = [
 
 
 @pytest.mark.parametrize("index", range(len(KV_ON_SERVER)))
-def test_nats_py_opens_a_kv_bucket_we_created(nats_server, index):
-    settings, bucket = KV_ON_SERVER[index], f"opened{index}"
+def test_nats_py_opens_a_kv_bucket_we_created(nats_server, server_version, index):
+    settings, bucket = _known("key_value", KV_ON_SERVER[index], server_version), f"opened{index}"
 
     async def scenario(nc, js):
         sent = bucket_stream_config("key_value", bucket, settings)
@@ -298,7 +323,7 @@ def _comparable(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in SERVER_OWNED}
 
 
-def test_we_create_the_kv_stream_nats_py_creates(nats_server):
+def test_we_create_the_kv_stream_nats_py_creates(nats_server, server_version):
     async def scenario(nc, js):
         await js.create_key_value(
             bucket="theirs", description="d", history=5, ttl=90, max_value_size=1024, max_bytes=2**20,
@@ -309,7 +334,9 @@ def test_we_create_the_kv_stream_nats_py_creates(nats_server):
             "description": "d", "history": 5, "ttl": 90 * SECOND, "max_value_size": 1024, "max_bytes": 2**20,
         })))
         # nats-py also turns on per-message TTLs for every bucket; nats.go (and we) only with limit_marker_ttl.
-        assert theirs.pop("allow_msg_ttl") is True and ours.pop("allow_msg_ttl") is False
+        # A server without them (2.10) drops the field from nats-py's request.
+        ttls = None if too_new("stream", "allow_msg_ttl", server_version) else (True, False)
+        assert (theirs.pop("allow_msg_ttl", None), ours.pop("allow_msg_ttl", None)) == (ttls or (None, None))
         assert ours == theirs
 
     _run(nats_server, scenario)
@@ -327,7 +354,7 @@ def test_we_create_the_object_store_stream_nats_py_creates(nats_server):
     _run(nats_server, scenario)
 
 
-def test_a_bucket_we_created_shows_no_difference_to_the_rules(nats_server):
+def test_a_bucket_we_created_shows_no_difference_to_the_rules(nats_server, server_version):
     # What plan compares: the completed desired config (sent pedantic, as apply sends it) against
     # the live one. A perpetual difference here would make every plan re-update the bucket.
     cases = [
@@ -341,10 +368,10 @@ def test_a_bucket_we_created_shows_no_difference_to_the_rules(nats_server):
     ]
 
     async def scenario(nc, js):
-        version = rules.parse_version(nc._server_info["version"])
         streams: dict[str, dict] = {}
         for kind, bucket, settings in cases:
-            desired = rules.complete_stream(bucket_stream_config(kind, bucket, settings), version, streams)
+            settings = _known(kind, settings, server_version)
+            desired = rules.complete_stream(bucket_stream_config(kind, bucket, settings), server_version, streams)
             live = await _create(nc, {**desired, "pedantic": True})
             streams[desired["name"]] = live
             assert rules.strip_live(live, "stream") == desired, bucket

@@ -1,11 +1,14 @@
 """A 3-node JetStream cluster: replicas changed in place, placement by tags, and a node down."""
 
+import json
 import time
+import urllib.request
 
 import pytest
 
 from medisync_topology import refusals, rules
 from conftest import raw_js_api, topology_cli
+from natsserver import answer, wait_for, wait_until_placeable
 
 
 @pytest.fixture
@@ -20,11 +23,10 @@ def stream_info(nats_cluster, name):
     raise AssertionError("no node is up")
 
 
-def jetstream_answers(url) -> bool:
-    try:
-        return "error" not in raw_js_api(url, "STREAM.LIST", {})
-    except Exception:  # a timeout while the cluster has no meta leader
-        return False
+def meta_leader(node) -> str:
+    """The name of the server leading the cluster's meta group, as the monitoring port tells it."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/jsz") as reply:
+        return json.load(reply)["meta_cluster"]["leader"]
 
 
 def topology(name, **fields):
@@ -61,17 +63,25 @@ def test_plan_and_apply_with_one_node_down(run, nats_cluster):
     text = topology("SURVIVOR", num_replicas=3)
     assert run(text, "apply", "--auto-approve")[0] == 0
     # The apply lock's bucket has one replica: the node stopped is one that does not hold it (with the lock's
-    # only copy offline no apply can lock, which made this test fail on a third of its runs).
+    # only copy offline no apply can lock, which made this test fail on a third of its runs). Nor the meta
+    # leader: a stopped one hands its leadership to no one, and the others wait out an election timeout
+    # (4 to 10 s here, longer under load) before they answer again. SURVIVOR's leader when it can be: a
+    # stream leader steps down as its server stops, and the update must find the new one.
     lock_host = stream_info(nats_cluster, "KV_medisync_topology_lock")["cluster"]["leader"]
-    down = next(node for i, node in enumerate(nats_cluster) if f"n{i + 1}" != lock_host)
+    stream_leader = stream_info(nats_cluster, "SURVIVOR")["cluster"]["leader"]
+    names = {f"n{i + 1}": node for i, node in enumerate(nats_cluster)}
+    spare = sorted(set(names) - {lock_host, meta_leader(nats_cluster[0])}, key=lambda name: name != stream_leader)
+    down_name, down = spare[0], names[spare[0]]
     up = next(node for node in nats_cluster if node is not down)
     down.stop()
     try:
-        # If the stopped node led the cluster, the others elect a new meta leader first (a few seconds).
-        deadline = time.monotonic() + 20
-        while not jetstream_answers(up.url):
-            assert time.monotonic() < deadline, "the two remaining nodes elected no meta leader"
-            time.sleep(0.2)
+        # The stream's new leader is elected first; a request meanwhile goes unanswered. The plan is made after.
+        def survivor_led():
+            info = answer(up.url, "STREAM.INFO.SURVIVOR")
+            if isinstance(info, dict) and info["cluster"].get("leader") in (None, down_name):
+                return f"stream SURVIVOR has no leader among the nodes up: {info['cluster']}"
+            return info
+        wait_for("the two remaining nodes elected a stream leader", survivor_led)
         changed = topology("SURVIVOR", num_replicas=3, max_age="1h")
         code, out = run(changed, "plan", "--detailed-exitcode", "--no-color")
         assert code == 2 and "max_age:" in out, out
@@ -81,6 +91,7 @@ def test_plan_and_apply_with_one_node_down(run, nats_cluster):
         assert run(changed, "plan", "--detailed-exitcode")[0] == 0
     finally:
         down.start(timeout=30)
+        wait_until_placeable(up.url)  # the next tests place 3 replicas: the restarted node must be back
 
 
 def test_validate_refuses_more_than_five_replicas(run):

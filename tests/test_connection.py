@@ -536,6 +536,19 @@ def test_js_domain(domain_server, topology):
     assert again.exit_code == 0, again.output  # what apply made through the domain is there
 
 
+def test_js_domain_leaves_the_replicas_unchecked_and_says_so(domain_server, tmp_path):
+    path = tmp_path / "wide.yaml"
+    path.write_text("version: 1\nowner: medisync\nstreams:\n  WIDE: {subjects: [wide.>], num_replicas: 3}\n")
+    result = run("plan", "-f", str(path), "-s", domain_server, "--js-domain", "hub", "--no-color")
+    # The domain's JetStream may sit behind a leafnode: the connected server's cluster says nothing of it.
+    assert result.exit_code == 0, result.output
+    assert ("Note: stream WIDE: num_replicas 3 not checked against the cluster: the JetStream domain hub may be "
+            "served by other servers than this connection's, which the tool cannot list") in result.output
+    # Without the domain, the same server answers for itself: it is not clustered, and the plan knows it.
+    result = run("plan", "-f", str(path), "-s", domain_server, "--no-color")
+    assert result.exit_code == 1 and "num_replicas is 3, but the server is not clustered" in result.output, result.output
+
+
 def test_js_domain_from_a_context(domain_server, topology, config_home):
     write_context(config_home, "hub", url=domain_server, jetstream_domain="hub")
     result = run("plan", "-f", topology, "--context", "hub", env={"XDG_CONFIG_HOME": str(config_home)})

@@ -8,6 +8,7 @@ import nats
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import too_new
 from nats.js.api import KeyValueConfig, ObjectStoreConfig
 
 from medisync_topology import rules
@@ -278,7 +279,7 @@ object_stores:
 """
 
 
-def populate(url, js_api):
+def populate(url, js_api, version):
     """Varied resources made the way apps and people make them: the raw API, nats-py's KV and object store calls."""
     js_api("STREAM.CREATE.EVENTS", {
         "name": "EVENTS", "description": "ETL and document events",
@@ -325,16 +326,19 @@ def populate(url, js_api):
             await nc.close()
 
     asyncio.run(buckets())
-    wait_for_sourcing_consumer(js_api, "SHIP")
+    listed = wait_for_sourcing_consumer(js_api, "AGG", "SHIP")
+    # Since 2.14 the server's consumer is listed, marked sourcing; before, it is direct, which no list shows.
+    assert [c["config"].get("sourcing") for c in listed] == ([] if too_new("consumer", "sourcing", version) else [True])
 
 
-def wait_for_sourcing_consumer(js_api, stream):
-    """The server creates its sourcing consumer on the origin a moment after the sourcing stream."""
+def wait_for_sourcing_consumer(js_api, stream, origin) -> list[dict]:
+    """The server creates its sourcing consumer on the origin a moment after the sourcing stream: then the
+    source is active. The origin's consumers as CONSUMER.LIST gives them."""
     deadline = time.monotonic() + 10
-    while not js_api(f"CONSUMER.LIST.{stream}").get("consumers"):
-        assert time.monotonic() < deadline, f"no sourcing consumer on {stream}"
+    while any(s["active"] < 0 for s in js_api(f"STREAM.INFO.{stream}")["sources"] if s["name"] == origin):
+        assert time.monotonic() < deadline, f"stream {stream} never reached its source {origin}"
         time.sleep(0.05)
-    return js_api(f"CONSUMER.LIST.{stream}")["consumers"][0]["config"]
+    return js_api(f"CONSUMER.LIST.{origin}").get("consumers") or []
 
 
 def cli(*args):
@@ -343,18 +347,21 @@ def cli(*args):
     return result
 
 
-def test_export_validate_adopt_apply_converges(nats_server, js_api, tmp_path, monkeypatch):
+def test_export_validate_adopt_apply_converges(nats_server, js_api, server_version, tmp_path, monkeypatch):
     monkeypatch.setenv("NATS_URL", nats_server.url)
-    populate(nats_server.url, js_api)
+    populate(nats_server.url, js_api, server_version)
     path = str(tmp_path / "topology.yaml")
 
     result = cli("export", "--output", path)
     assert result.exit_code == 0, result.output
+    # nats-py turns on per-message TTLs for its KV buckets; a server without them (2.10) drops the flag.
+    ttls = not too_new("stream", "allow_msg_ttl", server_version)
+    exported = EXPORTED if ttls else EXPORTED.replace("    allow_msg_ttl: true\n", "")
     # No checkout around tmp_path: the modeline names the schema this tool carries, by its file URI.
-    assert (tmp_path / "topology.yaml").read_text() == f"{MODELINE}{schema_file().resolve().as_uri()}\n{EXPORTED}"
+    assert (tmp_path / "topology.yaml").read_text() == f"{MODELINE}{schema_file().resolve().as_uri()}\n{exported}"
     # nats-py builds KV streams unlike nats.go: the bucket is kept as its stream, so nothing changes.
     assert result.stderr == (
-        "Warning: key_value cache: its stream KV_cache has allow_direct: false, allow_msg_ttl: true, which "
+        f"Warning: key_value cache: its stream KV_cache has allow_direct: false{', allow_msg_ttl: true' * ttls}, which "
         "key_value settings cannot express (made by another client than nats.go?); exported as stream KV_cache "
         "under streams:\n"
         f"Wrote {path}: 5 streams, 2 consumers, 1 key_value bucket, 1 object store\n"
@@ -392,10 +399,10 @@ def test_export_validate_adopt_apply_converges(nats_server, js_api, tmp_path, mo
     result = cli("export", "--output", str(checkout / "config" / "prod" / "topology.yaml"))
     assert result.exit_code == 0, result.output
     written = (checkout / "config" / "prod" / "topology.yaml").read_text()
-    assert written == f"{MODELINE}../../schema/topology.schema.json\n{EXPORTED}"
+    assert written == f"{MODELINE}../../schema/topology.schema.json\n{exported}"
     monkeypatch.chdir(checkout)
     result = cli("export")
-    assert result.exit_code == 0 and result.stdout == f"{MODELINE}schema/topology.schema.json\n{EXPORTED}"
+    assert result.exit_code == 0 and result.stdout == f"{MODELINE}schema/topology.schema.json\n{exported}"
 
 
 def test_export_to_stdout_filtered_and_clean_errors(nats_server, js_api, monkeypatch):

@@ -7,12 +7,14 @@ import json
 import signal
 
 import pytest
+from click.testing import CliRunner
 from test_migrate import (
     ORDERS, _apply_stopped_before, _apply_with_a_publisher, _consume, _killed_and_restarted, _migrates, _publish_all,
     _refused_here, _stored,
 )
 
 from medisync_topology import migrate
+from medisync_topology.cli import main
 from medisync_topology.errors import STREAM_NOT_FOUND
 from natsserver import raw_js_api
 
@@ -91,7 +93,12 @@ def test_what_the_plan_refuses_before_anything_is_done(run, js_api, nats_server)
     assert code == 1 and "stream COPY cannot be renamed from ALL: the live stream has sources" in out, out
     code, out = run(RENAMED + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
     assert code == 1 and ("stream ORDERS_V2 cannot be renamed from ORDERS: stream ALL mirrors or sources it, and would "
-                          "copy the new stream again from the start") in out, out
+                          "repeat or miss messages") in out, out
+    small = RENAMED.replace("    duplicate_window: 1m\n", "    duplicate_window: 1m\n    max_msgs: 5\n")
+    asyncio.run(_publish_all(nats_server.url, 8))
+    code, out = run(small, "plan", "--no-color")
+    assert code == 1 and ("cannot be renamed from ORDERS: the new stream's max_msgs (5) is below the 8 messages it "
+                          "would copy: some would be lost") in out, out
     sealed = RENAMED.replace("    duplicate_window: 1m\n", "    duplicate_window: 1m\n    sealed: true\n")
     code, out = run(sealed + "  ALL:\n    sources: [{name: ORDERS_V2}]\n", "plan", "--no-color")
     assert code == 1 and "cannot be renamed from ORDERS: the new stream is sealed" in out, out
@@ -112,10 +119,6 @@ def test_what_the_plan_refuses_before_anything_is_done(run, js_api, nats_server)
 
 
 def test_json_markdown_and_a_saved_plan_show_the_rename(run, nats_url, js_api, nats_server, tmp_path):
-    from click.testing import CliRunner
-
-    from medisync_topology.cli import main
-
     _sample(run, nats_url, 20, 3)
     if _refused_here(run, RENAMED, nats_server):
         assert run(RENAMED, "plan", "--out", str(tmp_path / "plan.json"))[0] == 1  # refused, so never saved
@@ -187,6 +190,11 @@ def test_a_rename_stopped_by_ctrl_c_is_kept_until_the_topology_finishes_it(run, 
     assert ("stream ORDERS_V2: an interrupted rename from ORDERS is not finished; declare ORDERS_V2 with "
             "renamed_from: ORDERS to finish it") in out
     assert "delete" not in out.split("Error:")[0] and "ORDERS/billing" not in out
+    result = CliRunner().invoke(main, ["export"])  # NATS_URL is this server's
+    assert result.exit_code == 0 and "ORDERS" not in result.stdout, result.output
+    for name in ("ORDERS", "ORDERS_V2"):  # ORDERS' subjects are on the holding subject, ORDERS_V2 has its messages
+        assert (f"Warning: stream {name} holds messages of a migration or rename under way (apply finishes it); not "
+                "exported") in result.stderr
     code, out = run(RENAMED, "apply", "--auto-approve")
     assert code == 0 and js_api("STREAM.INFO.ORDERS_V2")["state"]["messages"] == 20, out
     assert asyncio.run(_consume(nats_url, "billing", 1, "ORDERS_V2")) == [b"order 6"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import raw_js_api, topology_cli
+from natsauth import creds_file, operator_config
 from natsserver import repo_nats_conf, start_cluster, start_server
 from test_rules_server import BINARIES  # the harness's binary and every older line installed
 
@@ -41,7 +42,7 @@ def topology(name, **fields):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     nodes = start_cluster(tmp_path_factory.mktemp("target-cluster"), config=ACCOUNTS,
-                          tags_per_node=[["ssd"], ["ssd"], []])
+                          tags_per_node=[["ssd"], ["ssd"], []], probe_as=DEPLOY)
     wait_until_all_answer(nodes[0].url, **DEPLOY)
     yield nodes
     for node in nodes:
@@ -109,20 +110,24 @@ def test_account_limits_are_plan_errors_the_server_agrees_with(limited):
         ("consumer A/two: the account allows 1 consumers per stream and stream A would then have 2 (max_consumers)",
          10026),
         ("stream B: max_bytes reserves memory the account does not have: it would reserve 4096 bytes of 2048", 10028),
-        ("stream C: the account allows 2 streams and would then have 3 (max_streams)", 10027),
+        # Apply makes the lock's bucket first: a stream too.
+        ("stream B: the account allows 2 streams and would then have 3, with the bucket KV_medisync_topology_lock "
+         "apply makes for its lock (max_streams)", 10027),
+        ("stream C: the account allows 2 streams and would then have 4, with the bucket KV_medisync_topology_lock "
+         "apply makes for its lock (max_streams)", 10027),
         ("stream C: max_bytes reserves file storage the account does not have: it would reserve 2097152 bytes "
          "of 1048576", 10047),
         ("consumer C/greedy: max_ack_pending 500 is more than the account allows (100)", 10121),
     ]
     for message, err_code in expected:
         assert f"Error: {message}; the server would refuse it" in out and f"(err_code {err_code})" in out, out
-    assert "Plan cannot be applied (5 errors)" in out
+    assert "Plan cannot be applied (6 errors)" in out
     # The server refuses each of them for the reason given.
     assert create_refusal(server.url, {"name": "B", "subjects": ["b"], "storage": "memory", "max_bytes": 4096},
                           **auth)["err_code"] == 10028
     assert create_refusal(server.url, {"name": "C", "subjects": ["c"], "max_bytes": 2 * 2**20}, **auth)["err_code"] == 10047
-    raw_js_api(server.url, "STREAM.CREATE.A", {"name": "A", "subjects": ["a"]}, **auth)
-    raw_js_api(server.url, "STREAM.CREATE.X", {"name": "X", "subjects": ["x"]}, **auth)
+    # Applied, A comes with the lock's bucket: 2 streams of 2.
+    assert run("version: 1\nowner: medisync\nstreams:\n  A: {subjects: [a]}\n", "apply", "--auto-approve")[0] == 0
     assert create_refusal(server.url, {"name": "C", "subjects": ["c"]}, **auth)["err_code"] == 10027
     consumer = {"stream_name": "A", "config": {"durable_name": "one", "ack_policy": "explicit", "max_ack_pending": 500}}
     assert raw_js_api(server.url, "CONSUMER.CREATE.A.one", consumer, **auth)["error"]["err_code"] == 10121
@@ -188,7 +193,7 @@ def test_the_shipped_provisioner_may_list_the_cluster(tmp_path, monkeypatch):
     conf = repo_nats_conf(server_name=None, listen=None, http=None)
     start = conf.index("\njetstream {")
     conf = conf[:start] + conf[conf.index("}", start) + 1:]
-    nodes = start_cluster(tmp_path / "shipped", config=conf)
+    nodes = start_cluster(tmp_path / "shipped", config=conf, probe_as=None)  # only plans: nothing is placed
     try:
         wait_until_all_answer(nodes[0].url, user="provisioner", password="provisioner-dev")
         monkeypatch.setenv("NATS_USER", "provisioner")
@@ -199,6 +204,100 @@ def test_the_shipped_provisioner_may_list_the_cluster(tmp_path, monkeypatch):
     finally:
         for node in nodes:
             node.stop()
+
+
+# -- limits per replica tier -------------------------------------------
+
+# Tiers come only from an account JWT (a config file's account block has flat limits, opts.go). The lock's
+# bucket (R1) is one of the R1 streams. Tiered storage is not multiplied by replicas (accountReservation).
+TIERS = {"tiered_limits": {
+    "R1": {"mem_storage": 0, "disk_storage": 2**20, "streams": 3, "consumer": -1},  # no memory at R1
+    "R3": {"mem_storage": -1, "disk_storage": 2**20, "streams": 1, "consumer": -1},
+}}
+
+
+def tiered_account(workdir: Path, monkeypatch) -> tuple[str, dict]:
+    """(server config, raw_js_api auth) of an operator whose one account has TIERS; the CLI uses its creds."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config, account = operator_config(workdir, None, TIERS)
+    creds = creds_file(workdir / "tiered.creds", account, "tiered")
+    monkeypatch.setenv("NATS_CREDS", str(creds))
+    return config, {"user_credentials": str(creds)}
+
+
+def streams_text(**streams: str) -> str:
+    return "version: 1\nowner: medisync\nstreams:\n" + "".join(f"  {n}: {{subjects: [{n.lower()}], {f}}}\n"
+                                                              for n, f in streams.items())
+
+
+@pytest.mark.parametrize("binary", BINARIES, ids=lambda binary: _line(binary))
+def test_tiered_limits_on_a_single_node_are_the_R1_tier(binary, tmp_path, monkeypatch):
+    config, auth = tiered_account(tmp_path / "keys", monkeypatch)
+    server = start_server(tmp_path / "tiered", config=config, binary=binary)
+    try:
+        run = topology_cli(server.url, tmp_path, monkeypatch)
+        fits = streams_text(A="max_bytes: 256KiB", B="max_bytes: 512KiB")  # with the lock's bucket: 3 of 3
+        code, out = run(fits, "apply", "--auto-approve", "--no-color")
+        assert code == 0, out
+        assert run(fits, "plan", "--detailed-exitcode")[0] == 0
+        code, out = run(streams_text(A="max_bytes: 256KiB", B="max_bytes: 512KiB", C="max_age: 1h"), "plan", "--no-color")
+        assert code == 1, out
+        assert ("Error: stream C: the account allows 3 streams in tier R1 and would then have 4 (max_streams); the "
+                "server would refuse it (err_code 10027)") in out
+        # num_replicas given, as apply sends it: before 2.12 a request without it (0) is counted in no tier
+        # (isSameTier compared the raw replicas), so the server let a fourth stream in.
+        assert create_refusal(server.url, {"name": "C", "subjects": ["c"], "num_replicas": 1}, **auth)["err_code"] == 10027
+        code, out = run(streams_text(A="max_bytes: 256KiB", B="max_bytes: 769KiB"), "plan", "--no-color")
+        assert code == 1, out
+        assert ("Error: stream B: max_bytes reserves file storage the account does not have: it would reserve "
+                "1049600 bytes of 1048576 in tier R1; the server would refuse it (err_code 10047)") in out
+        update = raw_js_api(server.url, "STREAM.UPDATE.B", {"name": "B", "subjects": ["b"], "max_bytes": 769 * 1024}, **auth)
+        assert update["error"]["err_code"] == 10047
+        # The R1 tier has no memory: even a memory stream without max_bytes needs one byte of it.
+        code, out = run(streams_text(A="max_bytes: 256KiB", B="storage: memory"), "plan", "--no-color")
+        assert code == 1, out
+        assert ("Error: stream B: the account has no memory left in tier R1 for a stream without max_bytes: 0 of its "
+                "0 bytes are reserved; the server would refuse it (err_code 10028)") in out
+        raw_js_api(server.url, "STREAM.DELETE.B", None, **auth)
+        assert create_refusal(server.url, {"name": "B", "subjects": ["b"], "storage": "memory"}, **auth)["err_code"] == 10028
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=BINARIES, ids=lambda binary: _line(binary))
+def tiered_cluster(request, tmp_path, monkeypatch):
+    config, auth = tiered_account(tmp_path / "keys", monkeypatch)
+    nodes = start_cluster(tmp_path / "cluster", config=config, binary=request.param, probe_as=auth)
+    yield nodes, auth
+    for node in nodes:
+        node.stop()
+
+
+def test_tiered_limits_on_a_cluster_count_each_replica_tier_apart(tiered_cluster, tmp_path, monkeypatch):
+    nodes, auth = tiered_cluster
+    run = topology_cli(nodes[0].url, tmp_path, monkeypatch)
+    # 768 KiB at R3 fits the R3 tier's 1 MiB: a tier's storage already counts the replicas. ONE and THREE are
+    # created together, which a cluster before 2.12 refuses at first (apply tries again: _counted_in_flight).
+    fits = streams_text(ONE="max_bytes: 512KiB", THREE="num_replicas: 3, max_bytes: 768KiB")
+    code, out = run(fits, "apply", "--auto-approve", "--no-color")
+    assert code == 0, out
+    assert run(fits, "plan", "--detailed-exitcode")[0] == 0
+    more = streams_text(ONE="max_bytes: 512KiB", TWO="max_bytes: 256KiB", THREE="num_replicas: 3, max_bytes: 768KiB",
+                        FOUR="num_replicas: 3")
+    code, out = run(more, "plan", "--no-color")
+    assert code == 1, out
+    assert ("Error: stream FOUR: the account allows 1 streams in tier R3 and would then have 2 (max_streams); the "
+            "server would refuse it (err_code 10027)") in out
+    assert "Plan cannot be applied (1 error)" in out, out  # R1 has room for TWO: 3 of 3 with the lock's bucket
+    refusal = create_refusal(nodes[0].url, {"name": "FOUR", "subjects": ["four"], "num_replicas": 3}, **auth)
+    assert refusal["err_code"] == 10027
+    code, out = run(streams_text(ONE="max_bytes: 512KiB", THREE="num_replicas: 3, max_bytes: 2MiB"), "plan", "--no-color")
+    assert code == 1, out
+    assert ("Error: stream THREE: max_bytes reserves file storage the account does not have: it would reserve "
+            "2097152 bytes of 1048576 in tier R3; the server would refuse it (err_code 10047)") in out
+    update = raw_js_api(nodes[0].url, "STREAM.UPDATE.THREE",
+                        {"name": "THREE", "subjects": ["three"], "num_replicas": 3, "max_bytes": 2 * 2**20}, **auth)
+    assert update["error"]["err_code"] == 10047
 
 
 # -- the pure check ----------------------------------------------------
@@ -223,6 +322,21 @@ def test_tiered_limits_are_read_per_replica_count():
         "the account allows 1 streams in tier R3 and would then have 2 (max_streams); the server would refuse it "
         "(err_code 10027)",
     ]
+
+
+def test_the_lock_bucket_apply_makes_counts_unless_a_stream_takes_its_subject():
+    facts = TargetFacts(False, account={"streams": 0, "limits": {"max_streams": 1}})
+
+    def errors(subjects: str) -> list[str]:
+        model, _ = build_topology(parse_document(f"version: 1\nowner: o\nstreams:\n  S: {{subjects: [{subjects}]}}\n",
+                                                 "t.yaml"))
+        return [f.message for f in make_plan(model, LiveState("2.15.1", {}, facts)).errors]
+
+    assert errors("s") == [
+        "the account allows 1 streams and would then have 2, with the bucket KV_medisync_topology_lock apply makes "
+        "for its lock (max_streams); the server would refuse it (err_code 10027)",
+    ]
+    assert errors("'>'") == []  # apply goes without the lock then: its subject is taken (lock.py)
 
 
 # -- every server line -------------------------------------------------
