@@ -289,7 +289,8 @@ class _Planner:
         self.phases["stream"] = _origins_first(self.phases["stream"])
         for phase in self.phases.values():
             self.plan.operations += phase
-        self.plan.findings += target.target_findings(self.plan.operations, self.live.streams, self.live.target)
+        self.plan.findings += target.target_findings(self.plan.operations, self.live.streams, self.live.target,
+                                                     self.version)
 
     def _check_live_overlaps(self, desired: dict, live: dict) -> None:
         deleted = {op.ref.stream_name for op in self.phases["stream_delete"]}

@@ -22,9 +22,14 @@ from .ops import (
     prior_config,
     resulting_config,
 )
+from .fields import Version, at_least
 from .units import plural
 
 FLAT_TIER = ""  # the account's limits apply to all replica counts alike
+# Since when a cluster counts, against flat limits, a new stream's max_bytes times its replicas (accountReservation),
+# and the other streams' times their own replicas (before 2.12: times the new stream's).
+FLAT_OWN_REPLICAS = (2, 14, 0)
+FLAT_OTHERS_REPLICAS = (2, 12, 0)
 
 
 @dataclass(frozen=True)
@@ -69,23 +74,17 @@ class _Account:
         usage = self.usage(tier)
         return None if usage is None else usage.get("limits") or {}
 
-    def reservation(self, config: dict | None) -> tuple[str, str, int]:
-        """(tier, "memory" | "storage", bytes) that a stream reserves: its max_bytes, times its
-        replicas when the limits are flat (accountReservation in jetstream.go)."""
-        if config is None:
-            return FLAT_TIER, "storage", 0
-        tier = self.tier(config)
-        kind = "memory" if config.get("storage") == "memory" else "storage"
-        max_bytes = config.get("max_bytes") or 0
-        if max_bytes <= 0:
-            return tier, kind, 0
-        return tier, kind, max_bytes * (max(config.get("num_replicas") or 1, 1) if tier == FLAT_TIER else 1)
+    def pool(self, config: dict) -> tuple[str, str]:
+        """(tier, "memory" | "storage"): the account storage a stream's max_bytes is reserved from."""
+        return self.tier(config), "memory" if config.get("storage") == "memory" else "storage"
 
 
-def target_findings(operations: list[Operation], live_streams: dict, facts: TargetFacts | None) -> list[Finding]:
+def target_findings(operations: list[Operation], live_streams: dict, facts: TargetFacts | None,
+                    version: Version | None = None) -> list[Finding]:
     """Errors for planned operations the target would refuse, notes for what it could not check.
 
-    ``live_streams`` maps stream names to client.LiveStream (their consumers are counted).
+    ``live_streams`` maps stream names to client.LiveStream (their consumers are counted); ``version`` is the
+    server's (None: the newest).
     """
     if facts is None:
         return []
@@ -115,8 +114,8 @@ def target_findings(operations: list[Operation], live_streams: dict, facts: Targ
             f"{ref}: {' and '.join(needs)} not checked against the cluster: {facts.servers_unknown}",
         ))
     if facts.account:
-        findings += _AccountCheck(_Account(facts.account), live_streams, _lock_to_create(operations, live_streams)
-                                  ).run(operations)
+        findings += _AccountCheck(_Account(facts.account), live_streams, _lock_to_create(operations, live_streams),
+                                  version).run(operations)
     return findings
 
 
@@ -172,18 +171,17 @@ def _placement_findings(ref: Ref, config: dict, facts: TargetFacts) -> list[Find
 class _AccountCheck:
     """The account's JetStream limits over the plan, in execution order (deletes free room first)."""
 
-    def __init__(self, account: _Account, live_streams: dict, lock_to_create: bool):
-        self.account = account
+    def __init__(self, account: _Account, live_streams: dict, lock_to_create: bool, version: Version | None):
+        self.account, self.version = account, version
         self.findings: list[Finding] = []
         self.streams: dict[str, int] = {}  # per tier
-        self.reserved: dict[tuple[str, str], int] = {}  # per (tier, memory | storage)
         for tier in ([FLAT_TIER] if account.flat is not None else account.tiers):
-            usage = account.usage(tier)
-            self.streams[tier] = usage.get("streams", 0)
-            for kind in ("memory", "storage"):
-                reserved = usage.get(f"reserved_{kind}", 0)
-                # 2.10 reports nothing reserved as an unsigned -1 (18446744073709551615).
-                self.reserved[tier, kind] = 0 if reserved >= 2**63 else reserved
+            self.streams[tier] = account.usage(tier).get("streams", 0)
+        # The max_bytes (and replicas) of every stream, per pool: from the configs, as the server counts them
+        # (INFO's reserved_storage adds max_bytes once whatever the replicas).
+        self.sizes: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
+        for name, stream in live_streams.items():
+            self._size(name, stream.config)
         self.consumers = {name: len(stream.consumers) for name, stream in live_streams.items()}
         self.stream_tiers = {name: account.tier(stream.config) for name, stream in live_streams.items()}
         self.lock_tier = account.tier({"num_replicas": 1}) if lock_to_create else None
@@ -202,9 +200,10 @@ class _AccountCheck:
         before = prior_config(op)
         after = resulting_config(op)
         name = op.ref.stream_name
+        if before is not None:
+            self._size(name, None)
         if isinstance(op, (DeleteResource, ReplaceResource)):
             self.streams[self.account.tier(before)] = self.streams.get(self.account.tier(before), 0) - 1
-            self._reserve(before, -1)
             self.consumers[name] = 0
         if after is None:
             return
@@ -223,10 +222,8 @@ class _AccountCheck:
                 self._error(op.ref, f"the account allows {limits['max_streams']} streams{self._in(tier)} and would "
                                     f"then have {self.streams[tier]}{lock} (max_streams); the server would refuse it "
                                     f"(err_code {MAXIMUM_STREAMS})")
-        else:
-            self._reserve(before, -1)
-        self._reserve(after, +1)
         self._stream_limits(op.ref, after, limits, tier, isinstance(op, (CreateResource, ReplaceResource)))
+        self._size(name, after)
 
     def _stream_limits(self, ref: Ref, config: dict, limits: dict, tier: str, created: bool) -> None:
         """checkStreamCfg's and checkLimits' account limits (stream.go, jetstream.go)."""
@@ -243,19 +240,43 @@ class _AccountCheck:
         if _limited(max_consumers) and (config.get("max_consumers") or 0) > max_consumers:
             self._error(ref, f"max_consumers {config['max_consumers']} is more than the account allows per stream "
                              f"({max_consumers}); the server would refuse it (err_code {MAXIMUM_CONSUMERS})")
-        kind = "memory" if memory else "storage"
         limit = limits.get("max_memory" if memory else "max_storage")
-        reserved = self.reserved.get((tier, kind), 0)
         code, words = (MEMORY_RESOURCES_EXCEEDED, "memory") if memory else (STORAGE_RESOURCES_EXCEEDED, "file storage")
-        if not isinstance(limit, int) or limit < 0:
+        if not isinstance(limit, int) or limit < 0 or (max_bytes <= 0 and not created):
+            return  # an update without max_bytes reserves nothing more
+        # checkBytesLimits counts a new stream without max_bytes as one byte.
+        others, own = self._reserved(self.account.pool(config), ref.stream_name, max(max_bytes, 1),
+                                     config.get("num_replicas") or 1)
+        if others + own <= limit:
             return
-        if max_bytes > 0 and reserved > limit:
+        if max_bytes > 0:
             self._error(ref, f"max_bytes reserves {words} the account does not have: it would reserve "
-                             f"{reserved} bytes of {limit}{self._in(tier)}; the server would refuse it (err_code {code})")
-        elif max_bytes <= 0 and created and reserved >= limit:
-            # checkBytesLimits counts a new stream without max_bytes as one byte; an update adds none.
+                             f"{others + own} bytes of {limit}{self._in(tier)}; the server would refuse it (err_code {code})")
+        else:
             self._error(ref, f"the account has no {words} left{self._in(tier)} for a stream without max_bytes: "
-                             f"{reserved} of its {limit} bytes are reserved; the server would refuse it (err_code {code})")
+                             f"{others} of its {limit} bytes are reserved; the server would refuse it (err_code {code})")
+
+    def _reserved(self, pool: tuple[str, str], name: str, max_bytes: int, replicas: int) -> tuple[int, int]:
+        """(the other streams', this one's) bytes of the pool as the server counts them. A tier's limits already
+        count replicas. Flat limits in a cluster, by line (checkBytesLimits, tieredStreamAndReservationCount):
+        since 2.14 each stream's max_bytes times its replicas; 2.12 the others' times theirs and this one's once;
+        before, the others' times this one's replicas and this one's once."""
+        others = [size for other, size in self.sizes.get(pool, {}).items() if other != name]
+        if pool[0] != FLAT_TIER:
+            return sum(b for b, _ in others), max_bytes
+        if at_least(self.version, FLAT_OWN_REPLICAS):
+            return sum(b * r for b, r in others), max_bytes * replicas
+        if at_least(self.version, FLAT_OTHERS_REPLICAS):
+            return sum(b * r for b, r in others), max_bytes
+        return sum(b for b, _ in others) * replicas, max_bytes
+
+    def _size(self, name: str, config: dict | None) -> None:
+        """Record a stream's max_bytes in its pool (None: it is gone, or about to change)."""
+        for sizes in self.sizes.values():
+            sizes.pop(name, None)
+        if config is not None and (config.get("max_bytes") or 0) > 0:
+            sizes = self.sizes.setdefault(self.account.pool(config), {})
+            sizes[name] = (config["max_bytes"], max(config.get("num_replicas") or 1, 1))
 
     def _consumer(self, op: Operation) -> None:
         stream = op.ref.stream
@@ -277,11 +298,6 @@ class _AccountCheck:
         if _limited(max_ack_pending) and wanted > max_ack_pending:
             self._error(op.ref, f"max_ack_pending {wanted} is more than the account allows ({max_ack_pending}); "
                                 f"the server would refuse it (err_code {MAX_ACK_PENDING_EXCEEDED})")
-
-    def _reserve(self, config: dict | None, sign: int) -> None:
-        tier, kind, amount = self.account.reservation(config)
-        if amount:
-            self.reserved[tier, kind] = self.reserved.get((tier, kind), 0) + sign * amount
 
     def _in(self, tier: str) -> str:
         return f" in tier {tier}" if tier else ""

@@ -11,6 +11,7 @@ from natsauth import creds_file, operator_config
 from natsserver import repo_nats_conf, start_cluster, start_server
 from test_rules_server import BINARIES  # the harness's binary and every older line installed
 
+from medisync_topology import rules
 from medisync_topology.client import JetStreamClient
 from medisync_topology.connection import ConnectOptions
 from medisync_topology.live import LiveState
@@ -298,6 +299,47 @@ def test_tiered_limits_on_a_cluster_count_each_replica_tier_apart(tiered_cluster
     update = raw_js_api(nodes[0].url, "STREAM.UPDATE.THREE",
                         {"name": "THREE", "subjects": ["three"], "num_replicas": 3, "max_bytes": 2 * 2**20}, **auth)
     assert update["error"]["err_code"] == 10047
+
+
+# Flat limits in a cluster: each line counts replicas its own way (target.py, _reserved).
+FLAT = "accounts { FLAT: { jetstream: {max_file: 1MB, max_mem: 1MB}, users: [{user: flat, password: flat}] } }\n"
+FLAT_USER = {"user": "flat", "password": "flat"}
+
+
+@pytest.mark.parametrize("binary", BINARIES, ids=lambda binary: _line(binary))
+def test_flat_limits_in_a_cluster_count_replicas_as_each_line_does(binary, tmp_path, monkeypatch):
+    nodes = start_cluster(tmp_path / "flat", config=FLAT, binary=binary, probe_as=FLAT_USER)
+    try:
+        run = cli_as(nodes[0].url, tmp_path, monkeypatch, "flat")
+        version = rules.parse_version(nodes[0].version)
+
+        def check(streams: dict, reserved: int | None) -> None:
+            """Plan refuses the last stream, the server too, saying it would reserve ``reserved`` bytes; None:
+            both take it, and apply makes it."""
+            text = streams_text(**{name: f"num_replicas: {r}, max_bytes: {kib}KiB" for name, (r, kib) in streams.items()})
+            code, out = run(text, "plan", "--no-color")
+            name, (replicas, kib) = list(streams.items())[-1]
+            refusal = create_refusal(nodes[0].url, {"name": name, "subjects": [name.lower()], "num_replicas": replicas,
+                                                    "max_bytes": kib * 1024}, **FLAT_USER)
+            if reserved is None:
+                assert code == 0 and refusal is None, (out, refusal)
+                assert run(text, "apply", "--auto-approve")[0] == 0
+            else:
+                assert code == 1 and f"it would reserve {reserved} bytes of 1048576;" in out, out
+                assert refusal["err_code"] == 10047
+
+        newest, middle = version >= (2, 14, 0), version >= (2, 12, 0)
+        check({"A": (3, 512)}, 3 * 524288 if newest else None)  # 2.14+: a new stream's replicas count
+        if not newest:
+            raw_js_api(nodes[0].url, "STREAM.DELETE.A", None, **FLAT_USER)
+        check({"A": (3, 300)}, None)
+        # The others' replicas: their own (2.12+), or the new stream's (before).
+        check({"A": (3, 300), "B": (1, 200)}, 3 * 307200 + 204800 if middle else None)
+        if not middle:
+            check({"A": (3, 300), "B": (1, 200), "C": (3, 100)}, 3 * (307200 + 204800) + 102400)
+    finally:
+        for node in nodes:
+            node.stop()
 
 
 # -- the pure check ----------------------------------------------------
