@@ -158,7 +158,9 @@ def byte_compile() -> None:
     """The package's bytecode, compiled as an install compiles it. Where PYTHONDONTWRITEBYTECODE is set (this
     machine sets it) a checkout's modules were otherwise compiled from source again by every command, a
     fifth of a second each time that the floor, nats-py installed with its bytecode, never pays."""
-    compileall.compile_dir(REPO / "medisync_topology", quiet=1)
+    import medisync_topology  # the package measured: this checkout's, or another's on PYTHONPATH
+
+    compileall.compile_dir(Path(medisync_topology.__file__).parent, quiet=1)
 
 
 def run_cli(*args: str) -> str:

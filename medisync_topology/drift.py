@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 from .fields import APPLIED_KEY, UNORDERED_FIELDS
@@ -50,6 +51,19 @@ def digest(key: str, value: Any) -> str | None:
     the server (fields.UNORDERED_FIELDS) are sorted first, as the plan compares them."""
     if value is None:
         return None
+    if isinstance(value, (str, int, float)):  # bool is an int: typed=True keeps True and 1 apart
+        return _scalar_digest(key, value)
+    return _digest(key, value)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _scalar_digest(key: str, value: str | int | float) -> str:
+    # Most fields hold one of a few values across thousands of resources (storage file, ack_policy explicit):
+    # an apply of 1,000 streams x 5 consumers hashed 25,000 field values, most of them the same.
+    return _digest(key, value)
+
+
+def _digest(key: str, value: Any) -> str:
     if key in UNORDERED_FIELDS and isinstance(value, list):
         value = sorted(value)
     text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -13,15 +13,17 @@ from what the server has, not from memory):
               until NAME has every message; NAME gets its subjects and loses the source
   consumers   each consumer created on NAME, then reset (CONSUMER.RESET) to the first message it had
               not acknowledged: sourced messages carry Nats-Stream-Source "<origin> <seq> ...", which
-              maps an old sequence to a new one; then TEMP is deleted
+              maps an old sequence to a new one; each one done is recorded in TEMP (a resumed step keeps
+              it as it stands); then TEMP is deleted
 
 A rename (``renamed_from: OLD`` on stream NEW) is the first half of that route, with NEW as TEMP:
 
   copy        create NEW with its own config, no subjects, sourcing OLD; wait until nearly caught up;
               OLD's subjects -> a holding subject (publishes refused)
   swap in     wait until NEW has every message; NEW takes its subjects and drops its source
-  consumers   each consumer created on NEW and reset to where OLD's stands; then OLD is deleted
-  finish      NEW's metadata loses the mark that said it was being renamed into
+  consumers   each consumer created on NEW and reset to where OLD's stands (recorded in NEW, as in TEMP
+              above); then OLD is deleted
+  finish      NEW's metadata loses the marks that said it was being renamed into
 
 Read in nats-server's server/stream.go: a sourced message gets the header Nats-Stream-Source with
 its origin stream and sequence, replacing one it already had (processInboundSourceMsg,
@@ -42,6 +44,9 @@ TEMP_SUFFIX = "_migrating"
 MIGRATING_KEY = "medisync-topology.migrating"
 POSITIONS_KEY = "medisync-topology.positions"
 SUBJECTS_KEY = "medisync-topology.subjects"  # the live stream's subjects, which TEMP takes over
+# The consumers the consumers step has created and positioned so far (name -> the server's "created" time), in TEMP's
+# metadata (a rename's: NEW's): a resumed step keeps those, which may have acknowledged messages since.
+POSITIONED_KEY = "medisync-topology.positioned"
 RENAMING_KEY = "medisync-topology.renaming"  # on NEW until a rename is finished: OLD's name
 # A swap that takes longer is undone (the subjects go back) and the apply fails with nothing lost,
 # so a plan can say how long publishes may be refused.
@@ -101,11 +106,21 @@ def holding_temp_config(temp: dict) -> dict:
 
 def positions(temp: dict) -> dict[str, int]:
     """The old consumers' acknowledged floors (stream sequences), recorded in TEMP before NAME was deleted."""
-    return json.loads((temp.get("metadata") or {}).get(POSITIONS_KEY) or "{}")
+    return recorded(temp, POSITIONS_KEY)
 
 
-def with_positions(temp: dict, floors: dict[str, int]) -> dict:
-    return {**temp, "metadata": {**temp["metadata"], POSITIONS_KEY: json.dumps(floors, sort_keys=True)}}
+def positioned(config: dict) -> dict[str, str]:
+    """The consumers the consumers step has positioned (name -> their "created" time), from the stream recording it."""
+    return recorded(config, POSITIONED_KEY)
+
+
+def recorded(config: dict, key: str) -> dict:
+    return json.loads((config.get("metadata") or {}).get(key) or "{}")
+
+
+def recording(config: dict, key: str, value: dict) -> dict:
+    """``config`` with ``value`` recorded under ``key`` in its metadata (POSITIONS_KEY, POSITIONED_KEY)."""
+    return {**config, "metadata": {**config["metadata"], key: json.dumps(value, sort_keys=True)}}
 
 
 def staging_config(after: dict) -> dict:

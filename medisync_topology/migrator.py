@@ -60,9 +60,15 @@ async def rename_stream(client: JetStreamClient, op: CreateResource) -> str:
     return f"renamed from {op.renamed_from}; {report.text()}"
 
 
-# A test-only hook (tests/test_migrate.py): the run stops itself (SIGSTOP) before the named step, for the test to
-# kill it there, or restart the server and let it go on (SIGCONT).
+# A test-only hook (tests/test_migrate.py): the run stops itself (SIGSTOP) before the named step (or "consumer NAME",
+# inside the consumers step), for the test to kill it there, or restart the server and let it go on (SIGCONT).
 PAUSE_VARIABLE = "MEDISYNC_TOPOLOGY_PAUSE_BEFORE"
+
+
+def _pause_before(step: str) -> None:
+    if os.environ.get(PAUSE_VARIABLE) == step:
+        print(f"paused before step {step!r}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 async def _steps(run: "_Migration", names: tuple[str, str], step_of, what: str) -> MigrationReport:
@@ -76,9 +82,7 @@ async def _steps(run: "_Migration", names: tuple[str, str], step_of, what: str) 
             break
         if done[-1:] == [step]:  # a step that did not move the server on would loop forever
             raise MigrationError(f"{what} is stuck at step {step!r}")
-        if os.environ.get(PAUSE_VARIABLE) == step:
-            print(f"paused before step {step!r}", file=sys.stderr, flush=True)
-            os.kill(os.getpid(), signal.SIGSTOP)
+        _pause_before(step)
         done.append(step)
         await getattr(run, step.replace(" ", "_"))(first, second)
     run.report.seconds = time.monotonic() - started
@@ -142,7 +146,7 @@ class _Migration:
         for info in await self.client.paged(f"CONSUMER.LIST.{self.name}", "consumers"):
             if info["name"] in kept:
                 floors[info["name"]] = info["ack_floor"]["stream_seq"]
-        await self._update(migrate.with_positions(temp["config"], floors))
+        await self._update(migrate.recording(temp["config"], migrate.POSITIONS_KEY, floors))
         await self.client.request(f"STREAM.DELETE.{self.name}")
 
     async def create(self, live: None, temp: dict) -> None:
@@ -165,20 +169,34 @@ class _Migration:
         self._publishes_taken()
 
     async def consumers(self, live: dict, temp: dict) -> None:
-        await self._reset_consumers(self.op.migration.consumers, migrate.positions(temp["config"]), self._new_position)
+        await self._reset_consumers(self.op.migration.consumers, migrate.positions(temp["config"]), self._new_position,
+                                    temp["config"])
         self.report.messages = live["state"]["messages"]
         await self.client.request(f"STREAM.DELETE.{self.temp}")
 
     # -- helpers ---------------------------------------------------------
 
-    async def _reset_consumers(self, consumers: dict, floors: dict[str, int], position) -> None:
+    async def _reset_consumers(self, consumers: dict, floors: dict[str, int], position, ledger: dict) -> None:
         """Create each consumer on NAME; one with an old acknowledged floor (``floors``: name -> stream sequence)
-        is reset to ``position(floor)``, where the first message after it is now."""
+        is reset to ``position(floor)``, where the first message after it is now. Each one done is recorded in
+        ``ledger`` (the live config of the stream that outlives the step: TEMP, a rename's NEW); a resumed step
+        keeps those (the same consumer: created when recorded), whose acknowledgements since must stand."""
+        done = migrate.positioned(ledger)
+        live = {c["name"]: c["created"] for c in await self.client.paged(f"CONSUMER.LIST.{self.name}", "consumers")}
+        done = {name: created for name, created in done.items() if live.get(name) == created}
         for name, config in sorted(consumers.items()):
+            if name in done:
+                continue
+            _pause_before(f"consumer {name}")
             body = {"stream_name": self.name, "config": drift.recorded(config), "action": "create", "pedantic": True}
-            await self.client.request(f"CONSUMER.CREATE.{self.name}.{name}", body)
+            if name in live:  # created by an earlier run and not positioned (or not since): created again
+                await self.client.request(f"CONSUMER.DELETE.{self.name}.{name}")
+            created = (await self.client.request(f"CONSUMER.CREATE.{self.name}.{name}", body))["created"]
             if floors.get(name):
                 await self.client.request(f"CONSUMER.RESET.{self.name}.{name}", {"seq": await position(floors[name])})
+            done[name] = created
+            ledger = migrate.recording(ledger, migrate.POSITIONED_KEY, done)
+            await self._update(ledger)
 
     async def _caught_up(self, stream: str, origin: dict, subjects: list[str]) -> None:
         """Until ``stream`` has every message of ``origin`` (a live stream's info, on its holding subject now);
@@ -280,7 +298,7 @@ class _Rename(_Migration):
         kept = {name: floors[migration.renamed.get(name, name)] for name in migration.kept
                 if migration.renamed.get(name, name) in floors}
         await self._reset_consumers(migration.consumers, kept,
-                                    lambda floor: _first_after(self.client, self.name, self.old, floor))
+                                    lambda floor: _first_after(self.client, self.name, self.old, floor), new["config"])
         await self.client.request(f"STREAM.DELETE.{self.old}")
 
     async def finish(self, old: None, new: dict) -> None:

@@ -304,6 +304,8 @@ class _Planner:
         what validate cannot know: the connected server's line, origins the file does not declare,
         and live consumers the topology leaves alone. Each request meets the streams as they are
         after their own change (origins are changed first)."""
+        if not self.phases["stream"] and not self.phases["consumer"]:
+            return  # no request to judge: not a live config to strip (a third of a plan of no changes)
         streams = {name: rules.strip_live(stream.config, "stream") for name, stream in live.items()}
         for op in self.phases["stream"]:
             streams[op.ref.stream_name] = resulting_config(op)

@@ -222,7 +222,7 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
             problems += _name_problems(doc, here + ("consumers", cname), cname, "consumer")
             problems += _consumer_problems(doc, here + ("consumers", cname), stream, consumer.config)
         problems += _origin_problems(doc, here, stream, topology)
-        if stream.renamed_from in (name, *topology.streams):
+        if stream.renamed_from in topology.streams:  # its own name among them (a tuple of all names per stream was quadratic)
             problems.append(doc.problem(here + ("renamed_from",), f"stream {stream.renamed_from} is declared too: the "
                                         "rename deletes it, so its declaration goes"))
     problems += _refusal_problems(doc, topology)

@@ -336,6 +336,44 @@ def test_a_migration_killed_and_the_server_restarted_is_finished_by_the_next_app
     assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
 
 
+def _killed_inside_the_consumers_step(run, text: str, stream: str, workdir: Path, js_api, server,
+                                      restart=None) -> list[bytes]:
+    """Apply ``text``, the tool killed in its consumers step once audit is positioned on ``stream`` (the new one) and
+    billing is not yet: meanwhile audit acknowledges 3 messages there (returned), and billing is created there as a run
+    killed before positioning it leaves it (delivering from the start, unrecorded); then (the server restarted when
+    ``restart``, a monkeypatch, is given) the next apply."""
+    billing = js_api("CONSUMER.INFO.ORDERS.billing")["config"]
+    with _apply_paused_before("consumer billing", text, workdir, server.url) as process:
+        acked = asyncio.run(_consume(server.url, "audit", 3, stream))
+        js_api(f"CONSUMER.CREATE.{stream}.billing", {"stream_name": stream, "config": billing, "action": "create"})
+        assert asyncio.run(_consume(server.url, "billing", 1, stream)) == [b"order 0"]
+    assert process.returncode == -signal.SIGKILL
+    _lock_expired(js_api)
+    if restart:
+        server.restart()
+        restart.setenv("NATS_URL", server.url)
+    code, out = run(text, "apply", "--auto-approve")
+    assert code == 0 and "resumes an interrupted " in out and "at step 'consumers'" in out, out
+    return acked
+
+
+def test_a_migration_killed_inside_its_consumers_step_keeps_the_consumers_it_positioned(run, nats_url, js_api,
+                                                                                        tmp_path, nats_server):
+    assert run(ORDERS, "apply", "--auto-approve")[0] == 0
+    asyncio.run(_publish_all(nats_url, 30))
+    asyncio.run(_consume(nats_url, "audit", 5))
+    asyncio.run(_consume(nats_url, "billing", 4))  # orders 0, 2, 4, 6
+    if _refused_here(run, TO_MEMORY, nats_server):
+        return
+    acked = _killed_inside_the_consumers_step(run, TO_MEMORY, "ORDERS", tmp_path, js_api, nats_server)
+    assert acked == [b"order 5", b"order 6", b"order 7"]
+    # audit goes on after what it acknowledged on the new stream; billing, recreated, after its old floor.
+    assert asyncio.run(_consume(nats_url, "audit", 1)) == [b"order 8"]
+    assert asyncio.run(_consume(nats_url, "billing", 1)) == [b"order 8"]
+    assert migrate.temp_name("ORDERS") not in js_api("STREAM.NAMES")["streams"]
+    assert run(TO_MEMORY, "plan", "--detailed-exitcode")[0] == 0
+
+
 def _restarted_under_it(step: str, text: str, workdir: Path, server, monkeypatch) -> tuple[int, str]:
     """Apply ``text``, the server restarted while the tool waits before ``step``, then the tool going on (its
     request on the lost connection times out: after 1s, not the usual 5s)."""

@@ -9,8 +9,8 @@ import signal
 import pytest
 from click.testing import CliRunner
 from test_migrate import (
-    ORDERS, _apply_stopped_before, _apply_with_a_publisher, _consume, _killed_and_restarted, _migrates, _publish_all,
-    _refused_here, _stored,
+    ORDERS, _apply_stopped_before, _apply_with_a_publisher, _consume, _killed_and_restarted,
+    _killed_inside_the_consumers_step, _migrates, _publish_all, _refused_here, _stored,
 )
 
 from medisync_topology import migrate
@@ -175,6 +175,23 @@ def test_a_rename_killed_and_the_server_restarted_is_finished_by_the_next_apply(
     assert [d for _, _, d in after] == [d for _, _, d in before]  # all 40, in order, once
     assert asyncio.run(_consume(nats_server.url, "billing", 1, "ORDERS_V2")) == [b"order 20"]
     assert run(RENAMED, "plan", "--detailed-exitcode", "--prune")[0] == 0
+
+
+def test_a_rename_killed_inside_its_consumers_step_keeps_the_consumers_it_positioned(run, js_api, tmp_path,
+                                                                                     nats_server, monkeypatch):
+    before = _sample(run, nats_server.url, 30, 4)  # billing acknowledged orders 0, 2, 4, 6
+    asyncio.run(_consume(nats_server.url, "audit", 5))
+    if _refused_here(run, RENAMED, nats_server):
+        return
+    # The server restarted as well: ORDERS_V2 (file storage) keeps audit, and the record of it, over the restart.
+    acked = _killed_inside_the_consumers_step(run, RENAMED, "ORDERS_V2", tmp_path, js_api, nats_server, monkeypatch)
+    nats_url = nats_server.url
+    assert acked == [b"order 5", b"order 6", b"order 7"]
+    assert asyncio.run(_consume(nats_url, "audit", 1, "ORDERS_V2")) == [b"order 8"]
+    assert asyncio.run(_consume(nats_url, "billing", 1, "ORDERS_V2")) == [b"order 8"]
+    assert [d for _, _, d in asyncio.run(_stored(nats_url, "ORDERS_V2"))] == [d for _, _, d in before]
+    assert migrate.POSITIONED_KEY not in js_api("STREAM.INFO.ORDERS_V2")["config"]["metadata"]
+    assert run(RENAMED, "plan", "--detailed-exitcode")[0] == 0
 
 
 def test_a_rename_stopped_by_ctrl_c_is_kept_until_the_topology_finishes_it(run, nats_url, js_api, nats_server,

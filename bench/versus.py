@@ -1,0 +1,82 @@
+"""`topology plan` of this checkout beside another checkout's (an older commit) and the floor, taken turn about.
+
+A script, not a test. For each size it starts its own nats-server, creates the streams and consumers and the
+matching topology.yaml (plan_bench.py's setup, so every plan says "No changes"), then runs, --repeat times in
+turn, bench/floor.py, `topology plan` with the other checkout's package and with this one's, each a process of
+its own, and prints each one's median time, CPU time (user + system) and peak memory, and their ratios to the
+floor's. Both packages are byte-compiled first, as an install is.
+
+    git worktree add --detach /tmp/before 45d8f2b
+    .venv/bin/python bench/versus.py /tmp/before [--sizes 1000x5,10000x1] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import compileall
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from plan_bench import REPO, populate, topology_yaml
+from natsserver import start_server
+
+
+def measured(argv: list[str], pythonpath: str) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, peak MB) of one process run to its end."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": pythonpath})
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {status}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("other", type=Path, help="the other checkout (its medisync_topology package is measured)")
+    parser.add_argument("--sizes", default="1000x5,10000x1", metavar="NxK,...", help="streams x consumers (default 1000x5,10000x1)")
+    parser.add_argument("--repeat", type=int, default=5, metavar="R", help="runs of each (default 5)")
+    args = parser.parse_args()
+    sizes = [tuple(int(part) for part in size.split("x")) for size in args.sizes.split(",")]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    checkouts = {"other": str(args.other.resolve()), "this": str(REPO)}
+    for checkout in checkouts.values():
+        compileall.compile_dir(Path(checkout) / "medisync_topology", quiet=1)
+    python, topology = sys.executable, str(Path(sys.executable).parent / "topology")
+    for n, k in sizes:
+        with tempfile.TemporaryDirectory(prefix="versus-") as tmp:
+            server = start_server(Path(tmp) / "nats")
+            try:
+                asyncio.run(populate(server.url, n, k))
+                topology_file = Path(tmp) / "topology.yaml"
+                topology_file.write_text(topology_yaml(n, k))
+                runs: dict[str, list] = {"floor": [], **{name: [] for name in checkouts}}
+                for _ in range(args.repeat):
+                    runs["floor"].append(measured([python, str(REPO / "bench" / "floor.py"), server.url], ""))
+                    for name, checkout in checkouts.items():
+                        runs[name].append(measured([topology, "plan", "-f", str(topology_file), "-s", server.url,
+                                                    "--no-color"], checkout))
+            finally:
+                server.stop()
+        medians = {name: [statistics.median(x) for x in zip(*values)] for name, values in runs.items()}
+        floor = medians["floor"]
+        print(f"\n{n} streams x {k} consumers, {args.repeat} runs each (load average {os.getloadavg()[0]:.1f})")
+        print(f"  {'':<28} {'ms':>7} {'cpu ms':>7} {'peak MB':>8}   vs floor: time   cpu  memory")
+        for name, (seconds, cpu, peak) in medians.items():
+            label = {"floor": "floor: bench/floor.py", "other": f"plan: {args.other}", "this": "plan: this checkout"}[name]
+            ratios = "" if name == "floor" else f"{seconds / floor[0]:14.2f}x {cpu / floor[1]:5.2f}x {peak / floor[2]:6.2f}x"
+            print(f"  {label:<28} {seconds * 1000:7.0f} {cpu * 1000:7.0f} {peak:8.1f} {ratios}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
