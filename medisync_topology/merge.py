@@ -104,6 +104,10 @@ def _explicit(key: str, value: Any) -> Any:
 
 
 def _zero(entry: fields.Field) -> Any:
+    """What the server means by omitting the field: the registry's zero where it names one (persist_mode
+    "default", priority_policy "none"), else Go's zero value of the field's type."""
+    if entry.zero is not None:
+        return entry.zero
     schema = entry.schema or {}
     if entry.unit:
         return 0

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from medisync_topology import buckets, migrate
 from medisync_topology.cli import main
-from medisync_topology.merge import _indentation
+from medisync_topology.merge import _explicit, _indentation
 from medisync_topology.plan import OWNER_KEY
 from test_drift import set_consumer, set_stream
 
@@ -176,3 +176,12 @@ def test_a_merge_the_files_rules_refuse_writes_nothing(run, tmp_path, nats_url):
 def test_indentation_is_read_from_the_file():
     assert _indentation(TOPOLOGY) == (2, 4, 2)
     assert _indentation("streams:\n    A:\n        subjects:\n        - a\n") == (4, 2, 0)
+
+
+def test_a_value_written_where_the_server_omits_it_is_what_the_omission_means():
+    # A field the defaults set but whose live value is the server's own: written out as the server's zero,
+    # the registry's where it names one (an empty string would be refused by the schema's enum).
+    assert _explicit("priority_policy", None) == "none"
+    assert _explicit("persist_mode", None) == "default"
+    assert _explicit("description", None) == ""
+    assert _explicit("max_age", None) == 0
