@@ -199,6 +199,12 @@ def _refusal(op, owner: str, streams: dict[str, LiveStream], version, prune: boo
     return None
 
 
+def _declarable_consumers(stream: LiveStream) -> dict:
+    """A live stream's consumers a topology could declare (name -> config): durables, not ephemerals or the
+    server's own for a mirror or source (rules.declarable_consumer)."""
+    return {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
+
+
 def renamed_away(ops: list) -> set[str]:
     """The live streams a plan's renames take over and then delete (renamed_from on a stream)."""
     return {op.renamed_from for op in ops if isinstance(op, CreateResource) and op.migration is not None}
@@ -424,7 +430,7 @@ class _Planner:
             return
         migration = None
         if spec.replace == "migrate" or self.migrate:
-            live_consumers = {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
+            live_consumers = _declarable_consumers(stream)
             migration = lambda op: self._migration(op, spec, stream.state, live_consumers)  # noqa: E731
         replaced = self._compare(ref, "stream", before, after, spec.protect, adopting, self._data_at_risk(stream),
                                  "stream", migration, drift.applied(stream.config))
@@ -565,7 +571,7 @@ class _Planner:
             return
         consumers = self._desired_consumers(spec, after)
         # OLD's consumers hold the positions until OLD is deleted, which is the rename's last step but one.
-        live_consumers = {n: c for n, c in old_live.consumers.items() if rules.declarable_consumer(c)} if old_live else {}
+        live_consumers = _declarable_consumers(old_live) if old_live else {}
         renamed = {n: c.renamed_from for n, c in spec.consumers.items() if c.renamed_from}
         before = rules.strip_live(old_live.config, "stream") if old_live else {}
         kept = migrate.kept_consumers(live_consumers, consumers, renamed)
@@ -644,7 +650,7 @@ class _Planner:
         return renames
 
     def _compare_consumers(self, spec: StreamSpec, stream: LiveStream, stream_config: dict) -> None:
-        live = {n: c for n, c in stream.consumers.items() if rules.declarable_consumer(c)}
+        live = _declarable_consumers(stream)
         renames = self._renames(spec, live)
         for name in sorted(spec.consumers.keys() | live.keys()):
             ref = Ref("consumer", name, spec.name)
