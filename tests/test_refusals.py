@@ -5,9 +5,13 @@ against real servers."""
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_promise import CONSUMER_VALUES, ORIGINS, STREAM_VALUES, fill, some_of
 from test_validate import problems, validate
 
-from medisync_topology import apply, refusals
+from medisync_topology import apply, refusals, rules
+from medisync_topology.model import to_api_value
 from medisync_topology.client import JetStreamAPIError
 from medisync_topology.ops import CreateResource, Ref
 
@@ -66,3 +70,27 @@ def test_transforms_the_server_cannot_make_are_located(tmp_path):
     assert [line.split(": ")[1] for line in found] == ["streams.S.subject_transform.dest", "streams.S.republish.dest"]
     assert "{{wildcard(2)}} names a wildcard" not in found[0]  # the refusal's words, one message per refusal
     assert found[0].endswith("the server refuses it (err_code 10156)") and found[1].endswith("(err_code 10052)")
+
+
+def test_what_a_refusal_needs_is_a_field_of_its_kind():
+    named = [(kind, r.needs) for kind, table in refusals.REFUSALS.items() for r in table if r.needs]
+    assert len(named) > 50 and all(needs in rules.RULES[kind] for kind, needs in named)
+
+
+def _in_api_units(config: dict) -> dict:
+    return {k: to_api_value(k, v, (k,), None, []) for k, v in config.items()}
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(stream=some_of(STREAM_VALUES, 8), origin=st.sampled_from(ORIGINS), consumer=some_of(CONSUMER_VALUES, 8),
+       version=st.sampled_from([None, (2, 10, 0), (2, 11, 0), (2, 12, 0), (2, 14, 0)]))
+def test_a_refusal_passed_over_for_a_field_it_needs_would_have_found_nothing(stream, origin, consumer, version):
+    """refusals_of calls no refusal whose ``needs`` field the config lacks: each of those finds nothing there."""
+    names = {"p": "b", "s": "B", "c": "c"}
+    origins = {"A": rules.complete_stream({"name": "A", "subjects": ["a.>"], "max_msg_size": 4096}, version)}
+    subjects = {} if "mirror" in origin else {"subjects": ["b.>"]}
+    stream = rules.complete_stream(_in_api_units({"name": "B", **subjects, **origin, **fill(stream, **names)}), version, origins)
+    consumer = rules.complete_consumer(_in_api_units({"durable_name": "c", **fill(consumer, **names)}), stream, version)
+    for kind, config, context in (("stream", stream, origins), ("consumer", consumer, stream)):
+        every = {(r.name, path) for r in refusals.REFUSALS[kind] if r.applies_to(version) for path in r.find(config, context)}
+        assert {(f.refusal.name, f.path) for f in refusals.refusals_of(kind, config, context, version)} == every
