@@ -432,8 +432,8 @@ class _Planner:
         if spec.replace == "migrate" or self.migrate:
             live_consumers = _declarable_consumers(stream)
             migration = lambda op: self._migration(op, spec, stream.state, live_consumers)  # noqa: E731
-        replaced = self._compare(ref, "stream", before, after, spec.protect, adopting, self._data_at_risk(stream),
-                                 "stream", migration, drift.applied(stream.config))
+        replaced = self._compare(ref, "stream", before, after, spec.protect, adopting, lambda: self._data_at_risk(stream),
+                                 "stream", migration, stream.config)
         if replaced and migration:
             return
         if replaced:
@@ -465,15 +465,18 @@ class _Planner:
         return decision
 
     def _compare(self, ref, kind, before, after, protect, adopting, at_risk, phase, migration=None,
-                 applied=None) -> bool:
+                 live_config=None) -> bool:
         """Plan an update or a replace of one resource; True when it is replaced.
 
-        ``migration`` turns a replacement into one that keeps the data (None when it cannot); ``applied``: the
-        record of what the tool last applied to it (drift.py), which tells drift from what the file asks.
+        ``at_risk()``: what a replacement loses; ``migration`` turns a replacement into one that keeps the data
+        (None when it cannot); ``live_config``: the live config, whose record of what the tool last applied
+        (drift.py) tells drift from what the file asks. Both are read only when something changes: most
+        resources of most plans do not.
         """
-        changes = drift.marked(field_changes(before, after), None if adopting else applied)
+        changes = field_changes(before, after)
         if not changes:
             return False
+        changes = drift.marked(changes, None if adopting or live_config is None else drift.applied(live_config))
         forcing, impossible = rules.blocked_changes(kind, before, after, self.version)
         for message in impossible:
             self._error(ref, Reason.IMPOSSIBLE, message)
@@ -487,7 +490,7 @@ class _Planner:
             return False
         if forcing:
             changes = tuple(dataclasses.replace(c, forces_replacement=c.path in forcing) for c in changes)
-            op = ReplaceResource(ref, before, after, changes, at_risk)
+            op = ReplaceResource(ref, before, after, changes, at_risk())
             op = migration(op) if migration else op
             if op is not None:
                 self.phases[phase].append(op)
@@ -673,9 +676,8 @@ class _Planner:
                 continue
             before = rules.strip_live(live[name], "consumer")
             adopting = owner_of(live[name]) is None
-            at_risk = _consumer_at_risk(stream, name)
-            self._compare(ref, "consumer", before, after, desired.protect, adopting, at_risk, "consumer",
-                          applied=drift.applied(live[name]))
+            self._compare(ref, "consumer", before, after, desired.protect, adopting,
+                          lambda: _consumer_at_risk(stream, name), "consumer", live_config=live[name])
 
     # -- findings --------------------------------------------------------
 
