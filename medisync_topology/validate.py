@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 # The push-only and pull-only consumer fields (a consumer is push when it has a deliver_subject).
 PUSH_ONLY = fields.scoped("consumer", "push")
 PULL_ONLY = fields.scoped("consumer", "pull")
+_UNSET = (None, False, 0, [], "")  # a push-only or pull-only field that is not set (once, not per consumer)
 
 
 def schema_file() -> Path:
@@ -218,9 +219,10 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
         here = ("streams", name)
         problems += _name_problems(doc, here, name, "stream")
         problems += _stream_subject_problems(doc, here, stream)
+        stream_subjects = [s for s in stream.config.get("subjects") or [] if s is not None]
         for cname, consumer in stream.consumers.items():
             problems += _name_problems(doc, here + ("consumers", cname), cname, "consumer")
-            problems += _consumer_problems(doc, here + ("consumers", cname), stream, consumer.config)
+            problems += _consumer_problems(doc, here + ("consumers", cname), stream, stream_subjects, consumer.config)
         problems += _origin_problems(doc, here, stream, topology)
         if stream.renamed_from in topology.streams:  # its own name among them (a tuple of all names per stream was quadratic)
             problems.append(doc.problem(here + ("renamed_from",), f"stream {stream.renamed_from} is declared too: the "
@@ -287,9 +289,8 @@ def _filters(config: dict) -> list[str]:
     return list(config.get("filter_subjects") or [])  # None where the schema refused one
 
 
-def _consumer_problems(doc, here, stream: StreamSpec, config: dict):
+def _consumer_problems(doc, here, stream: StreamSpec, stream_subjects: list[str], config: dict):
     problems = []
-    stream_subjects = [s for s in stream.config.get("subjects") or [] if s is not None]
     field = "filter_subject" if config.get("filter_subject") else "filter_subjects"
     for i, subject in enumerate(_filters(config)):
         if subject is None:
@@ -304,7 +305,7 @@ def _consumer_problems(doc, here, stream: StreamSpec, config: dict):
             )
     push = bool(config.get("deliver_subject"))
     for field_name in PULL_ONLY if push else PUSH_ONLY:
-        if config.get(field_name) not in (None, False, 0, [], ""):
+        if config.get(field_name) not in _UNSET:
             kind = "push consumers (with deliver_subject)" if not push else "pull consumers (without deliver_subject)"
             hint = "" if push else "; add deliver_subject to make it a push consumer"
             problems.append(doc.problem(here + (field_name,), f"{field_name} applies only to {kind}{hint}"))

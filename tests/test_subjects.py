@@ -1,9 +1,11 @@
 """Subject validity, overlap and subset, and JetStream names, against the server's own rules."""
 
 import itertools
+import sys
 
 import pytest
 
+from medisync_topology import subjects
 from medisync_topology.subjects import (
     MAX_NAME_LENGTH,
     SubjectIndex,
@@ -217,3 +219,7 @@ def test_subject_index_finds_exactly_the_overlapping_subjects():
     for subject in candidates:
         expected = sorted(other for other in candidates if subjects_overlap(subject, other))
         assert sorted(index.overlapping(subject)) == expected, subject
+
+
+def test_whitespace_is_what_str_isspace_says_in_every_character():
+    assert [c for c in map(chr, range(sys.maxunicode + 1)) if subjects._has_whitespace(f"a{c}b") != c.isspace()] == []
