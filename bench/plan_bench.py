@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the test harness is a plain module, n
 
 from natsserver import start_server  # noqa: E402
 
+from medisync_topology import drift, rules  # noqa: E402
 from medisync_topology.client import JetStreamClient  # noqa: E402
 from medisync_topology.connection import ConnectOptions  # noqa: E402
 from medisync_topology.live import LiveState  # noqa: E402
@@ -91,16 +92,19 @@ def topology_yaml(streams: int, consumers: int, replicas: int = 1, max_age_days:
 
 
 async def populate(url: str, streams: int, consumers: int) -> None:
-    """Every stream then its consumers, IN_FLIGHT streams at a time."""
+    """Every stream then its consumers, IN_FLIGHT streams at a time, each config as apply sends it: complete, with
+    the record of itself in its metadata (drift.py), so a plan reads what it reads after an apply."""
     nc = await nats.connect(url)
     limit = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(i: int) -> None:
         async with limit:
-            await api(nc, f"STREAM.CREATE.{stream_name(i)}", stream_config(i))
+            stream = rules.complete_stream(stream_config(i))
+            await api(nc, f"STREAM.CREATE.{stream_name(i)}", drift.recorded(stream))
             for j in range(consumers):
+                consumer = rules.complete_consumer({"name": consumer_name(j), **consumer_config(i, j)}, stream)
                 await api(nc, f"CONSUMER.CREATE.{stream_name(i)}.{consumer_name(j)}",
-                          {"stream_name": stream_name(i), "config": consumer_config(i, j)})
+                          {"stream_name": stream_name(i), "config": drift.recorded(consumer)})
 
     try:
         await asyncio.gather(*(one(i) for i in range(streams)))
