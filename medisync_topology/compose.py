@@ -17,7 +17,7 @@ import yaml
 
 from . import policy
 from .errors import TopologyError
-from .loader import Document, InvalidTopology, KeyPath, Problem, dotted, load_document, scalar_value
+from .loader import Document, InvalidTopology, KeyPath, Problem, any_scalar, dotted, load_document, scalar_value
 
 # Top-level sections that files share by name; each entry may be declared in one file only.
 # Any other top-level key (version, owner, defaults, audit) is set in one file, or the same in each.
@@ -168,7 +168,8 @@ def environment_document(base: ComposedDocument, env: str | None) -> ComposedDoc
         overlay = base.data["environments"][env]
         problems += _loosened_policy(base, doc.data, overlay or {}, ("environments", env))
         doc.data = _overlay(doc, doc.data, overlay, (), ("environments", env))
-    doc.data = _substitute(doc, doc.data, (), problems)
+    if any_scalar(doc.data, _has_reference):
+        doc.data = _substitute(doc, doc.data, (), problems)
     if problems:
         raise InvalidTopology(problems)
     return doc
@@ -221,13 +222,17 @@ def _overlay(doc: ComposedDocument, base: Any, over: Any, path: KeyPath, over_pa
     return over
 
 
+def _has_reference(value: Any) -> bool:
+    return isinstance(value, str) and "${" in value
+
+
 def _substitute(doc: ComposedDocument, value: Any, path: KeyPath, problems: list[Problem]) -> Any:
     """${VAR} in every string value (not in keys), each unset one a problem at its line."""
     if isinstance(value, dict):
         return {k: _substitute(doc, v, path + (k,), problems) for k, v in value.items()}
     if isinstance(value, list):
         return [_substitute(doc, v, path + (i,), problems) for i, v in enumerate(value)]
-    if not isinstance(value, str) or "${" not in value:
+    if not _has_reference(value):
         return value
     substituted = False
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -72,6 +72,22 @@ class Document:
     def problem(self, path: KeyPath, message: str) -> Problem:
         line, col = self.position(path)
         return Problem(self.file, line, col, dotted(path), message)
+
+
+def any_scalar(data: Any, test: Callable[[Any], bool], skip: Container[str] = ()) -> bool:
+    """Whether ``test`` holds for any value in ``data`` that is neither a mapping nor a list; the values under the
+    keys in ``skip`` are passed over. One pass that builds no paths: a check over the whole file whose answer is
+    almost always no walks it so first, and again with paths only to say where."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += [item for key, item in value.items() if key not in skip]
+        elif isinstance(value, list):
+            pending += value
+        elif test(value):
+            return True
+    return False
 
 
 def dotted(path: KeyPath) -> str:

@@ -352,12 +352,17 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
     drop them without a word (jetstream_api.go unmarshalRequest), which would leave a perpetual diff.
     """
     rules = _rules(kind)
+    line = _hashable(version)
+    sensitive = _version_sensitive(kind, line)
+    source_fields = _unknown_fields("source", line) if kind == "stream" else frozenset()
+    if not sensitive and not source_fields:
+        return []  # a line that knows every field and value: most plans, for every resource
     messages = []
 
     def needs(what: str, since: Version) -> None:
         messages.append(needs_newer(what, since, version))
 
-    for key in config.keys() & _version_sensitive(kind, _hashable(version)):
+    for key in config.keys() & sensitive:
         rule, value = rules[key], config[key]
         if not at_least(version, rule.since):
             if not _is_default(rule, key, value):
@@ -366,8 +371,7 @@ def unsupported_fields(kind: str, config: dict, version: Version) -> list[str]:
         since = rule.value_since.get(value) if isinstance(value, str) else None
         if since and not at_least(version, since):
             needs(f"{key} {value!r}", since)
-    source_fields = _unknown_fields("source", _hashable(version))
-    if kind == "stream" and source_fields:
+    if source_fields:
         entries = [("mirror", config.get("mirror"))] + [("sources", s) for s in config.get("sources") or []]
         for where, entry in entries:
             for inner in sorted(source_fields):

@@ -14,13 +14,13 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
 
 from . import buckets, compose, fields, policy, refusals, rules, services, subjects
 from .errors import TopologyError
-from .loader import Document, InvalidTopology, Problem
+from .loader import Document, InvalidTopology, Problem, any_scalar
 from .model import StreamSpec, Topology, build_topology
 
 if TYPE_CHECKING:
@@ -230,7 +230,8 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
     problems += _refusal_problems(doc, topology)
     problems += _overlap_problems(doc, topology)
     problems += policy.policy_problems(topology, doc, services.published_subjects(topology))
-    problems += _range_problems(doc, doc.data, ())
+    if any_scalar(doc.data, _out_of_range, fields.UNIT_BY_NAME):
+        problems += _range_problems(doc, doc.data, ())
     for i, name in enumerate(topology.existing_streams):
         if name in topology.streams:
             problems.append(doc.problem(("existing_streams", i), f"stream {name} is declared under streams too: it is either managed here or elsewhere"))
@@ -238,6 +239,10 @@ def semantic_problems(topology: Topology, doc: Document) -> list[Problem]:
 
 
 INT64 = range(-(2**63), 2**63)
+
+
+def _out_of_range(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value not in INT64
 
 
 def _range_problems(doc, value, path: tuple) -> list[Problem]:
@@ -248,7 +253,7 @@ def _range_problems(doc, value, path: tuple) -> list[Problem]:
                 for p in _range_problems(doc, item, path + (key,))]
     if isinstance(value, list):
         return [p for i, item in enumerate(value) for p in _range_problems(doc, item, path + (i,))]
-    if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+    if _out_of_range(value):
         return [doc.problem(path, f"{value} is too large: the server's limit is {INT64.stop - 1}")]
     return []
 
