@@ -208,6 +208,15 @@ def test_marked_needs_the_live_value_to_differ_from_the_record_and_the_files_to_
     assert drift.digest("max_age", 7.0) == drift.digest("max_age", 7)
 
 
+def test_the_record_is_the_same_text_as_the_one_servers_already_hold():
+    """Records written by earlier versions stay readable: a digest is a promise, not an implementation detail."""
+    assert drift.digest("subjects", ["b.>", "a.>"]) == "9f7514fc"  # an unordered list, sorted first
+    assert drift.digest("metadata", {"z": "1", "a": "é"}) == "5539544d"  # keys sorted, not escaped to ASCII
+    assert drift.digest("max_age", 60.0) == "042eeb1a"
+    assert drift.record({"name": "S", "subjects": ["x"], "metadata": {"o": "p"}}) == (
+        '{"metadata":"44d402b1","name":"0e808990","subjects":"27d1dcb2"}')
+
+
 def test_a_markdown_plan_of_much_drift_still_fits_one_comment():
     ops = [UpdateResource(Ref("stream", f"S{i}"), {}, {}, (FieldChange("max_msgs", 100 + i, -1, drift=True),))
            for i in range(3000)]
