@@ -308,8 +308,12 @@ def _comparable_value(key: str, value: Any) -> Any:
 
 
 def comparable(config: dict) -> dict:
-    """The config with lists whose order means nothing to the server sorted, so == compares what matters."""
-    return {k: _comparable_value(k, v) for k, v in config.items()}
+    """The config with lists whose order means nothing to the server sorted, so == compares what matters; the
+    config itself when it has none (most have none: the smallest config of a create compares dozens)."""
+    unordered = [k for k in UNORDERED_FIELDS if isinstance(config.get(k), list)]
+    if not unordered:
+        return config
+    return {**config, **{k: sorted(config[k]) for k in unordered}}
 
 
 def _same(key: str, old: Any, new: Any) -> bool:
@@ -427,24 +431,51 @@ def minimal_stream(config: dict, version: Version | None = None, streams: Mappin
     from max_age, subjects from the name, what sealed implies) is dropped exactly when the
     server would fill it in by itself. ``name`` is always kept. Arguments as complete_stream's.
     """
-    return _minimal(config, lambda c: complete_stream(c, version, streams), keep=("name",))
+    return _minimal(config, lambda c: complete_stream(c, version, streams), "stream", version, keep=("name",))
 
 
 def minimal_consumer(config: dict, stream_config: dict, version: Version | None = None) -> dict:
     """The smallest consumer config whose completion equals this one's (ack_wait from backoff,
     max_waiting only for pulls, limits from the stream...). ``durable_name`` is always kept."""
-    return _minimal(config, lambda c: complete_consumer(c, stream_config, version), keep=("durable_name",))
+    return _minimal(config, lambda c: complete_consumer(c, stream_config, version), "consumer", version,
+                    keep=("durable_name",))
 
 
-def _minimal(config: dict, complete: Callable[[dict], dict], keep: tuple[str, ...]) -> dict:
+# The fields that complete_stream and complete_consumer can give a value other than their registry default (or
+# none) when a config leaves them out: each one their code sets from other fields. Leaving out any other field has
+# a known result, so _minimal completes a config without a field only for these; tests/test_rules.py checks its
+# result against completing without every field.
+_SET_BY_COMPLETION = {
+    "stream": frozenset({"subjects", "duplicate_window", "allow_msg_ttl", "allow_rollup_hdrs", "deny_purge", "discard",
+                         "deny_delete", "mirror_direct"}),
+    "consumer": frozenset({"name", "max_waiting", "ack_wait", "max_ack_pending", "inactive_threshold",
+                           "priority_timeout", "flow_control", "idle_heartbeat"}),
+}
+
+
+def _minimal(config: dict, complete: Callable[[dict], dict], kind: str, version: Version | None,
+             keep: tuple[str, ...]) -> dict:
     target = comparable(complete(config))
     minimal = {k: v for k, v in config.items() if v is not None}
+    table, derived = RULES[kind], _SET_BY_COMPLETION[kind]
     # One field at a time, in name order so the result is deterministic: a field goes when the
-    # completion without it is still the target.
+    # completion without it is still the target. Without a field that completion does not set itself, the
+    # completion has the field's default (a line that knows it) or nothing, and is otherwise the same: such a
+    # field goes when it holds its default, and stays when it holds something else that the target has.
     for key in sorted(minimal):
+        rule, value = table.get(key), minimal[key]
         if key in keep:
             continue
+        if rule is not None and key not in derived:
+            if rule.default is not None and at_least(version, rule.since) and value == rule.default:
+                del minimal[key]
+                continue
+            if target.get(key, _ABSENT) == value and not _is_default(rule, key, value):
+                continue
         trial = {k: v for k, v in minimal.items() if k != key}
         if comparable(complete(trial)) == target:
             minimal = trial
     return minimal
+
+
+_ABSENT = object()

@@ -81,16 +81,28 @@ def _in_api_units(config: dict) -> dict:
     return {k: to_api_value(k, v, (k,), None, []) for k, v in config.items()}
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(stream=some_of(STREAM_VALUES, 8), origin=st.sampled_from(ORIGINS), consumer=some_of(CONSUMER_VALUES, 8),
-       version=st.sampled_from([None, (2, 10, 0), (2, 11, 0), (2, 12, 0), (2, 14, 0)]))
-def test_a_refusal_passed_over_for_a_field_it_needs_would_have_found_nothing(stream, origin, consumer, version):
-    """refusals_of calls no refusal whose ``needs`` field the config lacks: each of those finds nothing there."""
+@st.composite
+def complete_configs(draw):
+    """(server line, origins by name, stream B, consumer c of B), complete as apply sends them, from the values of
+    test_promise: some the server refuses."""
+    version = draw(st.sampled_from([None, (2, 10, 0), (2, 11, 0), (2, 12, 0), (2, 14, 0)]))
+    origin = draw(st.sampled_from(ORIGINS))
     names = {"p": "b", "s": "B", "c": "c"}
-    origins = {"A": rules.complete_stream({"name": "A", "subjects": ["a.>"], "max_msg_size": 4096}, version)}
+    origins = {"A": rules.complete_stream({"name": "A", "subjects": ["a.>"], "max_msg_size": 4096, "allow_direct": True},
+                                          version)}
     subjects = {} if "mirror" in origin else {"subjects": ["b.>"]}
-    stream = rules.complete_stream(_in_api_units({"name": "B", **subjects, **origin, **fill(stream, **names)}), version, origins)
-    consumer = rules.complete_consumer(_in_api_units({"durable_name": "c", **fill(consumer, **names)}), stream, version)
+    stream = rules.complete_stream(
+        _in_api_units({"name": "B", **subjects, **origin, **fill(draw(some_of(STREAM_VALUES, 8)), **names)}), version, origins)
+    consumer = rules.complete_consumer(
+        _in_api_units({"durable_name": "c", **fill(draw(some_of(CONSUMER_VALUES, 8)), **names)}), stream, version)
+    return version, origins, stream, consumer
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(configs=complete_configs())
+def test_a_refusal_passed_over_for_a_field_it_needs_would_have_found_nothing(configs):
+    """refusals_of calls no refusal whose ``needs`` field the config lacks: each of those finds nothing there."""
+    version, origins, stream, consumer = configs
     for kind, config, context in (("stream", stream, origins), ("consumer", consumer, stream)):
         every = {(r.name, path) for r in refusals.REFUSALS[kind] if r.applies_to(version) for path in r.find(config, context)}
         assert {(f.refusal.name, f.path) for f in refusals.refusals_of(kind, config, context, version)} == every

@@ -5,6 +5,8 @@ table's logic so a refactor cannot change it silently.
 """
 
 import pytest
+from hypothesis import given, settings
+from test_refusals import complete_configs
 
 from medisync_topology import fields, rules
 from medisync_topology.errors import TopologyError
@@ -384,3 +386,25 @@ def test_every_field_a_topology_takes_has_an_example_for_the_convergence_tests()
     missing = {kind: sorted(n for n, f in table.items() if f.offered and f.example is None)
                for kind, table in fields.RESOURCES.items()}
     assert missing == {"stream": ["mirror_direct", "sealed"], "consumer": [], "key_value": [], "object_store": []}
+
+
+def _smallest_by_trying_every_field(config: dict, complete, keep: str) -> dict:
+    """What rules._minimal gives, found by completing without each field in turn (the definition it shortens)."""
+    target, minimal = rules.comparable(complete(config)), {k: v for k, v in config.items() if v is not None}
+    for key in sorted(minimal):
+        trial = {k: v for k, v in minimal.items() if k != key}
+        if key != keep and rules.comparable(complete(trial)) == target:
+            minimal = trial
+    return minimal
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(configs=complete_configs())
+def test_the_smallest_config_is_the_one_trying_every_field_gives(configs):
+    """_minimal completes without a field only where completion sets that field itself (_SET_BY_COMPLETION)."""
+    version, origins, stream, consumer = configs
+    by_stream = lambda c: rules.complete_stream(c, version, origins)  # noqa: E731
+    assert rules.minimal_stream(stream, version, origins) == _smallest_by_trying_every_field(stream, by_stream, "name")
+    by_consumer = lambda c: rules.complete_consumer(c, stream, version)  # noqa: E731
+    assert rules.minimal_consumer(consumer, stream, version) == _smallest_by_trying_every_field(consumer, by_consumer,
+                                                                                                "durable_name")
