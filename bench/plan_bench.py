@@ -158,34 +158,41 @@ def plan_in_process(topology_file: Path, url: str) -> str:
     return render(make_plan(topology, live), "text", color=False)
 
 
-def byte_compile() -> None:
+def byte_compile(package: Path | None = None) -> None:
     """The package's bytecode, compiled as an install compiles it. Where PYTHONDONTWRITEBYTECODE is set (this
     machine sets it) a checkout's modules were otherwise compiled from source again by every command, a
-    fifth of a second each time that the floor, nats-py installed with its bytecode, never pays."""
-    import medisync_topology  # the package measured: this checkout's, or another's on PYTHONPATH
+    fifth of a second each time that the floor, nats-py installed with its bytecode, never pays.
+    ``package``: the package directory; by default the one imported (this checkout's, or another's on PYTHONPATH)."""
+    if package is None:
+        import medisync_topology
 
-    compileall.compile_dir(Path(medisync_topology.__file__).parent, quiet=1)
+        package = Path(medisync_topology.__file__).parent
+    compileall.compile_dir(package, quiet=1)
 
 
 def run_cli(*args: str) -> str:
     return run_process(str(Path(sys.executable).parent / "topology"), *args)[0]
 
 
-# Runs argv[2:] and writes its peak memory to argv[1]. A small process in between, because a child forked
-# from this one starts out with this process's memory, which ru_maxrss would count (and exec does not reset).
-PEAK_OF_CHILD = (
+# Runs argv[2:] and writes its peak memory and CPU time to argv[1]. A small process in between, because a child
+# forked from this one starts out with this process's memory, which ru_maxrss would count (and exec does not reset).
+USAGE_OF_CHILD = (
     "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "open(sys.argv[1], 'w').write(f'{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}'); sys.exit(code)"
 )
 
 
-def run_process(*argv: str) -> tuple[str, int]:
-    """(stdout, peak resident memory in bytes) of a process run to its end; an exit code other than 0 is an error."""
-    with tempfile.NamedTemporaryFile("r") as peak:
-        done = subprocess.run([sys.executable, "-c", PEAK_OF_CHILD, peak.name, *argv], capture_output=True, text=True)
+def run_process(*argv: str, env: dict | None = None) -> tuple[str, int, float]:
+    """(stdout, peak resident memory in bytes, CPU seconds) of a process run to its end; an exit code other than 0
+    is an error. ``env``: variables set for it beside this process's."""
+    with tempfile.NamedTemporaryFile("r") as usage:
+        done = subprocess.run([sys.executable, "-c", USAGE_OF_CHILD, usage.name, *argv], capture_output=True, text=True,
+                              env={**os.environ, **(env or {})})
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr or done.stdout}")
-        return done.stdout, int(peak.read()) * 1024  # ru_maxrss is in KiB on Linux
+        peak, cpu = usage.read().split()
+        return done.stdout, int(peak) * 1024, float(cpu)  # ru_maxrss is in KiB on Linux
 
 
 def row(label: str, times: list[float], bare: float | None = None) -> str:
@@ -268,8 +275,8 @@ def bench(server, tmp: Path, n: int, k: int, args) -> None:
     print(row("4. validate, in-process", validate_inproc, bare_median))
     print(row("4. validate, subprocess", validate_cli, bare_median))
     print(row("   CLI start (topology --version)", cli_start, bare_median))
-    floor_s, floor_mb = (statistics.median(x) for x in zip(*floor))
-    plan_s, plan_mb = (statistics.median(x) for x in zip(*plan_cli))
+    floor_s, floor_mb, _ = (statistics.median(x) for x in zip(*floor))
+    plan_s, plan_mb, _ = (statistics.median(x) for x in zip(*plan_cli))
     print(f"\n  {'whole process':<34} {'median ms':>9} {'peak MB':>9}")
     print(f"  {'floor: bench/floor.py':<34} {floor_s * 1000:9.1f} {floor_mb:9.1f}")
     print(f"  {'topology plan':<34} {plan_s * 1000:9.1f} {plan_mb:9.1f}")
@@ -280,11 +287,11 @@ def bench(server, tmp: Path, n: int, k: int, args) -> None:
         profile_plan(topology_file, server.url)
 
 
-def whole_process(*argv: str) -> tuple[float, float]:
-    """(seconds, peak MB) of one process run to its end."""
+def whole_process(*argv: str, env: dict | None = None) -> tuple[float, float, float]:
+    """(seconds, peak MB, CPU seconds) of one process run to its end."""
     start = time.perf_counter()
-    _, peak = run_process(*argv)
-    return time.perf_counter() - start, peak / 2**20
+    _, peak, cpu = run_process(*argv, env=env)
+    return time.perf_counter() - start, peak / 2**20, cpu
 
 
 def render_rows(n: int, k: int, topology_file: Path, r: int) -> None:

@@ -14,28 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from plan_bench import REPO, populate, topology_yaml
+from plan_bench import REPO, byte_compile, populate, topology_yaml, whole_process
 from natsserver import start_server
-
-
-def measured(argv: list[str], pythonpath: str) -> tuple[float, float, float]:
-    """(seconds, CPU seconds, peak MB) of one process run to its end."""
-    start = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": pythonpath})
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {status}")
-    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -48,7 +35,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     checkouts = {"other": str(args.other.resolve()), "this": str(REPO)}
     for checkout in checkouts.values():
-        compileall.compile_dir(Path(checkout) / "medisync_topology", quiet=1)
+        byte_compile(Path(checkout) / "medisync_topology")
     python, topology = sys.executable, str(Path(sys.executable).parent / "topology")
     for n, k in sizes:
         with tempfile.TemporaryDirectory(prefix="versus-") as tmp:
@@ -59,19 +46,20 @@ def main() -> None:
                 topology_file.write_text(topology_yaml(n, k))
                 runs: dict[str, list] = {"floor": [], **{name: [] for name in checkouts}}
                 for _ in range(args.repeat):
-                    runs["floor"].append(measured([python, str(REPO / "bench" / "floor.py"), server.url], ""))
+                    runs["floor"].append(whole_process(python, str(REPO / "bench" / "floor.py"), server.url,
+                                                       env={"PYTHONPATH": ""}))
                     for name, checkout in checkouts.items():
-                        runs[name].append(measured([topology, "plan", "-f", str(topology_file), "-s", server.url,
-                                                    "--no-color"], checkout))
+                        runs[name].append(whole_process(topology, "plan", "-f", str(topology_file), "-s", server.url,
+                                                        "--no-color", env={"PYTHONPATH": checkout}))
             finally:
                 server.stop()
         medians = {name: [statistics.median(x) for x in zip(*values)] for name, values in runs.items()}
         floor = medians["floor"]
         print(f"\n{n} streams x {k} consumers, {args.repeat} runs each (load average {os.getloadavg()[0]:.1f})")
         print(f"  {'':<28} {'ms':>7} {'cpu ms':>7} {'peak MB':>8}   vs floor: time   cpu  memory")
-        for name, (seconds, cpu, peak) in medians.items():
+        for name, (seconds, peak, cpu) in medians.items():
             label = {"floor": "floor: bench/floor.py", "other": f"plan: {args.other}", "this": "plan: this checkout"}[name]
-            ratios = "" if name == "floor" else f"{seconds / floor[0]:14.2f}x {cpu / floor[1]:5.2f}x {peak / floor[2]:6.2f}x"
+            ratios = "" if name == "floor" else f"{seconds / floor[0]:14.2f}x {cpu / floor[2]:5.2f}x {peak / floor[1]:6.2f}x"
             print(f"  {label:<28} {seconds * 1000:7.0f} {cpu * 1000:7.0f} {peak:8.1f} {ratios}")
 
 
