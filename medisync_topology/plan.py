@@ -68,9 +68,6 @@ def ownership(live_owner: str | None, owner: str, *, declared: bool, prune: bool
     return Ownership.DELETE if prune else Ownership.NEEDS_PRUNE
 
 
-_ABSENT = object()  # a field one side has and the other not differs, even when its value is None
-
-
 def field_changes(before: dict, after: dict) -> tuple[FieldChange, ...]:
     """The top-level fields that differ, old and new value each, sorted by name."""
     if before == after:  # the common case, settled without sorting any list
@@ -78,7 +75,9 @@ def field_changes(before: dict, after: dict) -> tuple[FieldChange, ...]:
     # Key by key, with the same == that settled the whole: DeepDiff, which did this before, built a diff
     # tree per resource only to name its top-level keys (3 s of a 1,000-stream update's 7 s).
     before_form, after_form = rules.comparable(before), rules.comparable(after)
-    keys = sorted(k for k in before_form.keys() | after_form.keys() if before_form.get(k, _ABSENT) != after_form.get(k, _ABSENT))
+    # A field one side has and the other not differs, even when its value is None.
+    keys = sorted(k for k in before_form.keys() | after_form.keys()
+                  if before_form.get(k, rules.ABSENT) != after_form.get(k, rules.ABSENT))
     return tuple(FieldChange(k, before.get(k), after.get(k)) for k in keys)
 
 

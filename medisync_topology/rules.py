@@ -54,6 +54,9 @@ OMITTED_WHEN_ZERO = {kind: {k: fields.ZERO_VALUES.get(k) for k, f in table.items
 TIMESTAMP_FIELDS = frozenset(name for name, unit in UNIT_BY_NAME.items() if unit == "timestamp")
 _ZERO_IS_UNLIMITED = tuple(k for k, f in fields.STREAM.items() if f.zero_is_unlimited)
 
+# What .get(key, ABSENT) gives for a field a config does not have: unlike None, equal to no value it could hold.
+ABSENT = object()
+
 # Server-managed metadata keys (_nats.req.level, _nats.ver, _nats.level: jetstream_versioning.go).
 SERVER_METADATA_PREFIX = "_nats."
 
@@ -463,19 +466,16 @@ def _minimal(config: dict, complete: Callable[[dict], dict], kind: str, version:
     # completion has the field's default (a line that knows it) or nothing, and is otherwise the same: such a
     # field goes when it holds its default, and stays when it holds something else that the target has.
     for key in sorted(minimal):
-        rule, value = table.get(key), minimal[key]
         if key in keep:
             continue
+        rule, value = table.get(key), minimal[key]
         if rule is not None and key not in derived:
             if rule.default is not None and at_least(version, rule.since) and value == rule.default:
                 del minimal[key]
                 continue
-            if target.get(key, _ABSENT) == value and not _is_default(rule, key, value):
+            if target.get(key, ABSENT) == value and not _is_default(rule, key, value):
                 continue
         trial = {k: v for k, v in minimal.items() if k != key}
         if comparable(complete(trial)) == target:
             minimal = trial
     return minimal
-
-
-_ABSENT = object()
