@@ -448,3 +448,26 @@ def dev_status(root):
         click.echo("nats-server is not running")
         sys.exit(1)
     click.echo(f"nats-server is running at {server.url} (pid {server.pid}, log {server.log})")
+
+
+def run() -> None:
+    """The `topology` command: main(), then the process ends at once with main's exit status.
+
+    The interpreter's own shutdown (every module torn down, a last collection over every object) took
+    about 0.1 s after a plan of 1,000 streams had printed, as long as the plan's diff. Nothing here needs
+    it: no atexit handler, no thread left, and what was written is flushed first. An error that is not
+    an exit still ends the usual way, with its traceback."""
+    try:
+        main()
+        status: Any = 0
+    except SystemExit as exc:
+        status = exc.code
+    if status is not None and not isinstance(status, int):
+        print(status, file=sys.stderr)  # sys.exit("text") prints the text and exits 1
+        status = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away (`topology plan | head`): what it did not read is lost anyway
+        status = status or 1
+    os._exit(status or 0)

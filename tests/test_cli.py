@@ -1,9 +1,15 @@
 """Exit codes a pipeline relies on: usage errors are errors (1), never "changes present" (2)."""
 
+import io
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from medisync_topology.cli import main
+from medisync_topology.validate import schema_file
 
 
 @pytest.mark.parametrize(
@@ -31,9 +37,6 @@ def test_help_exits_0():
     ({"TERM": "xterm-256color"}, True), ({"TERM": "dumb"}, False), ({"TERM": "xterm", "NO_COLOR": ""}, False),
 ])
 def test_colour_only_on_a_terminal_that_can_show_it(monkeypatch, env, colour):
-    import io
-    import sys
-
     from medisync_topology import cli
 
     class Terminal(io.StringIO):
@@ -46,3 +49,52 @@ def test_colour_only_on_a_terminal_that_can_show_it(monkeypatch, env, colour):
     monkeypatch.setattr(sys, "stdout", Terminal())
     assert cli._color(no_color=False) is colour
     assert cli._color(no_color=True) is False
+
+
+TOPOLOGY = Path(sys.executable).parent / "topology"
+
+
+def test_the_installed_command_keeps_the_exit_status_and_writes_everything():
+    """`topology` ends its process at once (cli.run): what it wrote is all there, piped, and so is its status."""
+    whole = subprocess.run([str(TOPOLOGY), "schema"], capture_output=True, timeout=60)
+    assert (whole.returncode, whole.stdout) == (0, schema_file().read_bytes())
+    missing = subprocess.run([str(TOPOLOGY), "validate", "-f", "/no/such/topology.yaml"], capture_output=True,
+                             text=True, timeout=60)
+    assert (missing.returncode, missing.stderr) == (1, "Error: /no/such/topology.yaml: no such file\n")
+    assert subprocess.run([str(TOPOLOGY), "plann"], capture_output=True, timeout=60).returncode == 1
+
+
+@pytest.mark.parametrize(("ends", "status", "stderr"), [
+    (lambda: None, 0, ""), (lambda: sys.exit(2), 2, ""), (lambda: sys.exit(None), 0, ""),
+    (lambda: sys.exit("it went wrong"), 1, "it went wrong\n"),
+])
+def test_run_exits_with_the_status_main_ends_with(monkeypatch, capsys, ends, status, stderr):
+    from medisync_topology import cli
+
+    class Exited(Exception):
+        pass
+
+    def exit_now(code):
+        raise Exited(code)
+
+    monkeypatch.setattr(cli, "main", ends)
+    monkeypatch.setattr(cli.os, "_exit", exit_now)
+    with pytest.raises(Exited) as exited:
+        cli.run()
+    assert exited.value.args == (status,)
+    assert capsys.readouterr().err == stderr
+
+
+def test_run_exits_1_when_the_reader_of_its_output_went_away(monkeypatch):
+    from medisync_topology import cli
+
+    class Gone(io.StringIO):
+        def flush(self):
+            raise BrokenPipeError
+
+    statuses = []
+    monkeypatch.setattr(cli, "main", lambda: None)
+    monkeypatch.setattr(cli.os, "_exit", statuses.append)
+    monkeypatch.setattr(sys, "stdout", Gone())
+    cli.run()
+    assert statuses == [1]
