@@ -11,6 +11,8 @@ import asyncio
 import json
 from typing import Any, Callable
 
+import orjson
+
 from .connection import ConnectOptions, Connection, JetStreamUnavailable, PermissionDenied, open_connection
 from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, NO_MESSAGE_FOUND, TopologyError
 from . import rules
@@ -81,7 +83,7 @@ class JetStreamClient:
     async def _answer(self, full: str, payload: bytes, headers: dict | None = None) -> dict:
         # Connection.request raises PermissionDenied (naming subject and user), JetStreamUnavailable, or a timeout.
         msg = await self.connection.request(full, payload, timeout=self.options.timeout, headers=headers)
-        reply = json.loads(msg.data or b"{}")
+        reply = orjson.loads(msg.data or b"{}")
         error = reply.get("error")
         if error and error.get("err_code") == JS_NOT_ENABLED_FOR_ACCOUNT:
             account = self.options.account()
