@@ -423,10 +423,10 @@ class _Planner:
         if self._ownership(ref, stream.config, declared=True) is not Ownership.MANAGE:
             return
         adopting = owner_of(stream.config) is None
-        before = rules.strip_live(stream.config, "stream")
         after = self._desired_stream(spec)
         if not self._supported(ref, "stream", after):
             return
+        before = rules.strip_live(stream.config, "stream", after)
         migration = None
         if spec.replace == "migrate" or self.migrate:
             live_consumers = _declarable_consumers(stream)
@@ -673,7 +673,7 @@ class _Planner:
             after = self._desired_consumer(desired, stream_config)
             if not self._supported(ref, "consumer", after):
                 continue
-            before = rules.strip_live(live[name], "consumer")
+            before = rules.strip_live(live[name], "consumer", after)
             adopting = owner_of(live[name]) is None
             self._compare(ref, "consumer", before, after, desired.protect, adopting,
                           lambda: _consumer_at_risk(stream, name), "consumer", live_config=live[name])

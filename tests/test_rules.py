@@ -6,6 +6,7 @@ table's logic so a refactor cannot change it silently.
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_refusals import complete_configs
 
 from medisync_topology import fields, rules
@@ -226,6 +227,26 @@ def test_strip_live_keeps_what_a_person_controls():
     live = {**consumer(ack_policy="explicit"), "description": "d", "metadata": {"_nats.ver": "2.15.1"}}
     stripped = rules.strip_live(live, "consumer")
     assert stripped["description"] == "d" and "metadata" not in stripped and stripped["ack_wait"] == 30 * S
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(configs=complete_configs(), data=st.data())
+def test_strip_live_of_a_config_equal_to_the_expected_one_is_what_stripping_gives(configs, data):
+    """strip_live(config, kind, expected) takes a live config equal to ``expected`` as it is: complete_*'s output is
+    left as it is by removing omitted zeros again, and any other live config is stripped the whole way."""
+    _, _, stream, consumer = configs
+    for kind, expected in (("stream", stream), ("consumer", consumer)):
+        assert rules._drop_omitted(expected, kind) == expected
+        live = {**expected, "created": "2026-01-01T00:00:00.5Z",
+                "metadata": {**(expected.get("metadata") or {}), "_nats.ver": "2.15.1", fields.APPLIED_KEY: "{}"}}
+        key = data.draw(st.sampled_from(sorted({*expected, *rules.OMITTED_WHEN_ZERO[kind]} - {"metadata"})),
+                        label=f"{kind} field")
+        values = (["2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00.500Z"] if key in rules.TIMESTAMP_FIELDS
+                  else [0, "", [], {}, "x", 7])
+        changed = data.draw(st.sampled_from([None, *values, expected.get(key)]), label=f"{kind} value")
+        for config in (live, {**live, key: changed}):
+            assert rules.strip_live(config, kind, expected) == rules.strip_live(config, kind)
+        assert rules.strip_live(live, kind, expected) == rules.strip_live(live, kind) == expected
 
 
 def test_strip_live_refuses_an_unknown_kind():
