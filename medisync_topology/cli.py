@@ -113,10 +113,9 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, allow_data_
     Exit 0 success, 1 error; with --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
     A plan with errors is not saved; one that replaces resources is saved only with --allow-replace.
     """
-    topology = load_topology(paths, env)
     plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "allow_data_loss": allow_data_loss,
                     "migrate": migrate, "targets": list(targets)}
-    the_plan, saved = _run(plan_live(topology, connect, plan_options, save=bool(out)))
+    the_plan, saved = _run(plan_live(lambda: load_topology(paths, env), connect, plan_options, save=bool(out)))
     # Where a markdown plan too long to show whole points: the saved plan, when it will be saved.
     saveable = (saved and not the_plan.errors and (allow_replace or not the_plan.counts()["replace"])
                 and (allow_data_loss or not dataloss.destroying_updates(the_plan)))

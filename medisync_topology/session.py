@@ -60,11 +60,15 @@ def check_data_loss(plan: Plan, allowed: bool, hint: str) -> None:
 async def plan_against(client: JetStreamClient, topology: Topology, options: dict) -> tuple[Plan, LiveState]:
     """Read live JetStream, plan, and read what the plan's updates would destroy (only where limits shrink)."""
     live = await client.read_live()
+    return await _planned(client, topology, live, options), live
+
+
+async def _planned(client: JetStreamClient, topology: Topology, live: LiveState, options: dict) -> Plan:
     plan = make_plan(topology, live, prune=options["prune"], adopt=options["adopt"],
                      migrate=options.get("migrate", False))
     plan = targeted(plan, topology, options.get("targets") or [])
     await _assess_losses(client, plan, live)
-    return plan, live
+    return plan
 
 
 async def _assess_losses(client: JetStreamClient, plan: Plan, live: LiveState) -> None:
@@ -88,14 +92,21 @@ def _protected(topology: Topology) -> list[str]:
 
 
 async def plan_live(
-    topology: Topology, connect: ConnectOptions, options: dict, *, save: bool
+    load: Callable[[], Topology], connect: ConnectOptions, options: dict, *, save: bool
 ) -> tuple[Plan, SavedPlan | None]:
-    """The plan against live JetStream; with ``save``, also the SavedPlan that records what it was made from.
+    """The plan of the topology ``load`` reads against live JetStream; with ``save``, also the SavedPlan that
+    records what it was made from. ``options``: prune, adopt, allow_replace, allow_data_loss, migrate.
 
-    ``options``: prune, adopt, allow_replace, allow_data_loss, migrate.
+    ``load`` runs in a thread while this one connects and reads live state: the file is read and validated in
+    the time the server takes to answer (about 80 ms of 840 at 1,000 streams x 5 consumers). What is wrong with
+    the file is still what is reported, at once, whether the server answers or not.
     """
-    async with JetStreamClient(connect) as client:
-        plan, live = await plan_against(client, topology, options)
+    client = JetStreamClient(connect)
+    reading = asyncio.ensure_future(_connected_read(client))
+    try:
+        topology = await asyncio.to_thread(load)
+        live = await reading
+        plan = await _planned(client, topology, live, options)
         plan.options = dict(options)
         if not save:
             return plan, None
@@ -105,6 +116,15 @@ async def plan_live(
             audit_subject=subject, git_commit=commit, protected=_protected(topology),
         )
         return plan, saved
+    finally:
+        reading.cancel()  # still connecting or reading when the file failed; done otherwise
+        await asyncio.gather(reading, return_exceptions=True)  # its failure, if the file's went first, is not news
+        await client.close()
+
+
+async def _connected_read(client: JetStreamClient) -> LiveState:
+    await client.connect()
+    return await client.read_live()
 
 
 @dataclass

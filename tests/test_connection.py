@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import time
 
 import nkeys
@@ -215,6 +216,23 @@ def test_unreachable_server_fails_fast_with_exit_1(topology):
     assert time.monotonic() - started < 3
     assert result.exit_code == 1
     assert result.output == f"Error: cannot connect to {url}: connection refused\n"
+
+
+def test_the_file_is_read_while_connecting_and_its_problems_come_first(tmp_path):
+    """plan validates the file while it connects (session.plan_live): a broken file beside a server that never
+    answers is reported at once, and beside one that refuses, it is the file's problem that is told."""
+    broken = tmp_path / "topology.yaml"
+    broken.write_text("version: 1\nowner: medisync\nstreams:\n  EVENTS: {subjects: [events.>], bogus: 1}\n")
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never sends INFO
+    try:
+        started = time.monotonic()
+        result = run("plan", "-f", str(broken), "-s", f"nats://127.0.0.1:{silent.getsockname()[1]}", "--timeout", "30")
+        assert time.monotonic() - started < 10
+    finally:
+        silent.close()
+    problem = f"Error: the topology is invalid (1 problem):\n{broken}:4:34: streams.EVENTS.bogus: unknown field 'bogus'\n"
+    assert (result.exit_code, result.output) == (1, problem)
+    assert run("plan", "-f", str(broken), "-s", refused_url()).output == problem
 
 
 def test_flag_beats_environment_beats_context(topology, config_home):
