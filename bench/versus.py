@@ -25,6 +25,12 @@ from plan_bench import REPO, byte_compile, populate, topology_yaml, whole_proces
 from natsserver import start_server
 
 
+# Each checkout's own `topology` command: cli.run where it has one (it ends the process at once), else cli.main,
+# as the console script of its pyproject.toml calls it.
+ENTRY = ("import sys; from medisync_topology import cli; sys.argv[0] = 'topology'; "
+         "getattr(cli, 'run', cli.main)()")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("other", type=Path, help="the other checkout (its medisync_topology package is measured)")
@@ -36,7 +42,7 @@ def main() -> None:
     checkouts = {"other": str(args.other.resolve()), "this": str(REPO)}
     for checkout in checkouts.values():
         byte_compile(Path(checkout) / "medisync_topology")
-    python, topology = sys.executable, str(Path(sys.executable).parent / "topology")
+    python = sys.executable
     for n, k in sizes:
         with tempfile.TemporaryDirectory(prefix="versus-") as tmp:
             server = start_server(Path(tmp) / "nats")
@@ -49,8 +55,8 @@ def main() -> None:
                     runs["floor"].append(whole_process(python, str(REPO / "bench" / "floor.py"), server.url,
                                                        env={"PYTHONPATH": ""}))
                     for name, checkout in checkouts.items():
-                        runs[name].append(whole_process(topology, "plan", "-f", str(topology_file), "-s", server.url,
-                                                        "--no-color", env={"PYTHONPATH": checkout}))
+                        runs[name].append(whole_process(python, "-c", ENTRY, "plan", "-f", str(topology_file), "-s",
+                                                        server.url, "--no-color", env={"PYTHONPATH": checkout}))
             finally:
                 server.stop()
         medians = {name: [statistics.median(x) for x in zip(*values)] for name, values in runs.items()}
