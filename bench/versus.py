@@ -26,7 +26,8 @@ from natsserver import start_server
 
 
 # Each checkout's own `topology` command: cli.run where it has one (it ends the process at once), else cli.main,
-# as the console script of its pyproject.toml calls it.
+# as the console script of its pyproject.toml calls it. Run with -P: `python -c` would put the working directory
+# first on sys.path, and from a checkout that package would be measured twice.
 ENTRY = ("import sys; from medisync_topology import cli; sys.argv[0] = 'topology'; "
          "getattr(cli, 'run', cli.main)()")
 
@@ -55,7 +56,7 @@ def main() -> None:
                     runs["floor"].append(whole_process(python, str(REPO / "bench" / "floor.py"), server.url,
                                                        env={"PYTHONPATH": ""}))
                     for name, checkout in checkouts.items():
-                        runs[name].append(whole_process(python, "-c", ENTRY, "plan", "-f", str(topology_file), "-s",
+                        runs[name].append(whole_process(python, "-P", "-c", ENTRY, "plan", "-f", str(topology_file), "-s",
                                                         server.url, "--no-color", env={"PYTHONPATH": checkout}))
             finally:
                 server.stop()
