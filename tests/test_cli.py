@@ -55,13 +55,17 @@ TOPOLOGY = Path(sys.executable).parent / "topology"
 
 
 def test_the_installed_command_keeps_the_exit_status_and_writes_everything():
-    """`topology` ends its process at once (cli.run): what it wrote is all there, piped, and so is its status."""
+    """`topology` (and `python -m medisync_topology`) ends its process at once (cli.run): what it wrote is all
+    there, piped, and so is its status."""
     whole = subprocess.run([str(TOPOLOGY), "schema"], capture_output=True, timeout=60)
     assert (whole.returncode, whole.stdout) == (0, schema_file().read_bytes())
     missing = subprocess.run([str(TOPOLOGY), "validate", "-f", "/no/such/topology.yaml"], capture_output=True,
                              text=True, timeout=60)
     assert (missing.returncode, missing.stderr) == (1, "Error: /no/such/topology.yaml: no such file\n")
     assert subprocess.run([str(TOPOLOGY), "plann"], capture_output=True, timeout=60).returncode == 1
+    module = subprocess.run([sys.executable, "-m", "medisync_topology", "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert (module.returncode, module.stdout) == (0, "topology, version 0.1.0\n")
 
 
 @pytest.mark.parametrize(("ends", "status", "stderr"), [
