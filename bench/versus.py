@@ -25,11 +25,16 @@ from plan_bench import REPO, byte_compile, populate, topology_yaml, whole_proces
 from natsserver import start_server
 
 
-# Each checkout's own `topology` command: cli.run where it has one (it ends the process at once), else cli.main,
-# as the console script of its pyproject.toml calls it. Run with -P: `python -c` would put the working directory
-# first on sys.path, and from a checkout that package would be measured twice.
-ENTRY = ("import sys; from medisync_topology import cli; sys.argv[0] = 'topology'; "
-         "getattr(cli, 'run', cli.main)()")
+# Each checkout's own `topology` command, as the console script of its pyproject.toml calls it: __main__.run where
+# it has one, else cli.main. Run with -P: `python -c` would put the working directory first on sys.path, and from a
+# checkout that package would be measured twice.
+ENTRY = """import sys
+sys.argv[0] = "topology"
+try:
+    from medisync_topology.__main__ import run
+except ModuleNotFoundError:
+    from medisync_topology.cli import main as run
+run()"""
 
 
 def main() -> None:
