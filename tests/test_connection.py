@@ -11,6 +11,7 @@ import re
 import socket
 import time
 
+import nats
 import nkeys
 import pytest
 import trustme
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 
 from medisync_topology.cli import main
 from medisync_topology.client import JetStreamClient
+from medisync_topology.errors import TopologyError
 from medisync_topology.connection import ConnectError, ConnectOptions, PermissionDenied, resolve_options
 from medisync_topology.natscontext import ContextError, load_context
 from medisync_topology.options import Timeout
@@ -250,6 +252,45 @@ def test_every_server_of_a_list_is_tried_and_reported(topology):
     assert result.output == (
         f"Error: cannot connect to any of {first},{second}: {first}: connection refused; {second}: connection refused\n"
     )
+
+
+def test_requests_in_flight_together_each_get_their_own_answer(nats_server):
+    """Every request of a connection has its replies on one subscription (Connection.request): 100 at once, each
+    answer is its own request's."""
+    names = [f"S{i}" for i in range(100)]
+
+    async def create_then_read_backwards():
+        async with JetStreamClient(ConnectOptions(server=nats_server.url)) as client:
+            await asyncio.gather(*(client.request(f"STREAM.CREATE.{name}", {"name": name, "subjects": [f"{name}.>"]})
+                                   for name in names))
+            return await asyncio.gather(*(client.request(f"STREAM.INFO.{name}") for name in reversed(names)))
+
+    assert [info["config"]["name"] for info in asyncio.run(create_then_read_backwards())] == names[::-1]
+
+
+def test_an_unanswered_request_times_out_and_its_late_answer_goes_nowhere(nats_server):
+    async def unanswered_then_answered_late():
+        silent = await nats.connect(nats_server.url)
+        asked = []
+
+        async def never_answer(msg):
+            asked.append(msg.reply)
+
+        await silent.subscribe("$JS.API.NOT.ANSWERED", cb=never_answer)
+        await silent.flush()
+        try:
+            async with JetStreamClient(ConnectOptions(server=nats_server.url, timeout=0.5)) as client:
+                with pytest.raises(TopologyError) as unanswered:
+                    await client.request("NOT.ANSWERED")
+                await silent.publish(asked[0], b'{"late": true}')
+                await silent.flush()
+                return str(unanswered.value), await client.request("STREAM.NAMES")
+        finally:
+            await silent.close()
+
+    message, names = asyncio.run(unanswered_then_answered_late())
+    assert message == "JetStream did not answer $JS.API.NOT.ANSWERED within 0.5s"
+    assert "late" not in names and names["total"] == 0
 
 
 def test_server_gone_mid_session_is_a_clean_error(nats_server):
