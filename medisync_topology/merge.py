@@ -33,7 +33,8 @@ from .live import LiveState
 from .loader import Document, InvalidTopology
 from .model import Topology, to_api_value
 from .ops import Ref
-from .plan import field_changes, owner_of, with_owner
+from .model import with_owner
+from .plan import field_changes, owner_of
 from .units import plural
 from .validate import load_topology
 

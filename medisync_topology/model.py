@@ -22,6 +22,14 @@ class ConsumerSpec:
     config: dict
     protect: bool = False
     renamed_from: str | None = None  # the live consumer whose position this one takes over
+    # The config complete_consumer gives for the newest server line, with the owner: validate judges its refusals
+    # on it and plan sends it to a line that completes as the newest does (rules.completes_as_newest).
+    complete: dict | None = None
+
+
+def with_owner(config: dict, owner: str) -> dict:
+    """The config with the topology's owner in its metadata, as it is sent."""
+    return {**config, "metadata": {**(config.get("metadata") or {}), fields.OWNER_KEY: owner}}
 
 
 @dataclass

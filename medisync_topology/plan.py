@@ -15,7 +15,7 @@ from .errors import STREAM_UPDATE_FAILED, SUBJECTS_OVERLAP
 from .fields import OWNER_KEY
 from .live import LiveState, LiveStream
 from .loader import dotted
-from .model import ConsumerSpec, StreamSpec, Topology
+from .model import ConsumerSpec, StreamSpec, Topology, with_owner
 from .ops import (
     ConsumerAtRisk,
     CreateResource,
@@ -37,10 +37,6 @@ from .ops import (
 
 def owner_of(config: dict) -> str | None:
     return (config.get("metadata") or {}).get(OWNER_KEY)
-
-
-def with_owner(config: dict, owner: str) -> dict:
-    return {**config, "metadata": {**(config.get("metadata") or {}), OWNER_KEY: owner}}
 
 
 class Ownership(enum.Enum):
@@ -260,6 +256,7 @@ class _Planner:
             server={"version": live.server_version},
         )
         self.origin_configs = {name: s.config for name, s in topology.streams.items()}  # mirror_direct follows these
+        self.completes_as_newest = rules.completes_as_newest(self.version)
         # Execution phases: deletes free subjects and names before anything is changed or created.
         self.phases: dict[str, list] = {p: [] for p in ("consumer_delete", "stream_delete", "stream", "consumer")}
 
@@ -623,6 +620,8 @@ class _Planner:
     # -- consumers -------------------------------------------------------
 
     def _desired_consumer(self, spec: ConsumerSpec, stream_config: dict) -> dict:
+        if spec.complete is not None and self.completes_as_newest:
+            return dict(spec.complete)  # validate's: the same, for a line that completes as the newest
         return rules.complete_consumer(with_owner(spec.config, self.topology.owner), stream_config, self.version)
 
     def _create_consumer(self, spec: ConsumerSpec, stream_config: dict, renamed_from: str | None = None) -> None:

@@ -142,7 +142,7 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
     cfg = _known_to(config, "consumer", version)  # a new dict, as in complete_stream
     _fill_defaults(cfg, "consumer", version)
     limits = stream_config.get("consumer_limits") or {}
-    if cfg.get("durable_name") and not cfg.get("name") and at_least(version, (2, 9, 0)):
+    if cfg.get("durable_name") and not cfg.get("name") and at_least(version, DURABLE_NAMES_ITSELF):
         cfg["name"] = cfg["durable_name"]  # a durable's name is its durable name
     if cfg.get("max_deliver") == 0:
         cfg["max_deliver"] = -1
@@ -163,6 +163,23 @@ def complete_consumer(config: dict, stream_config: dict, version: Version | None
     if ack_policy == "flow_control":
         cfg["flow_control"], cfg["idle_heartbeat"] = True, SECOND
     return _drop_omitted(cfg, "consumer")
+
+
+DURABLE_NAMES_ITSELF = (2, 9, 0)  # since when a durable's name is its durable_name
+
+
+def completes_as_newest(version: Version | None) -> bool:
+    """Whether complete_consumer gives for the server line ``version`` what it gives for the newest (None): the
+    line knows every stream and consumer field, with the newest line's defaults, and names a durable after its
+    durable_name. A consumer's config also follows its stream's consumer_limits, which such a line completes
+    the same. (A test checks it on generated configs of every line.)"""
+    return _completes_as_newest(_hashable(version))
+
+
+@lru_cache(maxsize=None)
+def _completes_as_newest(version: Version | None) -> bool:
+    return (all(not _unknown_fields(kind, version) and _defaults(kind, version) == _defaults(kind, None)
+                for kind in ("stream", "consumer")) and at_least(version, DURABLE_NAMES_ITSELF))
 
 
 def _known_to(cfg: dict, kind: str, version: Version | None) -> dict:

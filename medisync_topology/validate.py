@@ -21,7 +21,7 @@ import jsonschema_rs
 from . import buckets, compose, fields, policy, refusals, rules, services, subjects
 from .errors import TopologyError
 from .loader import Document, InvalidTopology, Problem, any_scalar
-from .model import StreamSpec, Topology, build_topology
+from .model import StreamSpec, Topology, build_topology, with_owner
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -361,7 +361,7 @@ def _refusal_problems(doc, topology: Topology) -> list[Problem]:
         consumers = []
         for cname, consumer in stream.consumers.items():
             try:
-                cconfig = rules.complete_consumer(consumer.config, config)
+                cconfig = consumer.complete = rules.complete_consumer(with_owner(consumer.config, topology.owner), config)
             except (TypeError, TopologyError):
                 continue
             consumers.append((cname, cconfig))

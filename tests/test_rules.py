@@ -7,7 +7,8 @@ table's logic so a refactor cannot change it silently.
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_refusals import complete_configs
+from test_promise import CONSUMER_VALUES, STREAM_VALUES, fill, some_of
+from test_refusals import _in_api_units, complete_configs
 
 from medisync_topology import fields, rules
 from medisync_topology.errors import TopologyError
@@ -247,6 +248,23 @@ def test_strip_live_of_a_config_equal_to_the_expected_one_is_what_stripping_give
         for config in (live, {**live, key: changed}):
             assert rules.strip_live(config, kind, expected) == rules.strip_live(config, kind)
         assert rules.strip_live(live, kind, expected) == rules.strip_live(live, kind) == expected
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_a_line_that_completes_as_the_newest_completes_every_consumer_as_the_newest(data):
+    """plan sends validate's completed consumer (ConsumerSpec.complete, made for the newest line) to a server whose
+    line rules.completes_as_newest says completes the same: the same fields, values and order."""
+    version = data.draw(st.sampled_from([(2, 10, 0), (2, 11, 0), (2, 12, 0), (2, 14, 0), (2, 14, 6), (2, 15, 1)]))
+    names = {"p": "b", "s": "B", "c": "c"}
+    stream = _in_api_units({"name": "B", "subjects": ["b.>"], **fill(data.draw(some_of(STREAM_VALUES, 8)), **names)})
+    consumer = _in_api_units({"durable_name": "c", "metadata": {"owner": "o"},
+                              **fill(data.draw(some_of(CONSUMER_VALUES, 8)), **names)})
+    newest = rules.complete_consumer(consumer, rules.complete_stream(stream), None)
+    on_the_line = rules.complete_consumer(consumer, rules.complete_stream(stream, version), version)
+    assert rules.completes_as_newest(version) == (version >= (2, 14, 0))
+    if rules.completes_as_newest(version):
+        assert list(on_the_line.items()) == list(newest.items())
 
 
 def test_strip_live_refuses_an_unknown_kind():
