@@ -289,14 +289,14 @@ class Connection:
         task and asyncio.wait to watch for the refusal beside it, reading 1,000 streams' consumers takes a
         sixth less CPU (300 -> 250 ms)."""
         inbox = await self._replies()
-        earlier = self.violations.refusal_of(subject)
-        if earlier:
-            raise self._denied(earlier, subject)
+        denied = self.violations.wait_for(subject)
+        if denied.done():  # refused already on this connection: not sent again
+            self.violations.forget(denied)
+            raise self._denied(denied.result(), subject)
         loop = asyncio.get_running_loop()
         self._last_token += 1
         token = str(self._last_token)
         reply = self._waiting[token] = loop.create_future()
-        denied = self.violations.wait_for(subject)
         denied.add_done_callback(lambda _: denied.cancelled() or _settle(reply, exception=_Refused()))
         timer = loop.call_later(timeout, _settle, reply, None, NatsTimeout())
         try:
