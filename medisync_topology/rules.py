@@ -170,7 +170,7 @@ DURABLE_NAMES_ITSELF = (2, 9, 0)  # since when a durable's name is its durable_n
 
 def completes_as_newest(version: Version | None) -> bool:
     """Whether complete_consumer gives for the server line ``version`` what it gives for the newest (None): the
-    line knows every stream and consumer field, with the newest line's defaults, and names a durable after its
+    line knows every stream and consumer field (so it has every default too) and names a durable after its
     durable_name. A consumer's config also follows its stream's consumer_limits, which such a line completes
     the same. (A test checks it on generated configs of every line.)"""
     return _completes_as_newest(_hashable(version))
@@ -178,8 +178,8 @@ def completes_as_newest(version: Version | None) -> bool:
 
 @lru_cache(maxsize=None)
 def _completes_as_newest(version: Version | None) -> bool:
-    return (all(not _unknown_fields(kind, version) and _defaults(kind, version) == _defaults(kind, None)
-                for kind in ("stream", "consumer")) and at_least(version, DURABLE_NAMES_ITSELF))
+    return not _unknown_fields("stream", version) and not _unknown_fields("consumer", version) and at_least(
+        version, DURABLE_NAMES_ITSELF)
 
 
 def _known_to(cfg: dict, kind: str, version: Version | None) -> dict:
