@@ -31,9 +31,8 @@ from .errors import TopologyError
 from .export import bucket_entry, consumer_entry, human_units, stream_entry
 from .live import LiveState
 from .loader import Document, InvalidTopology
-from .model import Topology, to_api_value
+from .model import Topology, to_api_value, with_owner
 from .ops import Ref
-from .model import with_owner
 from .plan import field_changes, owner_of
 from .units import plural
 from .validate import load_topology
