@@ -43,7 +43,7 @@ from natsserver import start_server  # noqa: E402
 
 from medisync_topology import drift, rules  # noqa: E402
 from medisync_topology.client import JetStreamClient  # noqa: E402
-from medisync_topology.connection import ConnectOptions  # noqa: E402
+from medisync_topology.connectoptions import ConnectOptions  # noqa: E402
 from medisync_topology.live import LiveState  # noqa: E402
 from medisync_topology.plan import OWNER_KEY, make_plan  # noqa: E402
 from medisync_topology.render import render  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .apply import ApplyResult, outcome_rows
 from .client import JetStreamClient
-from .connection import ConnectOptions
+from .connectoptions import ConnectOptions
 from .errors import TopologyError
 from .identity import actor, now_rfc3339
 from .ops import Plan

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import orjson
 
-from .connection import ConnectOptions, Connection, JetStreamUnavailable, PermissionDenied, open_connection
+from .connection import Connection, JetStreamUnavailable, PermissionDenied, open_connection
+from .connectoptions import ConnectOptions
 from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, NO_MESSAGE_FOUND, TopologyError
 from . import rules
 from .dataloss import LossFacts, LossQuestion, format_timestamp, timestamp_ns

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
-import ssl
 from typing import TYPE_CHECKING
 
 from .errors import TopologyError
 
 if TYPE_CHECKING:
-    from .connection import ConnectOptions
+    import logging
+    import ssl
+
+    from .connectoptions import ConnectOptions
 
 
 class CredentialsError(TopologyError):
@@ -83,6 +84,9 @@ def tls_context(options: ConnectOptions) -> ssl.SSLContext | None:
     wants_tls = any(url.startswith("tls://") for url in options.servers())
     if not (options.tls_ca or options.tls_cert or options.tls_first or wants_tls):
         return None
+    import logging  # here, not above: the offline commands read ConnectOptions without ever connecting
+    import ssl
+
     logging.getLogger("asyncio").addFilter(_drop_tls_eof_warning)
     try:
         context = ssl.create_default_context(cafile=options.tls_ca)

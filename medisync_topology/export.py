@@ -16,7 +16,7 @@ import yaml
 
 from . import buckets, fields, migrate, rules
 from .client import JetStreamClient
-from .connection import ConnectOptions
+from .connectoptions import ConnectOptions
 from .errors import TopologyError
 from .live import LiveState, LiveStream
 from .plan import OWNER_KEY, field_changes, origins, owner_of

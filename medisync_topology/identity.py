@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 
 if TYPE_CHECKING:
-    from .connection import ConnectOptions
+    from .connectoptions import ConnectOptions
 
 
 def now_rfc3339() -> str:

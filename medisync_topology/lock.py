@@ -20,7 +20,7 @@ import time
 from . import buckets
 from .buckets import LOCK_BUCKET, LOCK_STREAM, LOCK_SUBJECT
 from .client import JetStreamAPIError, JetStreamClient
-from .connection import DEFAULT_API_PREFIX, ConnectOptions
+from .connectoptions import DEFAULT_API_PREFIX, ConnectOptions
 from .errors import NO_MESSAGE_FOUND, STREAM_NAME_IN_USE, SUBJECTS_OVERLAP, WRONG_LAST_SEQUENCE, TopologyError
 from .identity import actor, now_rfc3339
 

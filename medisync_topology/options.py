@@ -8,7 +8,7 @@ import os
 
 import click
 
-from .connection import DEFAULT_SERVER, DEFAULT_TIMEOUT, resolve_options
+from .connectoptions import DEFAULT_SERVER, DEFAULT_TIMEOUT, resolve_options
 from .units import UnitError, parse_duration
 
 

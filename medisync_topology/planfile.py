@@ -18,7 +18,7 @@ from typing import Callable
 
 from . import __version__, buckets, rules
 from .client import JetStreamClient
-from .connection import DEFAULT_API_PREFIX
+from .connectoptions import DEFAULT_API_PREFIX
 from .errors import TopologyError
 from .identity import now_rfc3339
 from .live import LiveState

@@ -14,7 +14,7 @@ from . import buckets, dataloss
 from .apply import ApplyResult, Outcome, apply_plan, interrupted_result
 from .audit import audit_event, git_commit, publish_audit
 from .client import JetStreamClient
-from .connection import ConnectOptions
+from .connectoptions import ConnectOptions
 from .errors import TopologyError
 from .lock import ApplyLock
 from .model import Topology

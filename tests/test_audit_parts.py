@@ -13,7 +13,7 @@ from natsserver import raw_js_api, start_server
 from medisync_topology.apply import ApplyResult, Outcome
 from medisync_topology.audit import audit_event, audit_messages, publish_audit
 from medisync_topology.client import JetStreamClient
-from medisync_topology.connection import ConnectOptions
+from medisync_topology.connectoptions import ConnectOptions
 from medisync_topology.cli import main
 from medisync_topology.ops import FieldChange, Plan, Ref, UpdateResource
 

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from medisync_topology.cli import main
 from medisync_topology.client import JetStreamClient
 from medisync_topology.errors import TopologyError
-from medisync_topology.connection import ConnectError, ConnectOptions, PermissionDenied, resolve_options
+from medisync_topology.connection import PermissionDenied
+from medisync_topology.connectoptions import ConnectError, ConnectOptions, resolve_options
 from medisync_topology.natscontext import ContextError, load_context
 from medisync_topology.options import Timeout
 from conftest import ONE_STREAM_TOPOLOGY

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from medisync_topology.client import JetStreamClient
-from medisync_topology.connection import ConnectOptions
+from medisync_topology.connectoptions import ConnectOptions
 from medisync_topology.buckets import LOCK_STREAM
 from medisync_topology.lock import ApplyLock, LockHeld
 

@@ -30,7 +30,7 @@ from natsserver import start_server
 from medisync_topology import errors, rules
 from medisync_topology.apply import apply_plan
 from medisync_topology.client import JetStreamAPIError, JetStreamClient
-from medisync_topology.connection import ConnectOptions
+from medisync_topology.connectoptions import ConnectOptions
 from medisync_topology.loader import InvalidTopology, parse_document
 from medisync_topology.model import build_topology
 from medisync_topology.ops import Ref, ReplaceResource, resulting_config

@@ -13,7 +13,7 @@ import pytest
 
 from medisync_topology.apply import apply_plan
 from medisync_topology.client import JetStreamClient
-from medisync_topology.connection import ConnectOptions
+from medisync_topology.connectoptions import ConnectOptions
 from medisync_topology.loader import parse_document
 from medisync_topology.model import build_topology
 from medisync_topology.plan import make_plan

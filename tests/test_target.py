@@ -13,7 +13,7 @@ from test_rules_server import BINARIES  # the harness's binary and every older l
 
 from medisync_topology import rules
 from medisync_topology.client import JetStreamClient
-from medisync_topology.connection import ConnectOptions
+from medisync_topology.connectoptions import ConnectOptions
 from medisync_topology.live import LiveState
 from medisync_topology.loader import parse_document
 from medisync_topology.model import build_topology
