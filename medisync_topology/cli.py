@@ -6,30 +6,28 @@ Exit codes: validate 0 valid, 1 invalid. plan 0 success, 1 error; with --detaile
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Coroutine, TypeVar
+from typing import TYPE_CHECKING, Any, Coroutine, TypeVar
 
 import click
 
-from . import __version__, dataloss, options
-from .apply import ApplyResult, apply_document
+from . import __version__, options
 from .errors import TopologyError
 from .loader import InvalidTopology
-from .lock import describe_holder
-from .planfile import load_plan, plan_key, save_plan
-from .progress import Progress
-from .render import render
-from .session import (
-    ApplyCallbacks, ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, check_data_loss, check_replacements,
-    plan_live, run_apply,
-)
 from .units import plural
 from .validate import load_every_environment, load_topology, schema_file
+
+if TYPE_CHECKING:
+    from .apply import ApplyResult
+    from .progress import Progress
+    from .session import ApplyCallbacks
+
+# The commands that connect (plan, apply) and show plans import what they need themselves: `validate`, `schema`
+# and `--help` start without nats-py and asyncio, in half the time (0.25 -> 0.12 s).
 
 T = TypeVar("T")
 
@@ -113,6 +111,11 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, allow_data_
     Exit 0 success, 1 error; with --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
     A plan with errors is not saved; one that replaces resources is saved only with --allow-replace.
     """
+    from . import dataloss
+    from .planfile import plan_key, save_plan
+    from .render import render
+    from .session import check_data_loss, check_replacements, plan_live
+
     plan_options = {"prune": prune, "adopt": adopt, "allow_replace": allow_replace, "allow_data_loss": allow_data_loss,
                     "migrate": migrate, "targets": list(targets)}
     the_plan, saved = _run(plan_live(lambda: load_topology(paths, env), connect, plan_options, save=bool(out)))
@@ -140,6 +143,9 @@ def plan(paths, env, connect, fmt, prune, adopt, out, allow_replace, allow_data_
 @options.no_color
 def show(planfile, fmt, no_color):
     """Show a saved plan (from `plan --out`) offline, exactly as `topology plan` showed it. Exit 0, or 1 on error."""
+    from .planfile import load_plan, plan_key
+    from .render import render
+
     saved = load_plan(planfile, plan_key())
     click.echo(render(saved.plan, fmt, color=_color(no_color), saved_as=planfile), nl=False)
 
@@ -169,6 +175,10 @@ def apply(planfile, paths, env, connect, auto_approve, prune, allow_replace, all
     refused when live JetStream changed since; its options (--prune, --adopt, --allow-replace, --allow-data-loss) are the
     ones it was made with.
     """
+    from .apply import ApplyResult, apply_document
+    from .planfile import load_plan, plan_key
+    from .session import ApplyInterrupted, NothingApplied, SavedPlanRun, TopologyRun, run_apply
+
     as_json = fmt == "json"
     progress = _progress(as_json)
     callbacks = _apply_callbacks(as_json, _color(no_color), progress)
@@ -220,6 +230,8 @@ def _only_the_plan_file(**flags) -> None:
 
 def _progress(as_json: bool) -> Progress:
     """Progress goes where the plan went: stdout, or stderr when stdout carries the JSON document."""
+    from .progress import Progress
+
     stream = sys.stderr if as_json else sys.stdout
     live = stream.isatty() and os.environ.get("TERM") != "dumb"
     return Progress(lambda text, newline: click.echo(text, nl=newline, err=as_json),
@@ -228,6 +240,9 @@ def _progress(as_json: bool) -> Progress:
 
 def _apply_callbacks(as_json: bool, color: bool, progress: Progress) -> ApplyCallbacks:
     """Human output goes to stdout, or to stderr when stdout carries the JSON document; warnings always to stderr."""
+    from .lock import describe_holder
+    from .render import render
+    from .session import ApplyCallbacks
 
     def waiting(holder: dict, seconds: float) -> None:
         click.echo(f"Waiting up to {seconds:g}s for the apply lock: held by {describe_holder(holder)}", err=True)
@@ -283,6 +298,8 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     """asyncio.run(coroutine), its result handed out beside the task: when asyncio.run puts Python's Ctrl-C
     handler back, signal.signal words the handler it replaces, a partial holding the main task, and with it
     the repr of the task's result (a whole plan, or live state: tens of MB and most of a second at 10,000 streams)."""
+    import asyncio
+
     results: list[T] = []
 
     async def main() -> None:
