@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import orjson
 
-from .connection import Connection, JetStreamUnavailable, PermissionDenied, open_connection
+from .connection import Connection, JetStreamUnavailable, NoResponders, PermissionDenied, open_connection
 from .connectoptions import ConnectOptions
 from .errors import JS_NOT_ENABLED_FOR_ACCOUNT, NO_MESSAGE_FOUND, TopologyError
 from . import rules
@@ -22,6 +22,7 @@ from .live import LiveState, LiveStream
 from .target import TargetFacts
 
 CONCURRENT_REQUESTS = 64
+PUBLISH_RETRIES, PUBLISH_RETRY_WAIT = 2, 0.25  # seconds: nats.go's DefaultPubRetryAttempts and DefaultPubRetryWait
 CONSUMER_PROGRESS = ("num_pending", "num_ack_pending", "delivered", "ack_floor")
 # STREAM.MSG.GET finds a message by time (start_time) since 2.11; 2.10 ignores the field.
 MSG_GET_BY_TIME = (2, 11, 0)
@@ -78,7 +79,17 @@ class JetStreamClient:
 
     async def publish(self, subject: str, payload: bytes, headers: dict | None = None) -> dict:
         """A JetStream publish: the stream's ack ({"stream", "seq"}) or JetStreamAPIError (e.g. a failed
-        Nats-Expected-* header check); JetStreamUnavailable when no stream captures the subject."""
+        Nats-Expected-* header check); JetStreamUnavailable when no stream captures the subject.
+
+        No responders is tried again twice, a quarter of a second apart, as nats.go does (ADR-22): in a cluster a
+        stream just created, or one electing a leader, has no one listening on its subjects for a moment, and the
+        first apply on a new cluster failed so, at its lock. A publish no one received stored nothing: sent again,
+        it is stored once."""
+        for _ in range(PUBLISH_RETRIES):
+            try:
+                return await self._answer(subject, payload, headers)
+            except NoResponders:
+                await asyncio.sleep(PUBLISH_RETRY_WAIT)
         return await self._answer(subject, payload, headers)
 
     async def _answer(self, full: str, payload: bytes, headers: dict | None = None) -> dict:

@@ -29,6 +29,10 @@ class JetStreamUnavailable(TopologyError):
     """Nothing answers JetStream API requests for this account (or domain / API prefix)."""
 
 
+class NoResponders(JetStreamUnavailable):
+    """No one subscribes to the subject: no JetStream there, or, for a publish, no stream's leader listening yet."""
+
+
 # After the replies a $SYS PING expects, how long to wait for more (servers of other clusters answer later).
 GATHER_QUIET = 0.1
 
@@ -101,7 +105,7 @@ class Connection:
         except _Refused:
             raise self._denied(denied.result(), subject) from None
         except NoRespondersError:
-            raise JetStreamUnavailable(self._unavailable(subject)) from None
+            raise NoResponders(self._unavailable(subject)) from None
         except NatsError as exc:  # a timeout, the connection closed under us, a payload too large, ...
             late = self.violations.refusal_of(subject)
             if late:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from medisync_topology.cli import main
 from medisync_topology.client import JetStreamClient
 from medisync_topology.errors import TopologyError
-from medisync_topology.connection import PermissionDenied
+from medisync_topology.connection import JetStreamUnavailable, PermissionDenied
 from medisync_topology.connectoptions import ConnectError, ConnectOptions, resolve_options
 from medisync_topology.natscontext import ContextError, load_context
 from medisync_topology.options import Timeout
@@ -671,3 +671,33 @@ def test_two_ways_to_authenticate_are_refused_not_silently_ranked(tmp_path):
     result = run("plan", "--creds", str(creds), "--user", "ops", "--password", "hunter2")
     assert result.exit_code == 1
     assert result.output == "Error: --user (or NATS_USER) and --creds (or NATS_CREDS) both given: choose one way to authenticate\n"
+
+
+def test_a_publish_no_stream_hears_yet_is_sent_again_and_stored_once(nats_server):
+    """As nats.go does: a stream just created in a cluster has no one listening on its subjects for a moment."""
+
+    async def publish_then_create_the_stream():
+        async with JetStreamClient(ConnectOptions(server=nats_server.url)) as client:
+            publishing = asyncio.ensure_future(client.publish("late.one", b"hello"))
+            await asyncio.sleep(0.1)  # the first attempt has met no responders by now
+            assert not publishing.done()
+            await client.request("STREAM.CREATE.LATE", {"name": "LATE", "subjects": ["late.>"]})
+            ack = await publishing
+            info = await client.request("STREAM.INFO.LATE")
+            await client.request("STREAM.DELETE.LATE")
+            return ack, info["state"]["messages"]
+
+    ack, stored = asyncio.run(publish_then_create_the_stream())
+    assert ack["stream"] == "LATE" and stored == 1
+
+
+def test_a_publish_no_stream_ever_hears_fails_after_its_retries(nats_server):
+    async def publish_nowhere():
+        async with JetStreamClient(ConnectOptions(server=nats_server.url)) as client:
+            started = time.monotonic()
+            with pytest.raises(JetStreamUnavailable) as failed:
+                await client.publish("nowhere.one", b"hello")
+            return str(failed.value), time.monotonic() - started
+
+    message, seconds = asyncio.run(publish_nowhere())
+    assert message.startswith("no JetStream answered nowhere.one") and 0.5 <= seconds < 3
