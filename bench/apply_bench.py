@@ -6,13 +6,15 @@ A script, not a test. For a single node and for a 3-node cluster (R3 streams) it
   sequential loop   nats-py's JetStream API, one request at a time (the seed's EnsureStream style):
                     add_stream + add_consumer, update_stream, delete_stream
   pipelined floor   the raw JetStream API requests, 64 in flight (a stream, then its consumers, per chain)
+  read + pipelined  the LIST requests that read what is there (bench/floor.py's), then the pipelined floor:
+                    the least a tool that plans against the server before changing it waits for
   apply ops         the product's apply_plan() alone, in-process: the plan made first, off the clock
   command           `topology apply --auto-approve` as a command (interpreter start, lock, read live, plan,
                     apply, output to a pipe: one line per operation)
 
 for: create (from empty), update (max_age of every stream) and prune (`--prune` of everything; the floor
-and the loop delete each stream, which takes its consumers with it). Between measurements the state is
-reset with pipelined raw requests, outside the clock.
+and the loop delete each stream, which takes its consumers with it). Each measurement runs on a server (or
+cluster) of its own, its starting state made with pipelined raw requests off the clock.
 
     .venv/bin/python bench/apply_bench.py [--streams 1000] [--consumers 5] [--cluster-streams 300] [--no-cluster]
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import shutil
 import signal
 import sys
 import tempfile
@@ -32,11 +36,12 @@ from nats.js.api import ConsumerConfig, StreamConfig
 from plan_bench import (
     IN_FLIGHT, TIMEOUT, api, byte_compile, consumer_config, consumer_name, run_cli, stream_config, stream_name, topology_yaml,
 )
+from floor import counted
 from natsserver import start_cluster, start_server
 
 from medisync_topology.apply import apply_plan
 from medisync_topology.client import JetStreamClient
-from medisync_topology.connection import ConnectOptions
+from medisync_topology.connectoptions import ConnectOptions
 from medisync_topology.plan import make_plan
 from medisync_topology.validate import load_topology
 
@@ -84,15 +89,6 @@ async def sequential(urls: list[str], mode: str, n: int, k: int, replicas: int, 
         await nc.close()
 
 
-async def delete_all(urls: list[str]) -> None:
-    nc = await nats.connect(urls)
-    try:
-        names = (await api(nc, "STREAM.NAMES")).get("streams") or []
-    finally:
-        await nc.close()
-    await pipelined(urls, [[(f"STREAM.DELETE.{name}", None)] for name in names])
-
-
 def clock(work) -> float:
     start = time.perf_counter()
     work()
@@ -116,58 +112,89 @@ def apply_operations(url: str, topology_file: Path, prune: bool) -> float:
     return asyncio.run(go())
 
 
-def measure(label: str, urls: list[str], n: int, k: int, replicas: int, tmp: Path) -> list[tuple[str, float, float, float]]:
-    """(mode, sequential s, pipelined s, apply_plan s, topology apply s) for create, update, prune."""
-    url = ",".join(urls)
+@contextlib.contextmanager
+def fresh(start, tmp: Path):
+    """A server (or cluster) of its own for one measurement, stopped after it. Measured one after
+    another on one store, each run met what the ones before left (the files of thousands of deleted streams):
+    the command's create, measured last, took 4x the pipelined requests; on a store of its own, 1.2x."""
+    workdir = Path(tempfile.mkdtemp(dir=tmp))
+    nodes = start(workdir)
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(label: str, start, n: int, k: int, replicas: int, tmp: Path) -> tuple[list[tuple], str]:
+    """(mode, sequential, pipelined, read + pipelined, apply_plan, topology apply) seconds for create, update and
+    prune, each measured on a server of its own, its starting state made first off the clock; and the server's
+    version."""
     topo = tmp / f"{label}.yaml"
     rows = []
+    versions = []
 
-    def apply(*extra: str) -> None:
-        run_cli("apply", "--auto-approve", "-f", str(topo), "-s", url, "--timeout", "60s", "--no-color", *extra)
+    def full(urls: list[str]) -> None:
+        asyncio.run(pipelined(urls, create_chains(n, k, replicas)))
 
-    # create: from empty each time
-    asyncio.run(delete_all(urls))
-    seq = clock(lambda: asyncio.run(sequential(urls, "create", n, k, replicas, 7)))
-    asyncio.run(delete_all(urls))
-    floor = clock(lambda: asyncio.run(pipelined(urls, create_chains(n, k, replicas))))
-    asyncio.run(delete_all(urls))
-    topo.write_text(topology_yaml(n, k, replicas, 7))
-    ops = apply_operations(urls[0], topo, prune=False)
-    asyncio.run(delete_all(urls))
-    ours = clock(apply)
-    rows.append(("create", seq, floor, ops, ours))
+    def timed(setup, work) -> float:
+        with fresh(start, tmp) as nodes:
+            urls = [node.url for node in nodes]
+            versions.append(nodes[0].version)
+            setup(urls)
+            return clock(lambda: work(urls))
 
-    # update: max_age of every stream, to a value it does not have yet
-    seq = clock(lambda: asyncio.run(sequential(urls, "update", n, k, replicas, 8)))
-    floor = clock(lambda: asyncio.run(pipelined(
-        urls, [[(f"STREAM.UPDATE.{stream_name(i)}", stream_config(i, replicas, 9))] for i in range(n)])))
-    topo.write_text(topology_yaml(n, k, replicas, 10))
-    ops = apply_operations(urls[0], topo, prune=False)
-    topo.write_text(topology_yaml(n, k, replicas, 11))
-    ours = clock(apply)
-    rows.append(("update", seq, floor, ops, ours))
+    def floors(setup, chains) -> tuple[float, float]:
+        """(pipelined, read + pipelined): the requests alone, and after the LIST requests that read what is there,
+        the least any tool that plans against the server before it changes it has to wait for."""
+        with fresh(start, tmp) as nodes:
+            urls = [node.url for node in nodes]
+            setup(urls)
+            read = clock(lambda: asyncio.run(counted(urls[0])))
+            requests = clock(lambda: asyncio.run(pipelined(urls, chains)))
+            return requests, read + requests
 
-    # prune: everything, from the full set each time
-    seq = clock(lambda: asyncio.run(sequential(urls, "delete", n, k, replicas, 10)))
-    asyncio.run(pipelined(urls, create_chains(n, k, replicas, 10)))
-    floor = clock(lambda: asyncio.run(pipelined(urls, [[(f"STREAM.DELETE.{stream_name(i)}", None)] for i in range(n)])))
-    asyncio.run(pipelined(urls, create_chains(n, k, replicas, 10)))
-    topo.write_text(topology_yaml(0, 0))
-    ops = apply_operations(urls[0], topo, prune=True)
-    asyncio.run(pipelined(urls, create_chains(n, k, replicas, 10)))
-    ours = clock(lambda: apply("--prune"))
-    rows.append(("prune", seq, floor, ops, ours))
-    asyncio.run(delete_all(urls))
-    return rows
+    def command(setup, expected: str, *extra: str) -> float:
+        def run(urls: list[str]) -> None:
+            said = run_cli("apply", "--auto-approve", "-f", str(topo), "-s", ",".join(urls), "--timeout", "60s",
+                           "--no-color", *extra)
+            if expected not in said:
+                raise RuntimeError(f"apply did not say {expected!r}:\n{said[-500:]}")
+        return timed(setup, run)
+
+    def ops(setup, prune: bool) -> float:
+        with fresh(start, tmp) as nodes:
+            urls = [node.url for node in nodes]
+            setup(urls)
+            return apply_operations(urls[0], topo, prune)
+
+    empty = lambda urls: None  # noqa: E731
+    for mode, setup, chains, file, done in (
+        ("create", empty, create_chains(n, k, replicas), topology_yaml(n, k, replicas, 7),
+         f"Apply complete: {n * (k + 1)} created, 0 updated"),
+        ("update", full, [[(f"STREAM.UPDATE.{stream_name(i)}", stream_config(i, replicas, 8))] for i in range(n)],
+         topology_yaml(n, k, replicas, 8), f"Apply complete: 0 created, {n} updated"),
+        ("prune", full, [[(f"STREAM.DELETE.{stream_name(i)}", None)] for i in range(n)], topology_yaml(0, 0),
+         f"0 replaced, {n * (k + 1)} deleted."),
+    ):
+        seq = timed(setup, lambda urls: asyncio.run(sequential(urls, mode if mode != "prune" else "delete", n, k,
+                                                                replicas, 8)))
+        floor, read_floor = floors(setup, chains)
+        topo.write_text(file)
+        rows.append((mode, seq, floor, read_floor, ops(setup, mode == "prune"),
+                     command(setup, done, *(["--prune"] if mode == "prune" else []))))
+    return rows, versions[0]
 
 
 def report(title: str, rows) -> None:
     print(f"\n{title}")
-    print(f"  {'':<7} {'sequential':>10} {'pipelined':>10} {'apply ops':>10} {'command':>8}   apply ops vs    command vs")
-    print(f"  {'':<7} {'s':>10} {'s':>10} {'s':>10} {'s':>8}   seq.  pipel.    seq.  pipel.")
-    for mode, seq, floor, ops, ours in rows:
-        print(f"  {mode:<7} {seq:10.2f} {floor:10.2f} {ops:10.2f} {ours:8.2f}  {seq / ops:5.1f}x {ops / floor:5.2f}x "
-              f"{seq / ours:6.1f}x {ours / floor:5.2f}x")
+    print(f"  {'':<7} {'sequential':>10} {'pipelined':>10} {'read+pipe':>10} {'apply ops':>10} {'command':>8}"
+          "   apply ops vs    command vs")
+    print(f"  {'':<7} {'s':>10} {'s':>10} {'s':>10} {'s':>10} {'s':>8}   seq.  pipel.    seq.  pipel. read+pipe")
+    for mode, seq, floor, read_floor, ops, ours in rows:
+        print(f"  {mode:<7} {seq:10.2f} {floor:10.2f} {read_floor:10.2f} {ops:10.2f} {ours:8.2f}  {seq / ops:5.1f}x "
+              f"{ops / floor:5.2f}x {seq / ours:6.1f}x {ours / floor:5.2f}x {ours / read_floor:8.2f}x")
 
 
 def main() -> None:
@@ -189,19 +216,10 @@ def main() -> None:
     print(f"apply benchmark: streams x {k} durable consumers; requests {IN_FLIGHT} in flight where pipelined")
     with tempfile.TemporaryDirectory(prefix="apply-bench-") as tmp:
         if not args.no_single:
-            server = start_server(Path(tmp) / "single")
-            try:
-                rows = measure("single", [server.url], args.streams, k, 1, Path(tmp))
-            finally:
-                server.stop()
-            report(f"single node, nats-server {server.version}: {args.streams} streams x {k} consumers", rows)
+            rows, version = measure("single", lambda workdir: [start_server(workdir)], args.streams, k, 1, Path(tmp))
+            report(f"single node, nats-server {version}: {args.streams} streams x {k} consumers", rows)
         if not args.no_cluster:
-            nodes = start_cluster(Path(tmp) / "cluster")
-            try:
-                rows = measure("cluster", [node.url for node in nodes], args.cluster_streams, k, 3, Path(tmp))
-            finally:
-                for node in nodes:
-                    node.stop()
+            rows, _ = measure("cluster", start_cluster, args.cluster_streams, k, 3, Path(tmp))
             report(f"3-node cluster, R3: {args.cluster_streams} streams x {k} consumers", rows)
 
 
