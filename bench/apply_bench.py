@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -113,18 +114,25 @@ def apply_operations(url: str, topology_file: Path, prune: bool) -> float:
 
 
 @contextlib.contextmanager
-def fresh(start, tmp: Path):
-    """A server (or cluster) of its own for one measurement, stopped after it. Measured one after
-    another on one store, each run met what the ones before left (the files of thousands of deleted streams):
-    the command's create, measured last, took 4x the pipelined requests; on a store of its own, 1.2x."""
+def fresh(start, tmp: Path, setup, versions: list[str]):
+    """The URLs of a server (or cluster) of its own for one measurement, ``setup(urls)`` done and on disk, stopped
+    after it. Measured one after another on one store, each run met what the ones before left (the files of
+    thousands of deleted streams): the command's create, measured last, took 4x the pipelined requests, 1.2x on a
+    store of its own. And the disk is shared: what one run wrote was still being written back during the next
+    (/proc/pressure/io over 50% stalled), so each starts once everything written so far is on disk (sync)."""
     workdir = Path(tempfile.mkdtemp(dir=tmp))
     nodes = start(workdir)
     try:
-        yield nodes
+        urls = [node.url for node in nodes]
+        versions.append(nodes[0].version)
+        setup(urls)
+        os.sync()
+        yield urls
     finally:
         for node in nodes:
             node.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        os.sync()
 
 
 def measure(label: str, start, n: int, k: int, replicas: int, tmp: Path) -> tuple[list[tuple], str]:
@@ -133,24 +141,19 @@ def measure(label: str, start, n: int, k: int, replicas: int, tmp: Path) -> tupl
     version."""
     topo = tmp / f"{label}.yaml"
     rows = []
-    versions = []
+    versions: list[str] = []
 
     def full(urls: list[str]) -> None:
         asyncio.run(pipelined(urls, create_chains(n, k, replicas)))
 
     def timed(setup, work) -> float:
-        with fresh(start, tmp) as nodes:
-            urls = [node.url for node in nodes]
-            versions.append(nodes[0].version)
-            setup(urls)
+        with fresh(start, tmp, setup, versions) as urls:
             return clock(lambda: work(urls))
 
     def floors(setup, chains) -> tuple[float, float]:
         """(pipelined, read + pipelined): the requests alone, and after the LIST requests that read what is there,
         the least any tool that plans against the server before it changes it has to wait for."""
-        with fresh(start, tmp) as nodes:
-            urls = [node.url for node in nodes]
-            setup(urls)
+        with fresh(start, tmp, setup, versions) as urls:
             read = clock(lambda: asyncio.run(counted(urls[0])))
             requests = clock(lambda: asyncio.run(pipelined(urls, chains)))
             return requests, read + requests
@@ -164,9 +167,7 @@ def measure(label: str, start, n: int, k: int, replicas: int, tmp: Path) -> tupl
         return timed(setup, run)
 
     def ops(setup, prune: bool) -> float:
-        with fresh(start, tmp) as nodes:
-            urls = [node.url for node in nodes]
-            setup(urls)
+        with fresh(start, tmp, setup, versions) as urls:
             return apply_operations(urls[0], topo, prune)
 
     empty = lambda urls: None  # noqa: E731
