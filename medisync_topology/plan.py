@@ -393,7 +393,10 @@ class _Planner:
         if spec.kind in buckets.SETTINGS:
             settings = buckets.bucket_settings(spec.kind, config)
         else:  # the name is in the operation's header, not among the settings
-            settings = rules.without_identity(rules.minimal_stream(config, self.version, self.origin_configs))
+            # From the file's config, not its completion: the same smallest config (a property test), found with a
+            # completion per field the file sets instead of per field the completion adds.
+            declared = with_owner(spec.config, self.topology.owner)
+            settings = rules.without_identity(rules.minimal_stream(declared, self.version, self.origin_configs))
         self.phases["stream"].append(CreateResource(ref, config, settings))
         for consumer in spec.consumers.values():
             self._create_consumer(consumer, config)
@@ -628,7 +631,8 @@ class _Planner:
         ref = Ref("consumer", spec.name, spec.stream)
         config = self._desired_consumer(spec, stream_config)
         if self._supported(ref, "consumer", config, creating=True):
-            settings = rules.without_identity(rules.minimal_consumer(config, stream_config, self.version))
+            declared = with_owner(spec.config, self.topology.owner)  # as for a stream's create
+            settings = rules.without_identity(rules.minimal_consumer(declared, stream_config, self.version))
             self.phases["consumer"].append(CreateResource(ref, config, settings, renamed_from))
 
     def _renames(self, spec: StreamSpec, live: dict) -> dict[str, str]:

@@ -82,20 +82,26 @@ def _in_api_units(config: dict) -> dict:
 
 
 @st.composite
-def complete_configs(draw):
-    """(server line, origins by name, stream B, consumer c of B), complete as apply sends them, from the values of
-    test_promise: some the server refuses."""
+def declared_configs(draw):
+    """(server line, origins by name, stream B, consumer c of B) as a file declares them, in API units, from the
+    values of test_promise: some the server refuses."""
     version = draw(st.sampled_from([None, (2, 10, 0), (2, 11, 0), (2, 12, 0), (2, 14, 0)]))
     origin = draw(st.sampled_from(ORIGINS))
     names = {"p": "b", "s": "B", "c": "c"}
     origins = {"A": rules.complete_stream({"name": "A", "subjects": ["a.>"], "max_msg_size": 4096, "allow_direct": True},
                                           version)}
     subjects = {} if "mirror" in origin else {"subjects": ["b.>"]}
-    stream = rules.complete_stream(
-        _in_api_units({"name": "B", **subjects, **origin, **fill(draw(some_of(STREAM_VALUES, 8)), **names)}), version, origins)
-    consumer = rules.complete_consumer(
-        _in_api_units({"durable_name": "c", **fill(draw(some_of(CONSUMER_VALUES, 8)), **names)}), stream, version)
+    stream = _in_api_units({"name": "B", **subjects, **origin, **fill(draw(some_of(STREAM_VALUES, 8)), **names)})
+    consumer = _in_api_units({"durable_name": "c", **fill(draw(some_of(CONSUMER_VALUES, 8)), **names)})
     return version, origins, stream, consumer
+
+
+@st.composite
+def complete_configs(draw):
+    """declared_configs, complete as apply sends them."""
+    version, origins, stream, consumer = draw(declared_configs())
+    stream = rules.complete_stream(stream, version, origins)
+    return version, origins, stream, rules.complete_consumer(consumer, stream, version)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

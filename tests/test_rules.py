@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_promise import CONSUMER_VALUES, STREAM_VALUES, fill, some_of
-from test_refusals import _in_api_units, complete_configs
+from test_refusals import _in_api_units, complete_configs, declared_configs
 
 from medisync_topology import fields, rules
 from medisync_topology.errors import TopologyError
@@ -435,6 +435,18 @@ def _smallest_by_trying_every_field(config: dict, complete, keep: str) -> dict:
         if key != keep and rules.comparable(complete(trial)) == target:
             minimal = trial
     return minimal
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(configs=declared_configs())
+def test_the_smallest_config_of_a_declared_one_is_the_smallest_of_its_completion(configs):
+    """plan shows a create's settings as the smallest config of the file's, not of its completion (a completion per
+    field the file sets, not per field completion adds): the same config."""
+    version, origins, stream, consumer = configs
+    complete = rules.complete_stream(stream, version, origins)
+    assert rules.minimal_stream(stream, version, origins) == rules.minimal_stream(complete, version, origins)
+    assert (rules.minimal_consumer(consumer, complete, version)
+            == rules.minimal_consumer(rules.complete_consumer(consumer, complete, version), complete, version))
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
