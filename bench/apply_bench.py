@@ -17,6 +17,7 @@ and the loop delete each stream, which takes its consumers with it). Each measur
 cluster) of its own, its starting state made with pipelined raw requests off the clock.
 
     .venv/bin/python bench/apply_bench.py [--streams 1000] [--consumers 5] [--cluster-streams 300] [--no-cluster]
+                                          [--storage file|memory]
 """
 
 from __future__ import annotations
@@ -63,27 +64,27 @@ async def pipelined(urls: list[str], chains: list[list[tuple[str, dict | None]]]
         await nc.close()
 
 
-def create_chains(n: int, k: int, replicas: int, max_age_days: int = 7) -> list:
+def create_chains(n: int, k: int, replicas: int, storage: str) -> list:
     return [
-        [(f"STREAM.CREATE.{stream_name(i)}", stream_config(i, replicas, max_age_days))]
+        [(f"STREAM.CREATE.{stream_name(i)}", stream_config(i, replicas, 7, storage))]
         + [(f"CONSUMER.CREATE.{stream_name(i)}.{consumer_name(j)}",
             {"stream_name": stream_name(i), "config": consumer_config(i, j)}) for j in range(k)]
         for i in range(n)
     ]
 
 
-async def sequential(urls: list[str], mode: str, n: int, k: int, replicas: int, max_age_days: int) -> None:
+async def sequential(urls: list[str], mode: str, n: int, k: int, replicas: int, max_age_days: int, storage: str) -> None:
     """One request at a time through nats-py's JetStream manager."""
     nc = await nats.connect(urls)
     js = nc.jsm(timeout=TIMEOUT)
     try:
         for i in range(n):
             if mode == "create":
-                await js.add_stream(StreamConfig.from_response(stream_config(i, replicas, max_age_days)))
+                await js.add_stream(StreamConfig.from_response(stream_config(i, replicas, max_age_days, storage)))
                 for j in range(k):
                     await js.add_consumer(stream_name(i), ConsumerConfig.from_response(consumer_config(i, j)))
             elif mode == "update":
-                await js.update_stream(StreamConfig.from_response(stream_config(i, replicas, max_age_days)))
+                await js.update_stream(StreamConfig.from_response(stream_config(i, replicas, max_age_days, storage)))
             else:
                 await js.delete_stream(stream_name(i))
     finally:
@@ -135,7 +136,7 @@ def fresh(start, tmp: Path, setup, versions: list[str]):
         os.sync()
 
 
-def measure(label: str, start, n: int, k: int, replicas: int, tmp: Path) -> tuple[list[tuple], str]:
+def measure(label: str, start, n: int, k: int, replicas: int, storage: str, tmp: Path) -> tuple[list[tuple], str]:
     """(mode, sequential, pipelined, read + pipelined, apply_plan, topology apply) seconds for create, update and
     prune, each measured on a server of its own, its starting state made first off the clock; and the server's
     version."""
@@ -144,7 +145,7 @@ def measure(label: str, start, n: int, k: int, replicas: int, tmp: Path) -> tupl
     versions: list[str] = []
 
     def full(urls: list[str]) -> None:
-        asyncio.run(pipelined(urls, create_chains(n, k, replicas)))
+        asyncio.run(pipelined(urls, create_chains(n, k, replicas, storage)))
 
     def timed(setup, work) -> float:
         with fresh(start, tmp, setup, versions) as urls:
@@ -172,15 +173,15 @@ def measure(label: str, start, n: int, k: int, replicas: int, tmp: Path) -> tupl
 
     empty = lambda urls: None  # noqa: E731
     for mode, setup, chains, file, done in (
-        ("create", empty, create_chains(n, k, replicas), topology_yaml(n, k, replicas, 7),
+        ("create", empty, create_chains(n, k, replicas, storage), topology_yaml(n, k, replicas, 7, storage),
          f"Apply complete: {n * (k + 1)} created, 0 updated"),
-        ("update", full, [[(f"STREAM.UPDATE.{stream_name(i)}", stream_config(i, replicas, 8))] for i in range(n)],
-         topology_yaml(n, k, replicas, 8), f"Apply complete: 0 created, {n} updated"),
+        ("update", full, [[(f"STREAM.UPDATE.{stream_name(i)}", stream_config(i, replicas, 8, storage))] for i in range(n)],
+         topology_yaml(n, k, replicas, 8, storage), f"Apply complete: 0 created, {n} updated"),
         ("prune", full, [[(f"STREAM.DELETE.{stream_name(i)}", None)] for i in range(n)], topology_yaml(0, 0),
          f"0 replaced, {n * (k + 1)} deleted."),
     ):
         seq = timed(setup, lambda urls: asyncio.run(sequential(urls, mode if mode != "prune" else "delete", n, k,
-                                                                replicas, 8)))
+                                                                replicas, 8, storage)))
         floor, read_floor = floors(setup, chains)
         topo.write_text(file)
         rows.append((mode, seq, floor, read_floor, ops(setup, mode == "prune"),
@@ -206,6 +207,8 @@ def main() -> None:
                         help="R3 streams on the 3-node cluster (default 300)")
     parser.add_argument("--no-cluster", action="store_true", help="only the single node")
     parser.add_argument("--no-single", action="store_true", help="only the cluster")
+    parser.add_argument("--storage", choices=["file", "memory"], default="file",
+                        help="the streams' storage (default file); memory leaves the disk out of the figures")
     args = parser.parse_args()
     if args.streams < 1 or args.cluster_streams < 1 or args.consumers < 0:
         parser.error("--streams and --cluster-streams must be at least 1, --consumers at least 0")
@@ -214,13 +217,15 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     byte_compile()
     k = args.consumers
-    print(f"apply benchmark: streams x {k} durable consumers; requests {IN_FLIGHT} in flight where pipelined")
+    print(f"apply benchmark: streams x {k} durable consumers, {args.storage} storage; requests {IN_FLIGHT} in flight "
+          "where pipelined")
     with tempfile.TemporaryDirectory(prefix="apply-bench-") as tmp:
         if not args.no_single:
-            rows, version = measure("single", lambda workdir: [start_server(workdir)], args.streams, k, 1, Path(tmp))
+            rows, version = measure("single", lambda workdir: [start_server(workdir)], args.streams, k, 1, args.storage,
+                                    Path(tmp))
             report(f"single node, nats-server {version}: {args.streams} streams x {k} consumers", rows)
         if not args.no_cluster:
-            rows, _ = measure("cluster", start_cluster, args.cluster_streams, k, 3, Path(tmp))
+            rows, _ = measure("cluster", start_cluster, args.cluster_streams, k, 3, args.storage, Path(tmp))
             report(f"3-node cluster, R3: {args.cluster_streams} streams x {k} consumers", rows)
 
 

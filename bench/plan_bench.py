@@ -62,8 +62,8 @@ def consumer_name(j: int) -> str:
     return f"c{j}"
 
 
-def stream_config(i: int, replicas: int = 1, max_age_days: int = 7) -> dict:
-    return {"name": stream_name(i), "subjects": [f"bench.s{i}.>"], "storage": "file", "num_replicas": replicas,
+def stream_config(i: int, replicas: int = 1, max_age_days: int = 7, storage: str = "file") -> dict:
+    return {"name": stream_name(i), "subjects": [f"bench.s{i}.>"], "storage": storage, "num_replicas": replicas,
             "max_age": max_age_days * 24 * 3600 * 10**9, "metadata": {OWNER_KEY: OWNER}}
 
 
@@ -73,13 +73,13 @@ def consumer_config(i: int, j: int) -> dict:
             "metadata": {OWNER_KEY: OWNER}}
 
 
-def topology_yaml(streams: int, consumers: int, replicas: int = 1, max_age_days: int = 7) -> str:
+def topology_yaml(streams: int, consumers: int, replicas: int = 1, max_age_days: int = 7, storage: str = "file") -> str:
     """The same streams and consumers as the file declares them (human units, defaults section)."""
     lines = [
         "version: 1",
         f"owner: {OWNER}",
         "defaults:",
-        f"  stream: {{storage: file, num_replicas: {replicas}}}",
+        f"  stream: {{storage: {storage}, num_replicas: {replicas}}}",
         "  consumer: {ack_policy: explicit, max_deliver: 5, ack_wait: 30s}",
         "streams:",
     ]
