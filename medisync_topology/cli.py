@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .session import ApplyCallbacks
 
 # The commands that connect (plan, apply) and show plans import what they need themselves: `validate`, `schema`
-# and `--help` start without nats-py and asyncio, in half the time (0.25 -> 0.12 s).
+# and `--help` start without nats-py and asyncio, in about half the time (validate of topology.yaml 0.22 -> 0.13 s).
 
 T = TypeVar("T")
 
