@@ -371,8 +371,12 @@ class _Planner:
 
     # -- streams ---------------------------------------------------------
 
+    def _declared(self, spec: StreamSpec | ConsumerSpec) -> dict:
+        """The file's config of a stream or consumer with the topology's owner in its metadata, before completion."""
+        return with_owner(spec.config, self.topology.owner)
+
     def _desired_stream(self, spec: StreamSpec) -> dict:
-        return rules.complete_stream(with_owner(spec.config, self.topology.owner), self.version, self.origin_configs)
+        return rules.complete_stream(self._declared(spec), self.version, self.origin_configs)
 
     def _supported(self, ref: Ref, kind: str, config: dict, creating: bool = False) -> bool:
         messages = rules.unsupported_fields(kind, config, self.version) if self.version else []
@@ -395,8 +399,7 @@ class _Planner:
         else:  # the name is in the operation's header, not among the settings
             # From the file's config, not its completion: the same smallest config (a property test), found with a
             # completion per field the file sets instead of per field the completion adds.
-            declared = with_owner(spec.config, self.topology.owner)
-            settings = rules.without_identity(rules.minimal_stream(declared, self.version, self.origin_configs))
+            settings = rules.without_identity(rules.minimal_stream(self._declared(spec), self.version, self.origin_configs))
         self.phases["stream"].append(CreateResource(ref, config, settings))
         for consumer in spec.consumers.values():
             self._create_consumer(consumer, config)
@@ -625,14 +628,13 @@ class _Planner:
     def _desired_consumer(self, spec: ConsumerSpec, stream_config: dict) -> dict:
         if spec.complete is not None and self.completes_as_newest:
             return dict(spec.complete)  # validate's: the same, for a line that completes as the newest
-        return rules.complete_consumer(with_owner(spec.config, self.topology.owner), stream_config, self.version)
+        return rules.complete_consumer(self._declared(spec), stream_config, self.version)
 
     def _create_consumer(self, spec: ConsumerSpec, stream_config: dict, renamed_from: str | None = None) -> None:
         ref = Ref("consumer", spec.name, spec.stream)
         config = self._desired_consumer(spec, stream_config)
         if self._supported(ref, "consumer", config, creating=True):
-            declared = with_owner(spec.config, self.topology.owner)  # as for a stream's create
-            settings = rules.without_identity(rules.minimal_consumer(declared, stream_config, self.version))
+            settings = rules.without_identity(rules.minimal_consumer(self._declared(spec), stream_config, self.version))
             self.phases["consumer"].append(CreateResource(ref, config, settings, renamed_from))
 
     def _renames(self, spec: StreamSpec, live: dict) -> dict[str, str]:
