@@ -39,9 +39,10 @@ from plan_bench import (
     IN_FLIGHT, TIMEOUT, api, byte_compile, consumer_config, consumer_name, run_cli, stream_config, stream_name, topology_yaml,
 )
 from floor import counted
-from natsserver import start_cluster, start_server
+from natsserver import NatsServer, start_cluster, start_server
 
 from medisync_topology.apply import apply_plan
+from medisync_topology.devserver import find_binary
 from medisync_topology.client import JetStreamClient
 from medisync_topology.connectoptions import ConnectOptions
 from medisync_topology.plan import make_plan
@@ -115,7 +116,7 @@ def apply_operations(url: str, topology_file: Path, prune: bool) -> float:
 
 
 @contextlib.contextmanager
-def fresh(start, tmp: Path, setup, versions: list[str]):
+def fresh(start, tmp: Path, setup):
     """The URLs of a server (or cluster) of its own for one measurement, ``setup(urls)`` done and on disk, stopped
     after it. Measured one after another on one store, each run met what the ones before left (the files of
     thousands of deleted streams): the command's create, measured last, took 4x the pipelined requests, 1.2x on a
@@ -125,7 +126,6 @@ def fresh(start, tmp: Path, setup, versions: list[str]):
     nodes = start(workdir)
     try:
         urls = [node.url for node in nodes]
-        versions.append(nodes[0].version)
         setup(urls)
         os.sync()
         yield urls
@@ -136,25 +136,23 @@ def fresh(start, tmp: Path, setup, versions: list[str]):
         os.sync()
 
 
-def measure(label: str, start, n: int, k: int, replicas: int, storage: str, tmp: Path) -> tuple[list[tuple], str]:
+def measure(label: str, start, n: int, k: int, replicas: int, storage: str, tmp: Path) -> list[tuple]:
     """(mode, sequential, pipelined, read + pipelined, apply_plan, topology apply) seconds for create, update and
-    prune, each measured on a server of its own, its starting state made first off the clock; and the server's
-    version."""
+    prune, each measured on a server of its own, its starting state made first off the clock."""
     topo = tmp / f"{label}.yaml"
     rows = []
-    versions: list[str] = []
 
     def full(urls: list[str]) -> None:
         asyncio.run(pipelined(urls, create_chains(n, k, replicas, storage)))
 
     def timed(setup, work) -> float:
-        with fresh(start, tmp, setup, versions) as urls:
+        with fresh(start, tmp, setup) as urls:
             return clock(lambda: work(urls))
 
     def floors(setup, chains) -> tuple[float, float]:
         """(pipelined, read + pipelined): the requests alone, and after the LIST requests that read what is there,
         the least any tool that plans against the server before it changes it has to wait for."""
-        with fresh(start, tmp, setup, versions) as urls:
+        with fresh(start, tmp, setup) as urls:
             read = clock(lambda: asyncio.run(counted(urls[0])))
             requests = clock(lambda: asyncio.run(pipelined(urls, chains)))
             return requests, read + requests
@@ -168,7 +166,7 @@ def measure(label: str, start, n: int, k: int, replicas: int, storage: str, tmp:
         return timed(setup, run)
 
     def ops(setup, prune: bool) -> float:
-        with fresh(start, tmp, setup, versions) as urls:
+        with fresh(start, tmp, setup) as urls:
             return apply_operations(urls[0], topo, prune)
 
     empty = lambda urls: None  # noqa: E731
@@ -186,7 +184,7 @@ def measure(label: str, start, n: int, k: int, replicas: int, storage: str, tmp:
         topo.write_text(file)
         rows.append((mode, seq, floor, read_floor, ops(setup, mode == "prune"),
                      command(setup, done, *(["--prune"] if mode == "prune" else []))))
-    return rows, versions[0]
+    return rows
 
 
 def report(title: str, rows) -> None:
@@ -221,11 +219,12 @@ def main() -> None:
           "where pipelined")
     with tempfile.TemporaryDirectory(prefix="apply-bench-") as tmp:
         if not args.no_single:
-            rows, version = measure("single", lambda workdir: [start_server(workdir)], args.streams, k, 1, args.storage,
-                                    Path(tmp))
+            single = lambda workdir: [start_server(workdir)]  # noqa: E731
+            rows = measure("single", single, args.streams, k, 1, args.storage, Path(tmp))
+            version = NatsServer(Path(tmp), find_binary(), "").version  # of the binary every measurement started
             report(f"single node, nats-server {version}: {args.streams} streams x {k} consumers", rows)
         if not args.no_cluster:
-            rows, _ = measure("cluster", start_cluster, args.cluster_streams, k, 3, args.storage, Path(tmp))
+            rows = measure("cluster", start_cluster, args.cluster_streams, k, 3, args.storage, Path(tmp))
             report(f"3-node cluster, R3: {args.cluster_streams} streams x {k} consumers", rows)
 
 
